@@ -1,0 +1,40 @@
+"""Input checks shared by all estimators, built on ``sklearn.utils.validation``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_array, validate_data
+
+
+def reject_non_numeric_columns(X, what: str = "X") -> None:
+    """Raise a TypeError naming the DataFrame columns that are not numeric or boolean."""
+    if isinstance(X, pd.DataFrame):
+        bad = [str(c) for c, dtype in X.dtypes.items() if not (pd.api.types.is_numeric_dtype(dtype))]
+        if bad:
+            raise TypeError(
+                f"{what} has non-numeric column(s) {bad} "
+                f"(dtypes {[str(X[c].dtype) for c in X.columns if str(c) in bad]}); "
+                "encode them first, e.g. with sklearn.preprocessing.OneHotEncoder"
+            )
+
+
+def check_features(estimator, X, *, reset: bool, dtype=np.float32) -> np.ndarray:
+    """Validate X as a finite numeric array of ``dtype`` with at least two dimensions.
+
+    2-D inputs (arrays, DataFrames) go through scikit-learn's ``validate_data``, which sets or
+    checks ``n_features_in_`` and ``feature_names_in_`` (a DataFrame whose columns differ in
+    name or order from fit is refused). Inputs with more dimensions (images, sequences) are
+    checked with ``check_array(allow_nd=True)``; their per-sample shape is the caller's to
+    check. With ``reset`` the estimator's ``n_features_in_`` becomes the number of scalars
+    per sample.
+    """
+    reject_non_numeric_columns(X)
+    if getattr(X, "ndim", 2) > 2 or (not hasattr(X, "ndim") and np.ndim(X) > 2):
+        X = check_array(X, allow_nd=True, dtype=dtype, ensure_min_samples=1, input_name="X")
+        if reset:
+            estimator.n_features_in_ = int(np.prod(X.shape[1:]))
+            if hasattr(estimator, "feature_names_in_"):
+                del estimator.feature_names_in_
+        return X
+    return validate_data(estimator, X, reset=reset, dtype=dtype)

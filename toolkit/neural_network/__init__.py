@@ -1,0 +1,7 @@
+"""Neural-network estimators with scikit-learn's interface, trained with PyTorch."""
+
+from toolkit.neural_network._cnn import CNNClassifier, CNNRegressor
+from toolkit.neural_network._mlp import MLPClassifier, MLPRegressor
+from toolkit.neural_network._rnn import RNNClassifier, RNNRegressor
+
+__all__ = ["CNNClassifier", "CNNRegressor", "MLPClassifier", "MLPRegressor", "RNNClassifier", "RNNRegressor"]

@@ -1,0 +1,272 @@
+"""The base of every torch-backed estimator: parameter checks, fit / partial_fit, inference.
+
+Subclasses fill in three hooks about their inputs and their net:
+
+- ``_net_shape(sample_shape)``: the per-sample shape the net reads, from the input's;
+- ``_sample_shape_matches(sample_shape)``: whether a predict-time input fits;
+- ``_build_net(net_shape, n_outputs)``: a fresh ``nn.Module``.
+
+and a target mixin (:class:`NeuralClassifierMixin`, :class:`NeuralRegressorMixin`) fills in
+the targets, loss, metric and outputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from abc import abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from toolkit._inference import InferenceSpec
+from toolkit._training import StoppingRule, TrainingLoop, make_optimizer, resolve_device, seeded_rng
+from toolkit._validation import check_features
+from toolkit.nn.heads import InputReshape
+from toolkit.nn.summary import summarize
+
+TRAINING_PARAMETERS_DOC = """
+    optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
+    learning_rate : float, default=1e-3
+    momentum : float, default=0.9
+        Momentum of "sgd" and "rmsprop".
+    nesterov : bool, default=False
+        Nesterov momentum for "sgd".
+    weight_decay : float, default=0.0
+        L2 penalty (decoupled weight decay for "adamw").
+    batch_size : int or "auto", default="auto"
+        "auto" is min(200, n_samples).
+    max_epochs : int, default=200
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for classifiers),
+        stop when its loss has not improved by ``tol`` for ``n_iter_no_change`` epochs and
+        restore the best weights. Without it, the training loss is watched the same way.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
+    device : str, default="auto"
+        "auto" is CUDA when torch sees a GPU, else "cpu"; or any torch device string.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, shuffling, dropout and the validation split; bit-for-bit on CPU.
+    verbose : bool, default=False
+        A tqdm bar over epochs showing train and validation loss.
+    warm_start : bool, default=False
+        Continue from the fitted weights and optimizer state on the next ``fit``.
+"""
+
+
+class BaseNeuralNet(BaseEstimator):
+    """Base class of the torch-backed estimators (not for direct use)."""
+
+    _parameter_constraints: dict = {
+        "optimizer": [StrOptions({"adam", "adamw", "sgd", "rmsprop"})],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "nesterov": ["boolean"],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    # ----------------------------------------------------------------- hooks
+    @abstractmethod
+    def _net_shape(self, sample_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Per-sample shape the net reads, for inputs of per-sample shape ``sample_shape``."""
+
+    @abstractmethod
+    def _build_net(self, net_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+        """A freshly initialised net for inputs of ``net_shape``."""
+
+    def _sample_shape_matches(self, sample_shape: tuple[int, ...]) -> bool:
+        return sample_shape == self.input_shape_
+
+    def _check_parameters(self) -> None:
+        """Checks across parameters that the constraint table cannot express."""
+        self._validate_params()
+        try:
+            resolve_device(self.device)
+        except RuntimeError as error:
+            raise ValueError(f"device={self.device!r} is not a torch device: {error}") from None
+
+    # ------------------------------------------------------------- fitting
+    def fit(self, X, y):
+        """Train the net on (X, y) from fresh weights (or the fitted ones with ``warm_start``).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            Inputs in one of the layouts the estimator documents.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+
+        Returns
+        -------
+        self
+        """
+        self._check_parameters()
+        continuing = self.warm_start and hasattr(self, "module_")
+        X = self._check_X(X, reset=not continuing)
+        targets = self._encode_targets(y, len(X), reset=not continuing)
+        if not continuing:
+            self._initialize()
+        self._train(X, targets, max_epochs=self.max_epochs, partial=False)
+        return self
+
+    def _partial_fit(self, X, y, classes=None):
+        self._check_parameters()
+        first = not hasattr(self, "module_")
+        X = self._check_X(X, reset=first)
+        targets = self._encode_targets(y, len(X), reset=first, classes=classes)
+        if first:
+            self._initialize()
+        self._train(X, targets, max_epochs=1, partial=True)
+        return self
+
+    def _initialize(self) -> None:
+        """Create ``module_``, ``optimizer_`` and ``history_`` for a fresh fit."""
+        self.seed_ = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        self.device_ = resolve_device(self.device)
+        with seeded_rng(self.seed_, self.device_):
+            self.module_ = self._build_net(self.net_shape_, self._n_outputs()).to(self.device_)
+        self.optimizer_ = make_optimizer(
+            self.optimizer,
+            self.module_.parameters(),
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+        )
+        self.history_ = []
+
+    def _train(self, X: np.ndarray, targets: np.ndarray, *, max_epochs: int, partial: bool) -> None:
+        seed = self.seed_ + len(self.history_)
+        validation = None
+        if self.early_stopping and not partial:
+            X, X_val, targets, t_val = train_test_split(
+                X, targets, test_size=self.validation_fraction, random_state=seed, stratify=self._stratify(targets)
+            )
+            validation = (self._to_tensor(X_val), self._to_tensor(t_val))
+        n = len(X)
+        batch_size = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
+        loop = TrainingLoop(
+            module=self.module_,
+            optimizer=self.optimizer_,
+            loss_fn=self._loss,
+            metric_fn=self._metric,
+            batch_size=batch_size,
+            generator=torch.Generator().manual_seed(seed),
+            history=self.history_,
+        )
+        stopping = None
+        if not partial:
+            stopping = StoppingRule(self.n_iter_no_change, self.tol, keep_best=validation is not None)
+        with seeded_rng(seed, self.device_):
+            stopped = loop.fit_loop(
+                self._to_tensor(X),
+                self._to_tensor(targets),
+                max_epochs=max_epochs,
+                stopping=stopping,
+                validation=validation,
+                verbose=bool(self.verbose),
+            )
+        self.module_.eval()
+        self.n_iter_ = len(self.history_) if not partial else 1
+        if not (stopped or partial):
+            warnings.warn(
+                f"{type(self).__name__} reached max_epochs={self.max_epochs} before the "
+                f"{'validation' if validation else 'training'} loss stopped improving; "
+                "raise max_epochs or tol",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    def _stratify(self, targets: np.ndarray) -> np.ndarray | None:
+        return None
+
+    def _to_tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device_)
+
+    # ------------------------------------------------------------- inputs
+    def _check_X(self, X, *, reset: bool) -> np.ndarray:
+        """Validated float32 inputs reshaped to (n_samples, *net_shape_)."""
+        X = check_features(self, X, reset=reset)
+        sample_shape = tuple(X.shape[1:])
+        if reset:
+            self.input_shape_ = sample_shape
+            self.net_shape_ = self._net_shape(sample_shape)
+        elif not self._sample_shape_matches(sample_shape):
+            raise ValueError(
+                f"X has samples of shape {sample_shape}, but {type(self).__name__} was fitted "
+                f"on samples of shape {self.input_shape_}"
+            )
+        return X.reshape((len(X),) + self._free_net_shape())
+
+    def _free_net_shape(self) -> tuple[int, ...]:
+        """``net_shape_`` with -1 on any axis allowed to vary at predict time."""
+        return self.net_shape_
+
+    # ----------------------------------------------------------- inference
+    @torch.no_grad()
+    def _forward(self, X) -> torch.Tensor:
+        """Net outputs (n_samples, n_outputs) on CPU for validated inputs X, in eval mode."""
+        check_is_fitted(self, "module_")
+        X = self._check_X(X, reset=False)
+        self.module_.eval()
+        chunks = [self.module_(self._to_tensor(X[i : i + 4096])).cpu() for i in range(0, len(X), 4096)]
+        return torch.cat(chunks)
+
+    def summary(self) -> pd.DataFrame:
+        """Per-layer table: output shape, parameter count, FLOPs and receptive field.
+
+        Returns
+        -------
+        summary : DataFrame
+            One row per layer (index: the layer's name) with columns ``type``,
+            ``output_shape``, ``params``, ``flops``, ``receptive_field``; FLOPs and
+            receptive fields follow the formulas in :mod:`toolkit.nn.summary`.
+        """
+        check_is_fitted(self, "module_")
+        return pd.DataFrame(summarize(self.module_, self.net_shape_)).set_index("layer")
+
+    def _inference_spec(self) -> InferenceSpec:
+        """The net with input reshaping and output post-processing, on CPU in eval mode."""
+        check_is_fitted(self, "module_")
+        net = torch.nn.Sequential(InputReshape(self._free_net_shape()), self._cpu_copy(), *self._output_layers())
+        n_example = 2 if not hasattr(self, "classes_") else max(2, len(self.classes_))
+        free = tuple(None if d == -1 else d for d in self._free_net_shape())
+        sample_shape = self.input_shape_ if -1 not in self._free_net_shape() else free
+        example = np.zeros((n_example, *self.input_shape_), dtype=np.float32)
+        return InferenceSpec(
+            module=net.eval(),
+            sample_shape=sample_shape,
+            outputs=self._output_specs(),
+            example=example,
+            classes=getattr(self, "classes_", None),
+            feature_names=[str(c) for c in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None,
+        )
+
+    def _cpu_copy(self) -> nn.Module:
+        return copy.deepcopy(self.module_).cpu().eval()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+

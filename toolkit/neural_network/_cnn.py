@@ -1,0 +1,189 @@
+"""Convolutional nets for images."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
+from torch import nn
+
+from toolkit.nn.cnn import ConvNet, per_block
+from toolkit.nn.layers import ACTIVATIONS
+from toolkit.neural_network._base import TRAINING_PARAMETERS_DOC, BaseNeuralNet
+from toolkit.neural_network._mlp import check_positive_ints
+from toolkit.neural_network._targets import NeuralClassifierMixin, NeuralRegressorMixin
+
+
+def image_net_shape(sample_shape: tuple[int, ...], image_shape) -> tuple[int, int, int]:
+    """(C, H, W) of the images in inputs whose samples have ``sample_shape``.
+
+    Samples may be (C, H, W), (H, W) (one channel), or flat rows of ``prod(image_shape)``
+    values read in C-order. Flat rows without ``image_shape`` are one-row, one-channel
+    images (1, 1, n_features).
+    """
+    if image_shape is not None:
+        image_shape = tuple(int(d) for d in image_shape)
+        image_shape = (1, *image_shape) if len(image_shape) == 2 else image_shape
+    if len(sample_shape) == 3:
+        shape = sample_shape
+    elif len(sample_shape) == 2:
+        shape = (1, *sample_shape)
+    elif len(sample_shape) == 1:
+        if image_shape is None:
+            return (1, 1, sample_shape[0])
+        if int(np.prod(image_shape)) != sample_shape[0]:
+            raise ValueError(
+                f"image_shape={image_shape} holds {int(np.prod(image_shape))} values per image, "
+                f"but X has {sample_shape[0]} features per row"
+            )
+        return image_shape
+    else:
+        raise ValueError(
+            f"X must hold images as (N, C, H, W), (N, H, W) or flat rows (N, C*H*W); got samples of shape {sample_shape}"
+        )
+    if image_shape is not None and image_shape != shape:
+        raise ValueError(f"X holds images of shape {shape}, but image_shape={image_shape}")
+    return shape
+
+
+class _CNNBase(BaseNeuralNet):
+    _parameter_constraints: dict = {
+        **BaseNeuralNet._parameter_constraints,
+        "channels": ["array-like"],
+        "kernel_size": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "stride": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "padding": [Interval(Integral, 0, None, closed="left"), StrOptions({"same"}), "array-like"],
+        "norm": [StrOptions({"batch", "layer", "group", "instance"}), None],
+        "groups": [Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "pool": [StrOptions({"max", "avg"}), None],
+        "pool_size": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "image_shape": ["array-like", None],
+    }
+
+    def __init__(
+        self,
+        channels=(32, 64),
+        *,
+        kernel_size=3,
+        stride=1,
+        padding="same",
+        norm="batch",
+        groups=8,
+        activation="relu",
+        pool="max",
+        pool_size=2,
+        dropout=0.0,
+        image_shape=None,
+        optimizer="adam",
+        learning_rate=1e-3,
+        momentum=0.9,
+        nesterov=False,
+        weight_decay=0.0,
+        batch_size="auto",
+        max_epochs=200,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        random_state=None,
+        verbose=False,
+        warm_start=False,
+    ):
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding = padding
+        self.norm = norm
+        self.groups = groups
+        self.activation = activation
+        self.pool = pool
+        self.pool_size = pool_size
+        self.dropout = dropout
+        self.image_shape = image_shape
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def _check_parameters(self) -> None:
+        super()._check_parameters()
+        channels = check_positive_ints(self.channels, "channels")
+        for name in ("kernel_size", "stride", "padding"):
+            per_block(getattr(self, name), len(channels), name)
+        if self.norm == "group" and any(c % self.groups for c in channels):
+            raise ValueError(f'norm="group" needs every channel count {list(channels)} divisible by groups={self.groups}')
+        if self.image_shape is not None and len(self.image_shape) not in (2, 3):
+            raise ValueError(f"image_shape must be (H, W) or (C, H, W), got {self.image_shape!r}")
+
+    def _net_shape(self, sample_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return image_net_shape(sample_shape, self.image_shape)
+
+    def _build_net(self, net_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+        return ConvNet(
+            net_shape,
+            n_outputs,
+            channels=check_positive_ints(self.channels, "channels"),
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            norm=self.norm,
+            groups=self.groups,
+            activation=self.activation,
+            pool=self.pool,
+            pool_size=self.pool_size,
+            dropout=self.dropout,
+        )
+
+
+_CNN_DOC = """
+    X may be images (N, C, H, W), one-channel images (N, H, W), or flat rows (N, C*H*W)
+    with ``image_shape`` (so a DataFrame of pixel columns works in a Pipeline).
+
+    Parameters
+    ----------
+    channels : sequence of int, default=(32, 64)
+        Output channels of each conv block [conv -> norm -> activation -> pool -> dropout].
+    kernel_size, stride : int or sequence of int, default=3, 1
+    padding : int, "same" or a sequence of those, default="same"
+    norm : {"batch", "layer", "group", "instance"} or None, default="batch"
+    groups : int, default=8
+        Groups of ``norm="group"``.
+    activation : {"relu", "leaky_relu", "tanh", "sigmoid"}, default="relu"
+    pool : {"max", "avg"} or None, default="max"
+    pool_size : int, default=2
+        Window and stride of the pooling, never larger than the map it pools.
+    dropout : float, default=0.0
+    image_shape : (H, W) or (C, H, W), optional
+        Shape of one image when X holds flat rows.
+""" + TRAINING_PARAMETERS_DOC
+
+
+class CNNClassifier(NeuralClassifierMixin, _CNNBase):
+    __doc__ = (
+        """Convolutional classifier: conv blocks, global average pooling, a linear softmax head.
+"""
+        + _CNN_DOC
+    )
+
+
+class CNNRegressor(NeuralRegressorMixin, _CNNBase):
+    __doc__ = (
+        """Convolutional regressor: conv blocks, global average pooling, a linear head.
+"""
+        + _CNN_DOC
+    )

@@ -1,0 +1,157 @@
+"""Recurrent nets (RNN / LSTM / GRU) for sequences."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+from sklearn.utils._param_validation import Interval, StrOptions
+from torch import nn
+
+from toolkit.nn.rnn import CELLS, RecurrentNet
+from toolkit.neural_network._base import TRAINING_PARAMETERS_DOC, BaseNeuralNet
+from toolkit.neural_network._targets import NeuralClassifierMixin, NeuralRegressorMixin
+
+
+def sequence_net_shape(sample_shape: tuple[int, ...], sequence_length) -> tuple[int, int]:
+    """(T, D) of the sequences in inputs whose samples have ``sample_shape``.
+
+    Samples may be (T, D), or flat rows of T * D values (step after step) with
+    ``sequence_length=T``. Flat rows without it are univariate sequences (n_features, 1).
+    """
+    if len(sample_shape) == 2:
+        if sequence_length is not None and sequence_length != sample_shape[0]:
+            raise ValueError(f"X holds sequences of length {sample_shape[0]}, but sequence_length={sequence_length}")
+        return sample_shape
+    if len(sample_shape) == 1:
+        n_features = sample_shape[0]
+        if sequence_length is None:
+            return (n_features, 1)
+        if n_features % sequence_length:
+            raise ValueError(
+                f"X has {n_features} features per row, which is not a multiple of sequence_length={sequence_length}"
+            )
+        return (sequence_length, n_features // sequence_length)
+    raise ValueError(f"X must hold sequences as (N, T, D) or flat rows (N, T*D); got samples of shape {sample_shape}")
+
+
+class _RNNBase(BaseNeuralNet):
+    _parameter_constraints: dict = {
+        **BaseNeuralNet._parameter_constraints,
+        "hidden_size": [Interval(Integral, 1, None, closed="left")],
+        "cell": [StrOptions(set(CELLS))],
+        "num_layers": [Interval(Integral, 1, None, closed="left")],
+        "bidirectional": ["boolean"],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "sequence_length": [Interval(Integral, 1, None, closed="left"), None],
+        "mask_value": [Real, None],
+    }
+
+    def __init__(
+        self,
+        hidden_size=64,
+        *,
+        cell="lstm",
+        num_layers=1,
+        bidirectional=False,
+        dropout=0.0,
+        sequence_length=None,
+        mask_value=None,
+        optimizer="adam",
+        learning_rate=1e-3,
+        momentum=0.9,
+        nesterov=False,
+        weight_decay=0.0,
+        batch_size="auto",
+        max_epochs=200,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        random_state=None,
+        verbose=False,
+        warm_start=False,
+    ):
+        self.hidden_size = hidden_size
+        self.cell = cell
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.dropout = dropout
+        self.sequence_length = sequence_length
+        self.mask_value = mask_value
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def _net_shape(self, sample_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return sequence_net_shape(sample_shape, self.sequence_length)
+
+    def _free_net_shape(self) -> tuple[int, ...]:
+        # Inputs given as (N, T, D) may have another T at predict time.
+        return (-1, self.net_shape_[1]) if len(self.input_shape_) == 2 else self.net_shape_
+
+    def _sample_shape_matches(self, sample_shape: tuple[int, ...]) -> bool:
+        if len(self.input_shape_) == 2:
+            return len(sample_shape) == 2 and sample_shape[1] == self.input_shape_[1]
+        return sample_shape == self.input_shape_
+
+    def _build_net(self, net_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+        return RecurrentNet(
+            net_shape[1],
+            n_outputs,
+            cell=self.cell,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            bidirectional=self.bidirectional,
+            dropout=self.dropout,
+            mask_value=None if self.mask_value is None else float(self.mask_value),
+        )
+
+
+_RNN_DOC = """
+    X may be sequences (N, T, D) or flat rows (N, T*D) with ``sequence_length=T``; sequences
+    given as (N, T, D) may have another length T at predict time.
+
+    Parameters
+    ----------
+    hidden_size : int, default=64
+    cell : {"rnn", "lstm", "gru"}, default="lstm"
+        "rnn" is the Elman cell with tanh.
+    num_layers : int, default=1
+    bidirectional : bool, default=False
+    dropout : float, default=0.0
+        Inverted dropout between layers and before the head.
+    sequence_length : int, optional
+        T, when X holds flat rows.
+    mask_value : float, optional
+        Padding value: trailing steps equal to it in every feature are padding and do not
+        change the output (pad variable-length sequences at the end).
+""" + TRAINING_PARAMETERS_DOC
+
+
+class RNNClassifier(NeuralClassifierMixin, _RNNBase):
+    __doc__ = (
+        """Recurrent classifier: stacked RNN / LSTM / GRU layers, a softmax head on the last state.
+"""
+        + _RNN_DOC
+    )
+
+
+class RNNRegressor(NeuralRegressorMixin, _RNNBase):
+    __doc__ = (
+        """Recurrent regressor: stacked RNN / LSTM / GRU layers, a linear head on the last state.
+"""
+        + _RNN_DOC
+    )

@@ -1,0 +1,26 @@
+"""Small modules that wrap a net for inference: input reshaping and output post-processing."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class InputReshape(nn.Module):
+    """Reshape (B, *sample_shape) inputs to (B, *net_shape), e.g. flat pixel rows to images."""
+
+    def __init__(self, net_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.net_shape = tuple(net_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape((x.shape[0],) + self.net_shape)  # (B, *net_shape)
+
+
+class ClassifierOutput(nn.Module):
+    """Logits (B, K) -> (class index (B,) int64, probabilities (B, K)) by softmax and argmax."""
+
+    def forward(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        probabilities = torch.softmax(logits, dim=1)  # (B, K)
+        return probabilities.argmax(dim=1), probabilities
+
