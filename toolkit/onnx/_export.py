@@ -1,0 +1,190 @@
+"""``export``: a fitted estimator, or a fitted Pipeline ending in one, to ONNX + model.json.
+
+Every family goes the same way: the estimator's ``_inference_spec()`` gives a torch module
+(input reshaping, the net, softmax / argmax), which ``torch.onnx.export`` turns into a graph
+with a dynamic batch axis. Class indices are mapped to the original labels by a ``Gather``
+appended to the graph. The scikit-learn steps before a toolkit estimator in a Pipeline are
+converted by skl2onnx and joined in front of it with ``onnx.compose.merge_models``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import helper, numpy_helper
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+import toolkit
+from toolkit._inference import InferenceSpec
+from toolkit.onnx._files import atomic_write_bytes, atomic_write_json
+from toolkit.serving._format import METADATA_FILE, MODEL_FILE
+
+OPSET = 20
+ML_OPSET = 3
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where an export went and what it says about itself."""
+
+    folder: Path
+    model_path: Path
+    metadata_path: Path
+    metadata: dict
+
+
+def inference_spec(estimator) -> InferenceSpec:
+    """The estimator's inference spec, or a TypeError naming a class that has none."""
+    if not hasattr(estimator, "_inference_spec"):
+        raise TypeError(
+            f"{type(estimator).__name__} is not a toolkit estimator and cannot be exported on its own; "
+            "export a Pipeline whose last step is a toolkit estimator"
+        )
+    return estimator._inference_spec()
+
+
+def torch_to_onnx(spec: InferenceSpec) -> onnx.ModelProto:
+    """Export ``spec.module`` with torch's exporter (dynamo), with a dynamic batch axis."""
+    output_names = [o.name for o in spec.outputs]
+    if spec.classes is not None:
+        output_names[0] = "label_index"
+    batch = torch.export.Dim("batch")
+    axes = {0: batch} | {i + 1: torch.export.Dim(f"axis{i + 1}") for i, d in enumerate(spec.sample_shape) if d is None}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            spec.module,
+            (torch.from_numpy(spec.example),),
+            input_names=[spec.input_name],
+            output_names=output_names,
+            dynamic_shapes=(axes,),
+            opset_version=OPSET,
+            dynamo=True,
+            verbose=False,
+        )
+    program.save(buffer)
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def append_label_lookup(model: onnx.ModelProto, classes: np.ndarray) -> None:
+    """Replace the ``label_index`` output by ``label`` = classes[label_index] (a Gather)."""
+    graph = model.graph
+    if classes.dtype.kind in "OUS":
+        values = numpy_helper.from_array(np.asarray(classes.astype(str), dtype=object), "classes")
+        elem_type = onnx.TensorProto.STRING
+    else:
+        values = numpy_helper.from_array(classes.astype(np.int64), "classes")
+        elem_type = onnx.TensorProto.INT64
+    graph.initializer.append(values)
+    graph.node.append(helper.make_node("Gather", ["classes", "label_index"], ["label"], axis=0, name="label_lookup"))
+    index_output = next(o for o in graph.output if o.name == "label_index")
+    position = list(graph.output).index(index_output)
+    graph.output.remove(index_output)
+    graph.output.insert(position, helper.make_tensor_value_info("label", elem_type, ["batch"]))
+
+
+def sklearn_prefix_to_onnx(steps: Pipeline, n_features: int, input_name: str) -> onnx.ModelProto:
+    """Convert the scikit-learn steps before a toolkit estimator with skl2onnx (float32)."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    try:
+        return convert_sklearn(
+            steps,
+            initial_types=[(input_name, FloatTensorType([None, n_features]))],
+            target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET},
+        )
+    except Exception as error:  # skl2onnx raises several types for unsupported steps
+        names = [f"{name} ({type(step).__name__})" for name, step in steps.steps]
+        raise TypeError(f"skl2onnx cannot convert the Pipeline steps {names}: {error}") from error
+
+
+def join_prefix(prefix: onnx.ModelProto, model: onnx.ModelProto, input_name: str) -> onnx.ModelProto:
+    """One graph: ``prefix``'s output feeds ``model``'s input; the prefix's input is kept."""
+    prefix = onnx.compose.add_prefix(prefix, "prep_", rename_inputs=False)
+    prefix.ir_version = model.ir_version
+    return onnx.compose.merge_models(prefix, model, io_map=[(prefix.graph.output[0].name, input_name)])
+
+
+def json_safe(value):
+    """Hyper-parameters as JSON: containers recursed, estimators named, the rest as repr."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if hasattr(value, "get_params"):
+        return {"class": qualified_name(value), "params": json_safe(value.get_params(deep=False))}
+    return repr(value)
+
+
+def qualified_name(obj) -> str:
+    cls = type(obj)
+    module = cls.__module__
+    public = module.split("._")[0] if module.startswith(("toolkit", "sklearn")) else module
+    return f"{public}.{cls.__qualname__}"
+
+
+def export(estimator, folder: str | Path) -> ExportResult:
+    """Export a fitted toolkit estimator, or a fitted Pipeline ending in one, to ``folder``.
+
+    Writes ``model.onnx`` (checked with ``onnx.checker.check_model(full_check=True)``) and
+    ``model.json`` (toolkit version, estimator class and parameters, input name / dtype /
+    shape, feature names, classes, outputs, opset), each atomically.
+
+    Parameters
+    ----------
+    estimator : fitted toolkit estimator or sklearn.pipeline.Pipeline
+    folder : str or Path
+        Created when missing; existing files of a previous export are replaced.
+
+    Returns
+    -------
+    ExportResult
+    """
+    folder = Path(folder)
+    final = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+    check_is_fitted(estimator)
+    spec = inference_spec(final)
+    model = torch_to_onnx(spec)
+    if spec.classes is not None:
+        append_label_lookup(model, spec.classes)
+    input_shape = [None, *spec.sample_shape]
+    feature_names = spec.feature_names
+    if isinstance(estimator, Pipeline) and len(estimator.steps) > 1:
+        prefix = estimator[:-1]
+        n_features = prefix.n_features_in_
+        model = join_prefix(sklearn_prefix_to_onnx(prefix, n_features, "X"), model, spec.input_name)
+        input_shape = [None, n_features]
+        names = getattr(prefix, "feature_names_in_", None)
+        feature_names = [str(c) for c in names] if names is not None else None
+    model.producer_name, model.producer_version = "toolkit", toolkit.__version__
+    onnx.checker.check_model(model, full_check=True)
+    metadata = {
+        "toolkit_version": toolkit.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "estimator": json_safe(estimator),
+        "inputs": [{"name": model.graph.input[0].name, "dtype": "float32", "shape": input_shape}],
+        "feature_names": feature_names,
+        "classes": None if spec.classes is None else spec.classes.tolist(),
+        "outputs": [
+            {"name": o.name, "method": o.method, "ndim": o.ndim, "exact": o.exact} for o in spec.outputs
+        ],
+        "opset": {entry.domain or "ai.onnx": entry.version for entry in model.opset_import},
+        "validation": None,
+    }
+    atomic_write_bytes(folder / MODEL_FILE, model.SerializeToString())
+    atomic_write_json(folder / METADATA_FILE, metadata)
+    return ExportResult(folder, folder / MODEL_FILE, folder / METADATA_FILE, metadata)

@@ -1,0 +1,167 @@
+"""``validate``: run an exported model under onnxruntime and compare it with its estimator."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from toolkit.onnx._files import atomic_write_json
+from toolkit.serving import METADATA_FILE, OnnxModel, read_metadata
+
+DEFAULT_TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
+DEFAULT_BATCH_SIZES = (1, 7, 256)
+
+
+class ValidationError(AssertionError):
+    """An exported model disagrees with its estimator beyond the stated tolerance."""
+
+
+@dataclass
+class OutputCheck:
+    """How one output of the graph compares with the estimator's method.
+
+    Passed when every element satisfies |onnx - estimator| <= max(atol, rtol * |estimator|)
+    (floats) or when all elements are equal (``exact`` outputs such as labels).
+    """
+
+    name: str
+    method: str
+    exact: bool
+    atol: float
+    rtol: float
+    max_abs_error: float
+    max_rel_error: float
+    mismatches: int
+    passed: bool
+
+
+@dataclass
+class ValidationReport:
+    """Outcome of :func:`validate`, stored under ``validation`` in ``model.json``."""
+
+    provider: str
+    batch_sizes: list[int]
+    n_rows: int
+    outputs: dict[str, OutputCheck] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.outputs.values())
+
+    @property
+    def max_abs_error(self) -> float:
+        """Largest absolute error over the non-exact outputs."""
+        return max((c.max_abs_error for c in self.outputs.values() if not c.exact), default=0.0)
+
+    def to_dict(self) -> dict:
+        return {
+            "passed": self.passed,
+            "provider": self.provider,
+            "batch_sizes": self.batch_sizes,
+            "n_rows": self.n_rows,
+            "outputs": {name: asdict(check) for name, check in self.outputs.items()},
+        }
+
+    def __str__(self) -> str:
+        lines = [f"validation {'passed' if self.passed else 'FAILED'} on {self.provider}, batch sizes {self.batch_sizes}"]
+        for c in self.outputs.values():
+            detail = (
+                f"{c.mismatches} mismatches"
+                if c.exact
+                else f"max abs {c.max_abs_error:.3g} (atol {c.atol:g}), max rel {c.max_rel_error:.3g} (rtol {c.rtol:g})"
+            )
+            lines.append(f"  {c.name} vs {c.method}: {detail} -> {'ok' if c.passed else 'FAIL'}")
+        return "\n".join(lines)
+
+
+def compare(name: str, method: str, exact: bool, got: np.ndarray, want: np.ndarray, tolerance: dict) -> OutputCheck:
+    """Compare one graph output with the estimator's result for the same rows."""
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape:
+        raise ValidationError(f"output {name!r} has shape {got.shape} but {method} gives {want.shape}")
+    if exact:
+        mismatches = int((got.astype(str) != want.astype(str)).sum()) if want.dtype.kind in "OUS" else int((got != want).sum())
+        return OutputCheck(name, method, True, 0.0, 0.0, 0.0, 0.0, mismatches, mismatches == 0)
+    error = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    scale = np.abs(want.astype(np.float64))
+    bound = np.maximum(tolerance["atol"], tolerance["rtol"] * scale)
+    rel = error / np.maximum(scale, np.finfo(np.float64).tiny)
+    failures = int((error > bound).sum())
+    return OutputCheck(
+        name,
+        method,
+        False,
+        tolerance["atol"],
+        tolerance["rtol"],
+        float(error.max(initial=0.0)),
+        float(rel.max(initial=0.0)),
+        failures,
+        failures == 0,
+    )
+
+
+def validate(
+    estimator,
+    folder: str | Path,
+    X,
+    *,
+    tolerances: dict[str, dict] | None = None,
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES,
+    providers: list[str] | None = None,
+    raise_on_failure: bool = True,
+) -> ValidationReport:
+    """Check that the ONNX file in ``folder`` agrees with ``estimator`` on X.
+
+    The graph runs under onnxruntime (CUDA first when available, else CPU) over all of X
+    cut into batches of each size in ``batch_sizes`` (a size larger than X becomes len(X));
+    every output is compared with the estimator's own method (``predict``,
+    ``predict_proba``, ...) on the same rows. The report is written into ``model.json``.
+
+    Parameters
+    ----------
+    estimator : fitted estimator or Pipeline
+        The object that was exported.
+    folder : str or Path
+        The export folder.
+    X : array-like or DataFrame
+        Inputs as the estimator takes them.
+    tolerances : dict, optional
+        {output name: {"atol": float, "rtol": float}}; default atol = rtol = 1e-4 (float32).
+        Exact outputs (labels) must be identical.
+    batch_sizes : tuple of int, default=(1, 7, 256)
+    providers : list of str, optional
+        onnxruntime providers (default CUDA when available, then CPU).
+    raise_on_failure : bool, default=True
+        Raise :class:`ValidationError` with the numbers when an output fails.
+
+    Returns
+    -------
+    ValidationReport
+    """
+    folder = Path(folder)
+    model = OnnxModel(folder, providers=providers)
+    n_rows = len(X)
+    if n_rows == 0:
+        raise ValueError("validate needs at least one row of X")
+    sizes = sorted({min(size, n_rows) for size in batch_sizes})
+    report = ValidationReport(provider=model.provider, batch_sizes=sizes, n_rows=n_rows)
+    rows = (lambda a, b: X.iloc[a:b]) if isinstance(X, pd.DataFrame) else (lambda a, b: X[a:b])
+    for name, output in model.outputs.items():
+        want = np.asarray(getattr(estimator, output["method"])(X))
+        tolerance = {**DEFAULT_TOLERANCE, **(tolerances or {}).get(name, {})}
+        checks = []
+        for size in sizes:
+            got = np.concatenate(
+                [model.run(rows(a, a + size), [name])[name] for a in range(0, n_rows, size)]
+            )
+            checks.append(compare(name, output["method"], output["exact"], got, want, tolerance))
+        report.outputs[name] = max(checks, key=lambda c: (not c.passed, c.mismatches, c.max_abs_error))
+    metadata = read_metadata(folder)
+    metadata["validation"] = report.to_dict()
+    atomic_write_json(folder / METADATA_FILE, metadata)
+    if raise_on_failure and not report.passed:
+        raise ValidationError(f"{folder}: exported model disagrees with {type(estimator).__name__}\n{report}")
+    return report
