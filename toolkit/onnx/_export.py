@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,9 @@ def torch_to_onnx(spec: InferenceSpec) -> onnx.ModelProto:
     batch = torch.export.Dim("batch")
     axes = {0: batch} | {i + 1: torch.export.Dim(f"axis{i + 1}") for i, d in enumerate(spec.sample_shape) if d is None}
     buffer = io.BytesIO()
+    # The exporter logs that optional torchvision ops are absent and warns about its own
+    # deprecations; neither concerns the user's model.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(

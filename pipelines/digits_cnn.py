@@ -1,0 +1,32 @@
+"""CNNClassifier on scikit-learn's 8x8 digits, pixel columns reshaped to images in the net."""
+
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler
+
+from toolkit.jobs import Job
+from toolkit.neural_network import CNNClassifier
+
+
+def run(full: bool = False) -> Job:
+    X, y = load_digits(return_X_y=True, as_frame=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+    model = Pipeline(
+        [
+            ("scale", MinMaxScaler()),
+            (
+                "cnn",
+                CNNClassifier(
+                    (32, 64),
+                    image_shape=(8, 8),
+                    dropout=0.1,
+                    early_stopping=True,
+                    max_epochs=100 if full else 40,
+                    batch_size=64,
+                    random_state=0,
+                ),
+            ),
+        ]
+    ).fit(X_train, y_train)
+    return Job(model, X_test, "accuracy", model.score(X_test, y_test), floor=0.97)

@@ -1,0 +1,33 @@
+"""An LSTM reading each 8x8 digit row by row: 8 steps of 8 pixels."""
+
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler
+
+from toolkit.jobs import Job
+from toolkit.neural_network import RNNClassifier
+
+
+def run(full: bool = False) -> Job:
+    X, y = load_digits(return_X_y=True, as_frame=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+    model = Pipeline(
+        [
+            ("scale", MinMaxScaler()),
+            (
+                "lstm",
+                RNNClassifier(
+                    64,
+                    cell="lstm",
+                    sequence_length=8,
+                    learning_rate=3e-3,
+                    early_stopping=True,
+                    max_epochs=150 if full else 60,
+                    batch_size=64,
+                    random_state=0,
+                ),
+            ),
+        ]
+    ).fit(X_train, y_train)
+    return Job(model, X_test, "accuracy", model.score(X_test, y_test), floor=0.95)
