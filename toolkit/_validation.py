@@ -30,7 +30,8 @@ def check_features(estimator, X, *, reset: bool, dtype=np.float32) -> np.ndarray
     per sample.
     """
     reject_non_numeric_columns(X)
-    if getattr(X, "ndim", 2) > 2 or (not hasattr(X, "ndim") and np.ndim(X) > 2):
+    ndim = X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim
+    if ndim > 2:
         X = check_array(X, allow_nd=True, dtype=dtype, ensure_min_samples=1, input_name="X")
         if reset:
             estimator.n_features_in_ = int(np.prod(X.shape[1:]))

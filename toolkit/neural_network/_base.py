@@ -122,7 +122,11 @@ class BaseNeuralNet(BaseEstimator):
         """
         self._check_parameters()
         continuing = self.warm_start and hasattr(self, "module_")
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         X = self._check_X(X, reset=not continuing)
+        if len(X) < 2:
+            raise ValueError(f"n_samples={len(X)}: training needs at least 2 samples")
         targets = self._encode_targets(y, len(X), reset=not continuing)
         if not continuing:
             self._initialize()

@@ -10,7 +10,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
 from toolkit._inference import OutputSpec
-from toolkit.nn.heads import ClassifierOutput
+from toolkit.nn.heads import AffineOutput, ClassifierOutput
 
 
 class NeuralClassifierMixin(ClassifierMixin):
@@ -79,7 +79,8 @@ class NeuralClassifierMixin(ClassifierMixin):
         labels : ndarray of shape (n_samples,)
             Labels from ``classes_`` (ints, strings, ... as given to fit).
         """
-        return self.classes_[self._forward(X).argmax(dim=1).numpy()]
+        index = self._forward(X).argmax(dim=1).numpy()
+        return self.classes_[index]
 
     def partial_fit(self, X, y, classes=None):
         """One epoch over (X, y), initialising the net on the first call.
@@ -100,7 +101,12 @@ class NeuralClassifierMixin(ClassifierMixin):
 
 
 class NeuralRegressorMixin(RegressorMixin):
-    """Single- or multi-output regression; loss 1/2 mean squared error; R^2 as the metric."""
+    """Single- or multi-output regression; loss 1/2 mean squared error; R^2 as the metric.
+
+    The net learns standardised targets, (y - target_mean_) / target_scale_, so that the
+    loss and the learning rate do not depend on the targets' units; predictions (and the
+    exported graph) map back to the original units.
+    """
 
     def _encode_targets(self, y, n_samples: int, *, reset: bool, classes=None) -> np.ndarray:
         y = check_array(y, ensure_2d=False, dtype=np.float32, input_name="y")
@@ -111,9 +117,12 @@ class NeuralRegressorMixin(RegressorMixin):
         if reset:
             self.target_ndim_ = y.ndim
             self.n_outputs_ = targets.shape[1]
+            self.target_mean_ = targets.mean(axis=0)
+            scale = targets.std(axis=0)
+            self.target_scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
         elif targets.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {targets.shape[1]} outputs, but the net was fitted with {self.n_outputs_}")
-        return targets
+        return (targets - self.target_mean_) / self.target_scale_
 
     def _n_outputs(self) -> int:
         return self.n_outputs_
@@ -129,10 +138,15 @@ class NeuralRegressorMixin(RegressorMixin):
         return (1 - residual / total).mean().item()
 
     def _output_layers(self) -> list[torch.nn.Module]:
-        return []
+        return [AffineOutput(torch.from_numpy(self.target_scale_), torch.from_numpy(self.target_mean_))]
 
     def _output_specs(self) -> list[OutputSpec]:
         return [OutputSpec("variable", "predict", self.target_ndim_)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets.
@@ -147,7 +161,7 @@ class NeuralRegressorMixin(RegressorMixin):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             1-D when fitted on a 1-D y.
         """
-        outputs = self._forward(X).numpy().astype(np.float64)
+        outputs = self._forward(X).numpy().astype(np.float64) * self.target_scale_ + self.target_mean_
         return outputs.ravel() if self.target_ndim_ == 1 else outputs
 
     def partial_fit(self, X, y):

@@ -24,3 +24,15 @@ class ClassifierOutput(nn.Module):
         probabilities = torch.softmax(logits, dim=1)  # (B, K)
         return probabilities.argmax(dim=1), probabilities
 
+
+
+class AffineOutput(nn.Module):
+    """y = x * scale + offset per output: maps standardised predictions back to target units."""
+
+    def __init__(self, scale: torch.Tensor, offset: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("scale", scale)  # (n_outputs,)
+        self.register_buffer("offset", offset)  # (n_outputs,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, n_outputs)
+        return x * self.scale + self.offset

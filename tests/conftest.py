@@ -1,0 +1,19 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The 8x8 digits scaled to [0, 1]: (X (1797, 64) float, y (1797,) int)."""
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

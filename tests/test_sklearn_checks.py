@@ -1,0 +1,29 @@
+"""scikit-learn's common estimator checks over every torch-backed estimator."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from toolkit._estimator_checks import expected_failed_checks
+from toolkit.neural_network import (
+    CNNClassifier,
+    CNNRegressor,
+    MLPClassifier,
+    MLPRegressor,
+    RNNClassifier,
+    RNNRegressor,
+)
+
+SMALL = dict(max_epochs=60, batch_size=50, learning_rate=1e-2, random_state=0, device="cpu", n_iter_no_change=60)
+
+ESTIMATORS = [
+    MLPClassifier((16,), **SMALL),
+    MLPRegressor((16,), **SMALL),
+    CNNClassifier((8,), **SMALL),
+    CNNRegressor((8,), **SMALL),
+    RNNClassifier(8, **SMALL),
+    RNNRegressor(8, **SMALL),
+]
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)

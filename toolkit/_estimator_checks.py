@@ -1,0 +1,23 @@
+"""The scikit-learn estimator checks that cannot apply to toolkit's estimators, with reasons.
+
+This is the one place where such exceptions are listed; ``tests/test_sklearn_checks.py``
+passes :func:`expected_failed_checks` to ``parametrize_with_checks``.
+"""
+
+from __future__ import annotations
+
+FLOAT32_BATCH_VARIANCE = (
+    "nets compute in float32, and BLAS kernels sum in an order that depends on the batch "
+    "size, so a row's prediction can move by ~1e-7 relative when predicted in another batch; "
+    "the check asks for rtol=1e-7"
+)
+
+EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
+    name: {"check_methods_subset_invariance": FLOAT32_BATCH_VARIANCE}
+    for name in ("MLPRegressor", "MLPClassifier", "CNNRegressor", "CNNClassifier", "RNNRegressor", "RNNClassifier")
+}
+
+
+def expected_failed_checks(estimator) -> dict[str, str]:
+    """{check name: reason} for ``estimator``'s class."""
+    return EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {})
