@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,11 @@ def digits():
     X, y = load_digits(return_X_y=True)
     return X / 16.0, y
 
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One torch thread per xdist worker: two workers with two threads each on two cores
+    # oversubscribe the CPU and run several times slower.
+    torch.set_num_threads(1)
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
