@@ -140,8 +140,10 @@ def format_table(outcomes: list[JobOutcome]) -> str:
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
-def run_all(names: list[str], directory: Path, out: Path, *, full: bool = False, stream=sys.stdout) -> list[JobOutcome]:
-    """Run the named pipelines (all when ``names`` is empty) and print the table."""
+def run_all(names: list[str], directory: Path, out: Path, *, full: bool = False, stream=None) -> list[JobOutcome]:
+    """Run the named pipelines (all when ``names`` is empty) and print the table to
+    ``stream`` (default: the current ``sys.stdout``)."""
+    stream = stream or sys.stdout
     available = discover(directory)
     unknown = [n for n in names if n not in available]
     if unknown:
