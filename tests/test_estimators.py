@@ -276,3 +276,10 @@ def test_targets_are_checked(small_digits):
         MLPClassifier(**FAST).fit(X, np.linspace(0, 1, len(X)))
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         MLPRegressor(**FAST).fit(X, y[:-1])
+
+
+def test_verbose_shows_a_progress_bar_with_the_losses(small_digits, capsys):
+    X, y = small_digits
+    MLPClassifier((8,), verbose=True, early_stopping=True, **FAST).fit(X, y)
+    err = capsys.readouterr().err
+    assert "epoch" in err and "train_loss=" in err and "valid_loss=" in err

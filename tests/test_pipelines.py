@@ -1,0 +1,28 @@
+"""The pipelines behind ``toolkit run`` meet their held-out floors (quick and full sizes)."""
+
+from pathlib import Path
+
+import pytest
+
+from toolkit.jobs import discover, load_pipeline
+
+PIPELINES = discover(Path(__file__).resolve().parents[1] / "pipelines")
+FLOORS = {"breast_cancer_mlp": 0.95, "digits_cnn": 0.97, "digits_rnn": 0.95}
+
+
+def test_the_first_pipelines_are_there():
+    assert set(FLOORS) <= set(PIPELINES)
+
+
+@pytest.mark.parametrize("name", sorted(FLOORS))
+def test_pipeline_meets_its_floor(name):
+    job = load_pipeline(PIPELINES[name]).run(full=False)
+    assert job.floor == FLOORS[name]
+    assert job.score >= job.floor, f"{name}: {job.metric}={job.score:.4f} < {job.floor}"
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("name", sorted(FLOORS))
+def test_full_size_pipeline_meets_its_floor(name):
+    job = load_pipeline(PIPELINES[name]).run(full=True)
+    assert job.score >= FLOORS[name]
