@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_array, validate_data
@@ -39,3 +41,11 @@ def check_features(estimator, X, *, reset: bool, dtype=np.float32) -> np.ndarray
                 del estimator.feature_names_in_
         return X
     return validate_data(estimator, X, reset=reset, dtype=dtype)
+
+
+def check_positive_ints(values, name: str) -> tuple[int, ...]:
+    """``values`` as a tuple of positive ints, or a ValueError naming ``name``."""
+    values = (values,) if isinstance(values, Integral) else tuple(values)
+    if not values or any(not isinstance(v, Integral) or v < 1 for v in values):
+        raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {values!r}")
+    return values

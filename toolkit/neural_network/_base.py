@@ -122,12 +122,7 @@ class BaseNeuralNet(BaseEstimator):
         """
         self._check_parameters()
         continuing = self.warm_start and hasattr(self, "module_")
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-        X = self._check_X(X, reset=not continuing)
-        if len(X) < 2:
-            raise ValueError(f"n_samples={len(X)}: training needs at least 2 samples")
-        targets = self._encode_targets(y, len(X), reset=not continuing)
+        X, targets = self._training_data(X, y, reset=not continuing)
         if not continuing:
             self._initialize()
         self._train(X, targets, max_epochs=self.max_epochs, partial=False)
@@ -136,12 +131,20 @@ class BaseNeuralNet(BaseEstimator):
     def _partial_fit(self, X, y, classes=None):
         self._check_parameters()
         first = not hasattr(self, "module_")
-        X = self._check_X(X, reset=first)
-        targets = self._encode_targets(y, len(X), reset=first, classes=classes)
+        X, targets = self._training_data(X, y, reset=first, classes=classes)
         if first:
             self._initialize()
         self._train(X, targets, max_epochs=1, partial=True)
         return self
+
+    def _training_data(self, X, y, *, reset: bool, classes=None) -> tuple[np.ndarray, np.ndarray]:
+        """Validated inputs (n_samples, *net_shape_) and encoded targets for training."""
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        X = self._check_X(X, reset=reset)
+        if len(X) < 2:
+            raise ValueError(f"n_samples={len(X)}: training needs at least 2 samples")
+        return X, self._encode_targets(y, len(X), reset=reset, classes=classes)
 
     def _initialize(self) -> None:
         """Create ``module_``, ``optimizer_`` and ``history_`` for a fresh fit."""
@@ -226,6 +229,10 @@ class BaseNeuralNet(BaseEstimator):
         """``net_shape_`` with -1 on any axis allowed to vary at predict time."""
         return self.net_shape_
 
+    def _free_input_shape(self) -> tuple[int | None, ...]:
+        """``input_shape_`` with None on any axis allowed to vary at predict time."""
+        return self.input_shape_
+
     # ----------------------------------------------------------- inference
     @torch.no_grad()
     def _forward(self, X) -> torch.Tensor:
@@ -252,25 +259,17 @@ class BaseNeuralNet(BaseEstimator):
     def _inference_spec(self) -> InferenceSpec:
         """The net with input reshaping and output post-processing, on CPU in eval mode."""
         check_is_fitted(self, "module_")
-        net = torch.nn.Sequential(InputReshape(self._free_net_shape()), self._cpu_copy(), *self._output_layers())
-        n_example = 2 if not hasattr(self, "classes_") else max(2, len(self.classes_))
-        free = tuple(None if d == -1 else d for d in self._free_net_shape())
-        sample_shape = self.input_shape_ if -1 not in self._free_net_shape() else free
-        example = np.zeros((n_example, *self.input_shape_), dtype=np.float32)
+        net = nn.Sequential(
+            InputReshape(self._free_net_shape()),
+            copy.deepcopy(self.module_).cpu(),
+            *self._output_layers(),
+        )
         return InferenceSpec(
             module=net.eval(),
-            sample_shape=sample_shape,
+            sample_shape=self._free_input_shape(),
             outputs=self._output_specs(),
-            example=example,
+            example=np.zeros((2, *self.input_shape_), dtype=np.float32),
             classes=getattr(self, "classes_", None),
             feature_names=[str(c) for c in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None,
         )
-
-    def _cpu_copy(self) -> nn.Module:
-        return copy.deepcopy(self.module_).cpu().eval()
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False
-        return tags
 

@@ -8,10 +8,10 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
+from toolkit._validation import check_positive_ints
 from toolkit.nn.cnn import ConvNet, per_block
 from toolkit.nn.layers import ACTIVATIONS
 from toolkit.neural_network._base import TRAINING_PARAMETERS_DOC, BaseNeuralNet
-from toolkit.neural_network._mlp import check_positive_ints
 from toolkit.neural_network._targets import NeuralClassifierMixin, NeuralRegressorMixin
 
 

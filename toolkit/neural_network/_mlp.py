@@ -7,18 +7,11 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
+from toolkit._validation import check_positive_ints
 from toolkit.nn.layers import ACTIVATIONS
 from toolkit.nn.mlp import DenseNet
 from toolkit.neural_network._base import TRAINING_PARAMETERS_DOC, BaseNeuralNet
 from toolkit.neural_network._targets import NeuralClassifierMixin, NeuralRegressorMixin
-
-
-def check_positive_ints(values, name: str) -> tuple[int, ...]:
-    """``values`` as a tuple of positive ints, or a ValueError naming ``name``."""
-    values = (values,) if isinstance(values, Integral) else tuple(values)
-    if not values or any(not isinstance(v, Integral) or v < 1 for v in values):
-        raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {values!r}")
-    return values
 
 
 class _MLPBase(BaseNeuralNet):

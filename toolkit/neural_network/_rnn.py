@@ -102,6 +102,9 @@ class _RNNBase(BaseNeuralNet):
         # Inputs given as (N, T, D) may have another T at predict time.
         return (-1, self.net_shape_[1]) if len(self.input_shape_) == 2 else self.net_shape_
 
+    def _free_input_shape(self) -> tuple[int | None, ...]:
+        return (None, self.input_shape_[1]) if len(self.input_shape_) == 2 else self.input_shape_
+
     def _sample_shape_matches(self, sample_shape: tuple[int, ...]) -> bool:
         if len(self.input_shape_) == 2:
             return len(sample_shape) == 2 and sample_shape[1] == self.input_shape_[1]
