@@ -58,6 +58,19 @@ def test_dense_summary_counts():
     assert [r["params"] for r in rows if r["type"] == "Linear"] == [5 * 5, 3 * 6]
 
 
+def test_kaiming_initialisation_and_zero_biases():
+    torch.manual_seed(0)
+    net = DenseNet(400, 10, hidden=(300,))
+    first = net.layers[0]
+    assert torch.count_nonzero(first.bias) == 0
+    # weights ~ N(0, 2 / fan_in): 120,000 draws pin the standard deviation to well under 1 %.
+    np.testing.assert_allclose(first.weight.std().item(), math.sqrt(2 / 400), rtol=0.01)
+    assert abs(first.weight.mean().item()) < 1e-3
+    conv = ConvNet((3, 8, 8), 2, channels=(64,)).blocks[0][0]
+    np.testing.assert_allclose(conv.weight.std().item(), math.sqrt(2 / (3 * 3 * 3)), rtol=0.05)
+    assert torch.count_nonzero(conv.bias) == 0
+
+
 def test_batch_norm_running_statistics_follow_the_stated_momentum():
     """running = (1 - m) * running + m * batch with PyTorch's m = 0.1 (i.e. 0.9 decay)."""
     net = DenseNet(3, 1, hidden=(4,), norm="batch")

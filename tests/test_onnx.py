@@ -143,3 +143,27 @@ def test_export_replaces_files_atomically(data, tmp_path):
     export(model, tmp_path)
     export(model, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.onnx"]
+
+
+def test_a_failed_write_leaves_the_previous_export_whole(data, tmp_path, monkeypatch):
+    import os
+
+    X, y = data
+    model = MLPClassifier((8,), **FAST).fit(X, y)
+    export(model, tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    retrained = MLPClassifier((8,), **{**FAST, "random_state": 3}).fit(X, y)
+    real_replace = os.replace
+
+    def fail_on_metadata(source, target):
+        if str(target).endswith("model.json"):
+            raise OSError("disk full")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", fail_on_metadata)
+    with pytest.raises(OSError, match="disk full"):
+        export(retrained, tmp_path)
+    monkeypatch.undo()
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(after) == sorted(before)  # no temporary files left behind
+    assert after == before  # model.onnx, already replaced, was restored

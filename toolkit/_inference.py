@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from torch import nn
@@ -48,4 +48,3 @@ class InferenceSpec:
     input_name: str = "X"
     classes: np.ndarray | None = None
     feature_names: list[str] | None = None
-    metadata: dict = field(default_factory=dict)

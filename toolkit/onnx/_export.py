@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 
 import toolkit
 from toolkit._inference import InferenceSpec
-from toolkit.onnx._files import atomic_write_bytes, atomic_write_json
+from toolkit.onnx._files import atomic_write_files, json_bytes
 from toolkit.serving._format import METADATA_FILE, MODEL_FILE
 
 OPSET = 20
@@ -152,7 +152,7 @@ def export(estimator, folder: str | Path) -> ExportResult:
     ----------
     estimator : fitted toolkit estimator or sklearn.pipeline.Pipeline
     folder : str or Path
-        Created when missing; existing files of a previous export are replaced.
+        Created when missing; the files of a previous export are replaced, both or neither.
 
     Returns
     -------
@@ -189,6 +189,5 @@ def export(estimator, folder: str | Path) -> ExportResult:
         "opset": {entry.domain or "ai.onnx": entry.version for entry in model.opset_import},
         "validation": None,
     }
-    atomic_write_bytes(folder / MODEL_FILE, model.SerializeToString())
-    atomic_write_json(folder / METADATA_FILE, metadata)
+    atomic_write_files(folder, {MODEL_FILE: model.SerializeToString(), METADATA_FILE: json_bytes(metadata)})
     return ExportResult(folder, folder / MODEL_FILE, folder / METADATA_FILE, metadata)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from toolkit.onnx._files import atomic_write_json
+from toolkit.onnx._files import atomic_write_files, json_bytes
 from toolkit.serving import METADATA_FILE, OnnxModel, read_metadata
 
 DEFAULT_TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
@@ -161,7 +161,7 @@ def validate(
         report.outputs[name] = max(checks, key=lambda c: (not c.passed, c.mismatches, c.max_abs_error))
     metadata = read_metadata(folder)
     metadata["validation"] = report.to_dict()
-    atomic_write_json(folder / METADATA_FILE, metadata)
+    atomic_write_files(folder, {METADATA_FILE: json_bytes(metadata)})
     if raise_on_failure and not report.passed:
         raise ValidationError(f"{folder}: exported model disagrees with {type(estimator).__name__}\n{report}")
     return report
