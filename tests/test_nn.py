@@ -71,6 +71,15 @@ def test_kaiming_initialisation_and_zero_biases():
     assert torch.count_nonzero(conv.bias) == 0
 
 
+@pytest.mark.parametrize("cell, gates", [("rnn", 1), ("gru", 3), ("lstm", 4)])
+def test_recurrent_summary_counts(cell, gates):
+    rows = summarize(RecurrentNet(3, 2, cell=cell, hidden_size=5), (7, 3))
+    layer = rows[0]
+    assert layer["params"] == gates * 5 * (3 + 5 + 2)
+    assert layer["flops"] == 7 * layer["params"]
+    assert layer["output_shape"] == (7, 5)
+
+
 def test_batch_norm_running_statistics_follow_the_stated_momentum():
     """running = (1 - m) * running + m * batch with PyTorch's m = 0.1 (i.e. 0.9 decay)."""
     net = DenseNet(3, 1, hidden=(4,), norm="batch")

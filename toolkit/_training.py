@@ -36,7 +36,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def seeded_rng(seed: int, device: torch.device):
     """Fork torch's global RNG (the CPU's, and the GPU's in use) and seed it, so that
     initialisation and dropout are reproducible without disturbing the caller's RNG."""
-    devices = [device] if device.type == "cuda" else []
+    devices = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices, device_type=device.type):
         torch.manual_seed(seed)
         yield

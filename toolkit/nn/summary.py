@@ -8,7 +8,9 @@ producing an H x W map:
 - output length along an axis = floor((n_in + 2 p - k) / s) + 1
 - receptive field RF_{l+1} = RF_l + (k_{l+1} - 1) * prod_{i <= l} s_i
 
-A linear layer counts out * (in + 1) for both. Normalisation counts 2 FLOPs per output
+A linear layer counts out * (in + 1) for both. A recurrent layer with g gate blocks (RNN 1,
+GRU 3, LSTM 4), D inputs and H units has g * H * (D + H + 2) parameters (two bias vectors)
+and as many FLOPs per time step, times T steps. Normalisation counts 2 FLOPs per output
 element, activations 1, pooling k_h * k_w. Receptive fields are given for layers that
 keep a spatial map and are NaN from global pooling on.
 """
@@ -39,6 +41,10 @@ def layer_flops(layer: nn.Module, inputs: torch.Tensor, output: torch.Tensor) ->
         return n_out * (kh * kw * c + 1)
     if isinstance(layer, nn.Linear):
         return layer.out_features * (layer.in_features + 1)
+    if isinstance(layer, nn.RNNBase):
+        n_steps = output.shape[1]
+        gates = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}[layer.mode]
+        return n_steps * gates * layer.hidden_size * (layer.input_size + layer.hidden_size + 2)
     if isinstance(layer, NORMS):
         return 2 * n_out
     if isinstance(layer, tuple(ACTIVATIONS.values())):
