@@ -22,6 +22,7 @@ def run(full: bool = False) -> Job:
                     image_shape=(8, 8),
                     dropout=0.1,
                     early_stopping=True,
+                    n_iter_no_change=5,
                     max_epochs=100 if full else 60,
                     batch_size=64,
                     random_state=0,
