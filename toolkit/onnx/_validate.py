@@ -12,6 +12,8 @@ from toolkit.onnx._files import atomic_write_files, json_bytes
 from toolkit.serving import METADATA_FILE, OnnxModel, read_metadata
 
 DEFAULT_TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
+# GEMMs on the CUDA provider differ from torch's near the 4th decimal (microsoft/onnxruntime#21220).
+PROVIDER_TOLERANCE = {"CUDAExecutionProvider": {"atol": 1e-3, "rtol": 1e-3}}
 DEFAULT_BATCH_SIZES = (1, 7, 256)
 
 
@@ -129,8 +131,8 @@ def validate(
     X : array-like or DataFrame
         Inputs as the estimator takes them.
     tolerances : dict, optional
-        {output name: {"atol": float, "rtol": float}}; default atol = rtol = 1e-4 (float32).
-        Exact outputs (labels) must be identical.
+        {output name: {"atol": float, "rtol": float}}; default atol = rtol = 1e-4 (float32)
+        on the CPU provider and 1e-3 on CUDA. Exact outputs (labels) must be identical.
     batch_sizes : tuple of int, default=(1, 7, 256)
     providers : list of str, optional
         onnxruntime providers (default CUDA when available, then CPU).
@@ -151,7 +153,10 @@ def validate(
     rows = (lambda a, b: X.iloc[a:b]) if isinstance(X, pd.DataFrame) else (lambda a, b: X[a:b])
     for name, output in model.outputs.items():
         want = np.asarray(getattr(estimator, output["method"])(X))
-        tolerance = {**DEFAULT_TOLERANCE, **(tolerances or {}).get(name, {})}
+        tolerance = {
+            **PROVIDER_TOLERANCE.get(model.provider, DEFAULT_TOLERANCE),
+            **(tolerances or {}).get(name, {}),
+        }
         checks = []
         for size in sizes:
             got = np.concatenate(
