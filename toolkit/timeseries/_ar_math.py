@@ -1,0 +1,226 @@
+"""Least-squares AR(p) fitting for one or many series at once, without a lag matrix.
+
+The model, for series m and time t (0-based) in the estimation sample t = h, ..., n - 1:
+
+    y[m, t] = c[m] + d[m] * (t + 1) + sum_{l in lags} phi[m, l] * y[m, t - l] + u[m, t]
+
+(the constant and trend columns present according to ``trend``; h = hold_back >= max(lags)).
+
+Instead of building the (n - h) x k regressor matrix, the normal equations are assembled
+from k(k + 1) / 2 sums. A product of two lags, sum_t y[t - a] y[t - b], is a lag-(b - a)
+autocovariance sum over the whole series minus at most h edge terms at each end: one pass
+over the data per distinct lag difference instead of one per pair of regressors. The
+system is solved after scaling to unit diagonal, then one step of iterative refinement on
+the exact residuals brings the solution to what a QR least-squares solve gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def deterministic_columns(trend: str) -> list[str]:
+    """Names of the deterministic regressors of ``trend`` in {"n", "c", "t", "ct"}."""
+    return {"n": [], "c": ["const"], "t": ["trend"], "ct": ["const", "trend"]}[trend]
+
+
+def _range_sum(cumulative: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """sum of the series behind ``cumulative`` (prefix sums with a leading 0) over [start, stop)."""
+    return cumulative[:, stop] - cumulative[:, start]
+
+
+def _lag_product_sums(Y: np.ndarray, max_lag: int) -> np.ndarray:
+    """full[:, d] = sum_{s=d}^{n-1} y[s] y[s-d] for d = 0..max_lag; shape (M, max_lag + 1)."""
+    n = Y.shape[1]
+    return np.stack([np.einsum("ms,ms->m", Y[:, d:], Y[:, : n - d]) for d in range(max_lag + 1)], axis=1)
+
+
+def _pair_sum(Y: np.ndarray, full: np.ndarray, a: int, b: int, h: int) -> np.ndarray:
+    """sum_{t=h}^{n-1} y[t - a] y[t - b] for lags 0 <= a <= b <= h, from the full sums."""
+    n = Y.shape[1]
+    d = b - a
+    # s = t - a runs over [h - a, n - a); the full sum runs over [d, n).
+    head = np.einsum("ms,ms->m", Y[:, d : h - a], Y[:, : h - a - d])
+    tail = np.einsum("ms,ms->m", Y[:, n - a :], Y[:, n - a - d : n - d])
+    return full[:, d] - head - tail
+
+
+@dataclass
+class NormalEquations:
+    """X'X (M, k, k), X'y (M, k) and y'y (M,) of the AR regression of each series."""
+
+    gram: np.ndarray
+    cross: np.ndarray
+    yy: np.ndarray
+    nobs: int
+
+
+def normal_equations(Y: np.ndarray, lags: list[int], trend: str, hold_back: int) -> NormalEquations:
+    """Assemble the normal equations of every row of Y (M, n) without a lag matrix."""
+    M, n = Y.shape
+    h = hold_back
+    nobs = n - h
+    full = _lag_product_sums(Y, h)
+    cumulative = np.concatenate([np.zeros((M, 1)), np.cumsum(Y, axis=1)], axis=1)  # (M, n + 1)
+    weighted = np.concatenate([np.zeros((M, 1)), np.cumsum(Y * np.arange(1, n + 1), axis=1)], axis=1)
+    t1 = np.arange(h + 1, n + 1, dtype=np.float64)  # the trend column, t + 1
+    columns: list[tuple[str, int]] = [(name, 0) for name in deterministic_columns(trend)]
+    columns += [("lag", lag) for lag in lags]
+    regressand = ("lag", 0)
+
+    def product(u: tuple[str, int], v: tuple[str, int]) -> np.ndarray:
+        kinds = {u[0], v[0]}
+        if kinds == {"lag"}:
+            a, b = sorted((u[1], v[1]))
+            return _pair_sum(Y, full, a, b, h)
+        if kinds == {"const"}:
+            return np.full(M, float(nobs))
+        if kinds == {"trend"}:
+            return np.full(M, float(t1 @ t1))
+        if kinds == {"const", "trend"}:
+            return np.full(M, float(t1.sum()))
+        lag = u[1] if u[0] == "lag" else v[1]
+        if "const" in kinds:  # sum_t y[t - lag]
+            return _range_sum(cumulative, h - lag, n - lag)
+        # sum_t (t + 1) y[t - lag] = sum_s (s + 1) y[s] + lag * sum_s y[s], s = t - lag
+        return _range_sum(weighted, h - lag, n - lag) + lag * _range_sum(cumulative, h - lag, n - lag)
+
+    k = len(columns)
+    gram = np.empty((M, k, k))
+    for i in range(k):
+        for j in range(i, k):
+            gram[:, i, j] = gram[:, j, i] = product(columns[i], columns[j])
+    cross = np.stack([product(c, regressand) for c in columns], axis=1) if k else np.empty((M, 0))
+    return NormalEquations(gram, cross, _pair_sum(Y, full, 0, 0, h), nobs)
+
+
+def residuals(Y: np.ndarray, params: np.ndarray, lags: list[int], trend: str, hold_back: int) -> np.ndarray:
+    """y[t] - fitted[t] for t = hold_back..n-1, one axpy per regressor; shape (M, nobs)."""
+    n = Y.shape[1]
+    h = hold_back
+    resid = Y[:, h:].copy()
+    column = 0
+    for name in deterministic_columns(trend):
+        regressor = 1.0 if name == "const" else np.arange(h + 1, n + 1, dtype=np.float64)
+        resid -= params[:, column : column + 1] * regressor
+        column += 1
+    for lag in lags:
+        resid -= params[:, column : column + 1] * Y[:, h - lag : n - lag]
+        column += 1
+    return resid
+
+
+def _regressor_dot(Y: np.ndarray, vector: np.ndarray, lags: list[int], trend: str, hold_back: int) -> np.ndarray:
+    """X' v for each series' regressor matrix X and a vector v (M, nobs); shape (M, k)."""
+    n = Y.shape[1]
+    h = hold_back
+    parts = []
+    for name in deterministic_columns(trend):
+        parts.append(vector.sum(axis=1) if name == "const" else vector @ np.arange(h + 1, n + 1, dtype=np.float64))
+    parts += [np.einsum("ms,ms->m", Y[:, h - lag : n - lag], vector) for lag in lags]
+    return np.stack(parts, axis=1) if parts else np.empty((Y.shape[0], 0))
+
+
+def _scaled_solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve gram @ x = rhs per series after scaling gram to a unit diagonal."""
+    scale = 1.0 / np.sqrt(np.einsum("mii->mi", gram))  # (M, k)
+    scaled = gram * scale[:, :, None] * scale[:, None, :]
+    return np.linalg.solve(scaled, (rhs * scale)[..., None])[..., 0] * scale
+
+
+@dataclass
+class ARFit:
+    """Least-squares estimates for M series (leading axis) with the same specification."""
+
+    params: np.ndarray  # (M, k)
+    resid: np.ndarray  # (M, nobs)
+    gram: np.ndarray  # (M, k, k): X'X
+    nobs: int
+
+    @property
+    def sigma2(self) -> np.ndarray:
+        """sigma^2 = SSR / nobs (the maximum-likelihood estimate, as statsmodels' AutoReg)."""
+        return np.einsum("mt,mt->m", self.resid, self.resid) / self.nobs
+
+    @property
+    def cov_params(self) -> np.ndarray:
+        """sigma^2 (X'X)^{-1}; shape (M, k, k)."""
+        return self.sigma2[:, None, None] * np.linalg.inv(self.gram)
+
+    @property
+    def bse(self) -> np.ndarray:
+        """Standard errors sqrt(diag(sigma^2 (X'X)^{-1})); shape (M, k)."""
+        return np.sqrt(np.einsum("mii->mi", self.cov_params))
+
+    @property
+    def llf(self) -> np.ndarray:
+        """Gaussian log-likelihood -nobs / 2 * (log(2 pi sigma^2) + 1)."""
+        return -self.nobs / 2 * (np.log(2 * np.pi * self.sigma2) + 1)
+
+    def information_criteria(self) -> dict[str, np.ndarray]:
+        """aic, bic, hqic with df = k + 1 (the k regressors and sigma^2), statsmodels' AutoReg:
+        aic = -2 llf + 2 df, bic = -2 llf + log(nobs) df, hqic = -2 llf + 2 log(log(nobs)) df."""
+        df = self.params.shape[1] + 1
+        llf = self.llf
+        return {
+            "aic": -2 * llf + 2 * df,
+            "bic": -2 * llf + np.log(self.nobs) * df,
+            "hqic": -2 * llf + 2 * np.log(np.log(self.nobs)) * df,
+        }
+
+
+def fit_ar(Y: np.ndarray, lags: list[int], trend: str, hold_back: int) -> ARFit:
+    """Least-squares AR fit of every row of Y (M, n) with the same lags, trend and hold-back."""
+    equations = normal_equations(Y, lags, trend, hold_back)
+    k = equations.gram.shape[1]
+    if k == 0:
+        return ARFit(np.empty((Y.shape[0], 0)), Y[:, hold_back:].copy(), equations.gram, equations.nobs)
+    params = _scaled_solve(equations.gram, equations.cross)
+    resid = residuals(Y, params, lags, trend, hold_back)
+    # One step of iterative refinement: the normal equations square the condition number.
+    params = params + _scaled_solve(equations.gram, _regressor_dot(Y, resid, lags, trend, hold_back))
+    resid = residuals(Y, params, lags, trend, hold_back)
+    return ARFit(params, resid, equations.gram, equations.nobs)
+
+
+def forecast_paths(
+    history: np.ndarray, params: np.ndarray, lags: list[int], trend: str, start_time: int, horizon: int
+) -> np.ndarray:
+    """Recursive point forecasts for steps 1..horizon after the end of ``history`` (M, >= p).
+
+    ``start_time`` is the 0-based time index of the first forecast (the trend column is
+    start_time + 1 there). Returns (M, horizon).
+    """
+    p = max(lags, default=0)
+    M = history.shape[0]
+    n_det = len(deterministic_columns(trend))
+    path = np.concatenate([history[:, history.shape[1] - p :], np.empty((M, horizon))], axis=1)
+    for step in range(horizon):
+        value = np.zeros(M)
+        for column, name in enumerate(deterministic_columns(trend)):
+            value += params[:, column] * (1.0 if name == "const" else start_time + step + 1.0)
+        for offset, lag in enumerate(lags):
+            value += params[:, n_det + offset] * path[:, p + step - lag]
+        path[:, p + step] = value
+    return path[:, p:]
+
+
+def psi_weights(params: np.ndarray, lags: list[int], trend: str, horizon: int) -> np.ndarray:
+    """MA(inf) weights psi_0..psi_{horizon-1} (psi_0 = 1, psi_j = sum_i phi_i psi_{j-i}); (M, horizon)."""
+    n_det = len(deterministic_columns(trend))
+    M = params.shape[0]
+    psi = np.zeros((M, horizon))
+    psi[:, 0] = 1.0
+    for j in range(1, horizon):
+        for offset, lag in enumerate(lags):
+            if lag <= j:
+                psi[:, j] += params[:, n_det + offset] * psi[:, j - lag]
+    return psi
+
+
+def forecast_variance(params: np.ndarray, sigma2: np.ndarray, lags: list[int], trend: str, horizon: int) -> np.ndarray:
+    """Variance of the h-step forecast error, sigma^2 * sum_{j<h} psi_j^2; (M, horizon)."""
+    psi = psi_weights(params, lags, trend, horizon)
+    return sigma2[:, None] * np.cumsum(psi**2, axis=1)
