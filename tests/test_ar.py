@@ -1,0 +1,165 @@
+"""ARForecaster against statsmodels' AutoReg / ar_select_order, panels, indexes and bad input."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from statsmodels.tsa.ar_model import AutoReg, ar_select_order
+
+from toolkit.timeseries import ARForecaster, FrequencyWarning
+
+
+def sunspots() -> pd.Series:
+    data = sm.datasets.sunspots.load_pandas().data
+    return pd.Series(data["SUNACTIVITY"].to_numpy(), index=pd.period_range("1700", periods=len(data), freq="Y"), name="SUNACTIVITY")
+
+
+def inflation() -> pd.Series:
+    data = sm.datasets.macrodata.load_pandas().data
+    index = pd.period_range("1959Q1", periods=len(data), freq="Q")
+    return pd.Series(data["infl"].to_numpy(), index=index, name="infl")
+
+
+SERIES = {"sunspots": sunspots, "inflation": inflation}
+
+
+def rel(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
+
+
+@pytest.mark.parametrize("dataset", list(SERIES))
+@pytest.mark.parametrize("trend", ["n", "c", "t", "ct"])
+@pytest.mark.parametrize("p", [1, 2, 5, 12])
+def test_parity_with_autoreg(dataset, trend, p):
+    y = SERIES[dataset]()
+    ours = ARForecaster(p, trend=trend).fit(y)
+    ref = AutoReg(y, lags=p, trend=trend).fit()
+    assert list(ours.params_.index) == list(ref.params.index)
+    assert rel(ours.params_, ref.params) < 1e-8
+    assert rel(ours.bse_, ref.bse) < 1e-8
+    assert rel(ours.sigma2_, ref.sigma2) < 1e-8
+    for name in ("aic", "bic", "hqic", "llf"):
+        assert getattr(ours, f"{name}_") == pytest.approx(getattr(ref, name), rel=1e-10, abs=1e-8)
+    assert ours.n_obs_ == ref.nobs
+    assert rel(ours.resid_, ref.resid) < 1e-6 or np.max(np.abs(ours.resid_ - ref.resid)) < 1e-8
+    forecast = ours.predict(12)
+    assert rel(forecast, ref.forecast(12)) < 1e-8
+    assert list(forecast.index) == list(ref.forecast(12).index)
+    interval = ours.predict_interval(12, coverage=0.9)
+    expected = ref.get_prediction(start=len(y), end=len(y) + 11).conf_int(alpha=0.1)
+    assert rel(interval["lower"], expected.iloc[:, 0]) < 1e-8
+    assert rel(interval["upper"], expected.iloc[:, 1]) < 1e-8
+    assert np.max(np.abs(ours.predict_in_sample() - ref.fittedvalues)) < 1e-8 * np.abs(y).max()
+
+
+def test_explicit_lag_list_matches_autoreg():
+    y = sunspots()
+    ours = ARForecaster([1, 2, 9], trend="c").fit(y)
+    ref = AutoReg(y, lags=[1, 2, 9], trend="c").fit()
+    assert rel(ours.params_, ref.params) < 1e-8 and ours.lags_ == [1, 2, 9]
+    assert rel(ours.predict(8), ref.forecast(8)) < 1e-8
+
+
+@pytest.mark.parametrize("dataset", list(SERIES))
+@pytest.mark.parametrize("criterion", ["aic", "bic", "hqic"])
+@pytest.mark.parametrize("trend", ["n", "c", "ct"])
+def test_order_selection_matches_ar_select_order(dataset, criterion, trend):
+    y = SERIES[dataset]()
+    expected = ar_select_order(y, 13, ic=criterion, trend=trend).ar_lags
+    ours = ARForecaster(criterion=criterion, max_lags=13, trend=trend).fit(y)
+    assert ours.lags_ == (list(expected) if expected is not None else [])
+
+
+def test_panel_equals_fitting_each_column_alone():
+    data = sm.datasets.macrodata.load_pandas().data
+    panel = np.log(data[["realgdp", "realcons", "realinv", "cpi"]]).diff().dropna() * 100
+    panel.index = pd.period_range("1959Q2", periods=len(panel), freq="Q")
+    model = ARForecaster(4, trend="ct").fit(panel)
+    forecast = model.predict(6)
+    interval = model.predict_interval(6)
+    assert list(forecast.columns) == list(panel.columns)
+    for column in panel.columns:
+        alone = ARForecaster(4, trend="ct").fit(panel[column])
+        np.testing.assert_allclose(model.params_[column].to_numpy(), alone.params_.to_numpy(), rtol=1e-12)
+        np.testing.assert_allclose(model.bse_[column].to_numpy(), alone.bse_.to_numpy(), rtol=1e-12)
+        assert model.sigma2_[column] == pytest.approx(alone.sigma2_, rel=1e-12)
+        assert model.aic_[column] == pytest.approx(alone.aic_, rel=1e-12)
+        np.testing.assert_allclose(forecast[column], alone.predict(6), rtol=1e-12)
+        np.testing.assert_allclose(interval[column]["upper"], alone.predict_interval(6)["upper"], rtol=1e-12)
+
+
+def test_forecast_index_continues_the_training_index():
+    index = pd.date_range("2020-01-01", periods=200, freq="D")
+    y = pd.Series(np.sin(np.arange(200) / 5) + np.random.default_rng(0).normal(0, 0.1, 200), index=index)
+    forecast = ARForecaster(3).fit(y).predict(5)
+    assert list(forecast.index) == list(pd.date_range("2020-07-19", periods=5, freq="D"))
+    array_forecast = ARForecaster(3).fit(y.to_numpy()).predict(5)
+    assert list(array_forecast.index) == [200, 201, 202, 203, 204]
+
+
+def test_datetime_index_without_frequency_falls_back_to_integers_with_a_warning():
+    index = pd.DatetimeIndex(pd.to_datetime(["2020-01-01", "2020-01-03", "2020-01-04", "2020-01-09"] * 1)).append(
+        pd.date_range("2020-02-01", periods=96, freq="D")
+    )
+    y = pd.Series(np.random.default_rng(1).normal(size=100), index=index)
+    model = ARForecaster(2).fit(y)
+    with pytest.warns(FrequencyWarning, match="no frequency"):
+        forecast = model.predict(3)
+    assert list(forecast.index) == [100, 101, 102]
+
+
+def test_update_appends_without_refitting():
+    y = sunspots()
+    model = ARForecaster(3).fit(y.iloc[:250])
+    params = model.params_.copy()
+    model.update(y.iloc[250:])
+    pd.testing.assert_series_equal(model.params_, params)
+    # statsmodels' dynamic forecast from the full series with the old parameters.
+    expected = AutoReg(y, lags=3).predict(params.to_numpy(), start=len(y), end=len(y) + 4)
+    np.testing.assert_allclose(model.predict(5).to_numpy(), expected, rtol=1e-10)
+    assert model.predict(5).index[0] == y.index[-1] + 1
+
+
+def test_score_is_negative_rmse_and_helps_compare_orders():
+    y = sunspots()
+    train, test = y.iloc[:280], y.iloc[280:]
+    scores = {p: ARForecaster(p).fit(train).score(test) for p in (1, 9)}
+    forecast = ARForecaster(9).fit(train).predict(len(test))
+    assert scores[9] == pytest.approx(-np.sqrt(np.mean((forecast.to_numpy() - test.to_numpy()) ** 2)))
+    assert scores[9] > scores[1]
+
+
+def test_sklearn_tooling():
+    model = ARForecaster(3, trend="ct")
+    assert clone(model).get_params() == model.get_params()
+    assert model.set_params(lags=[1, 12]).lags == [1, 12]
+
+
+@pytest.mark.parametrize(
+    "y, error, match",
+    [
+        (pd.Series([1.0, 2.0, np.nan] + [1.0] * 20), ValueError, "NaN or infinite value.*position 2"),
+        (pd.Series(np.arange(6.0)), ValueError, r"y has 6 observations; lags \[1, 2, 3\] with trend 'c' need at least 8"),
+        (pd.Series(list("abcdefghijkl")), TypeError, "y must be numeric"),
+        (pd.DataFrame({"a": np.arange(20.0), "b": list("x" * 20)}), TypeError, r"non-numeric column\(s\) \['b'\]"),
+    ],
+)
+def test_bad_series(y, error, match):
+    with pytest.raises(error, match=match):
+        ARForecaster(3).fit(y)
+
+
+def test_bad_horizon_and_unfitted_use():
+    with pytest.raises(NotFittedError):
+        ARForecaster().predict(3)
+    model = ARForecaster(2).fit(sunspots())
+    for horizon in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="horizon must be a positive int"):
+            model.predict(horizon)
+    with pytest.raises(ValueError, match="coverage must be in"):
+        model.predict_interval(3, coverage=1.5)
+    with pytest.raises(ValueError, match="max_lags"):
+        ARForecaster(criterion="aic").fit(sunspots())
