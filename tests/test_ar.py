@@ -163,3 +163,35 @@ def test_bad_horizon_and_unfitted_use():
         model.predict_interval(3, coverage=1.5)
     with pytest.raises(ValueError, match="max_lags"):
         ARForecaster(criterion="aic").fit(sunspots())
+
+
+def windows_of(y: np.ndarray, p: int, with_time: bool) -> np.ndarray:
+    """Every window of p observations (oldest first) and, optionally, the next time index."""
+    windows = np.lib.stride_tricks.sliding_window_view(y, p)
+    return np.c_[windows, np.arange(p, len(y) + 1)] if with_time else windows
+
+
+@pytest.mark.parametrize("trend", ["n", "c", "t", "ct"])
+def test_onnx_forecaster_matches_predict_and_interval(trend, tmp_path):
+    from toolkit.onnx import export, load, validate
+
+    y = sunspots()
+    model = ARForecaster([1, 2, 9], trend=trend).fit(y)
+    result = export(model, tmp_path, horizon=10, coverage=0.9)
+    assert result.metadata["horizon"] == 10 and result.metadata["inputs"][0]["dtype"] == "float64"
+    windows = windows_of(y.to_numpy(), 9, "t" in trend)
+    report = validate(model, tmp_path, windows)
+    assert report.passed and report.max_abs_error < 1e-8
+    outputs = load(tmp_path).run(windows[-1:])
+    interval = model.predict_interval(10, coverage=0.9)
+    np.testing.assert_allclose(outputs["forecast"][0], model.predict(10).to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(outputs["lower"][0], interval["lower"].to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(outputs["upper"][0], interval["upper"].to_numpy(), rtol=1e-10)
+
+
+def test_panel_forecaster_export_is_refused(tmp_path):
+    from toolkit.onnx import export
+
+    panel = pd.DataFrame({"a": sunspots().to_numpy(), "b": sunspots().to_numpy()[::-1]})
+    with pytest.raises(ValueError, match="exports one series at a time"):
+        export(ARForecaster(2).fit(panel), tmp_path)

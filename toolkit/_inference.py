@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from torch import nn
@@ -23,19 +23,25 @@ class OutputSpec:
         while the graph gives (batch, 1)).
     exact : bool
         Compared for equality (labels) rather than within a tolerance.
+    kwargs : dict
+        Keyword arguments of ``method`` besides X (e.g. a forecast horizon).
+    tolerance : dict, optional
+        {"atol", "rtol"} that validation uses by default for this output.
     """
 
     name: str
     method: str
     ndim: int
     exact: bool = False
+    kwargs: dict = field(default_factory=dict)
+    tolerance: dict | None = None
 
 
 @dataclass
 class InferenceSpec:
     """An estimator's inference computation as a torch module, with its interface.
 
-    ``module`` maps one float32 input named ``input_name`` of shape (batch, *sample_shape)
+    ``module`` maps one input (``dtype``, float32 unless stated) named ``input_name`` of shape (batch, *sample_shape)
     (``None`` marks a free axis, e.g. the time axis of a sequence) to the outputs in order.
     When ``classes`` is set the module's first output is a class index, which the exporter
     maps to the labels in ``classes`` inside the graph.
@@ -48,3 +54,5 @@ class InferenceSpec:
     input_name: str = "X"
     classes: np.ndarray | None = None
     feature_names: list[str] | None = None
+    dtype: str = "float32"
+    metadata: dict = field(default_factory=dict)

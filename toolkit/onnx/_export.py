@@ -42,14 +42,14 @@ class ExportResult:
     metadata: dict
 
 
-def inference_spec(estimator) -> InferenceSpec:
+def inference_spec(estimator, options: dict) -> InferenceSpec:
     """The estimator's inference spec, or a TypeError naming a class that has none."""
     if not hasattr(estimator, "_inference_spec"):
         raise TypeError(
             f"{type(estimator).__name__} is not a toolkit estimator and cannot be exported on its own; "
             "export a Pipeline whose last step is a toolkit estimator"
         )
-    return estimator._inference_spec()
+    return estimator._inference_spec(**options)
 
 
 def torch_to_onnx(spec: InferenceSpec) -> onnx.ModelProto:
@@ -141,7 +141,7 @@ def qualified_name(obj) -> str:
     return f"{public}.{cls.__qualname__}"
 
 
-def export(estimator, folder: str | Path) -> ExportResult:
+def export(estimator, folder: str | Path, **options) -> ExportResult:
     """Export a fitted toolkit estimator, or a fitted Pipeline ending in one, to ``folder``.
 
     Writes ``model.onnx`` (checked with ``onnx.checker.check_model(full_check=True)``) and
@@ -153,6 +153,9 @@ def export(estimator, folder: str | Path) -> ExportResult:
     estimator : fitted toolkit estimator or sklearn.pipeline.Pipeline
     folder : str or Path
         Created when missing; the files of a previous export are replaced, both or neither.
+    **options
+        Export-time settings of the estimator's family, e.g. ``horizon`` and ``coverage``
+        for a forecaster; recorded in ``model.json``.
 
     Returns
     -------
@@ -161,7 +164,7 @@ def export(estimator, folder: str | Path) -> ExportResult:
     folder = Path(folder)
     final = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
     check_is_fitted(estimator)
-    spec = inference_spec(final)
+    spec = inference_spec(final, options)
     model = torch_to_onnx(spec)
     if spec.classes is not None:
         append_label_lookup(model, spec.classes)
@@ -180,12 +183,22 @@ def export(estimator, folder: str | Path) -> ExportResult:
         "toolkit_version": toolkit.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "estimator": json_safe(estimator),
-        "inputs": [{"name": model.graph.input[0].name, "dtype": "float32", "shape": input_shape}],
+        "inputs": [{"name": model.graph.input[0].name, "dtype": spec.dtype, "shape": input_shape}],
         "feature_names": feature_names,
         "classes": None if spec.classes is None else spec.classes.tolist(),
         "outputs": [
-            {"name": o.name, "method": o.method, "ndim": o.ndim, "exact": o.exact} for o in spec.outputs
+            {
+                "name": o.name,
+                "method": o.method,
+                "ndim": o.ndim,
+                "exact": o.exact,
+                "kwargs": json_safe(o.kwargs),
+                "tolerance": o.tolerance,
+            }
+            for o in spec.outputs
         ],
+        "options": json_safe(options),
+        **spec.metadata,
         "opset": {entry.domain or "ai.onnx": entry.version for entry in model.opset_import},
         "validation": None,
     }

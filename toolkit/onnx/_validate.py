@@ -131,8 +131,9 @@ def validate(
     X : array-like or DataFrame
         Inputs as the estimator takes them.
     tolerances : dict, optional
-        {output name: {"atol": float, "rtol": float}}; default atol = rtol = 1e-4 (float32)
-        on the CPU provider and 1e-3 on CUDA. Exact outputs (labels) must be identical.
+        {output name: {"atol": float, "rtol": float}}; default: the output's own tolerance in
+        ``model.json`` when the exporter stated one (float64 graphs), else atol = rtol = 1e-4
+        (float32) on the CPU provider and 1e-3 on CUDA. Exact outputs (labels) must be identical.
     batch_sizes : tuple of int, default=(1, 7, 256)
     providers : list of str, optional
         onnxruntime providers (default CUDA when available, then CPU).
@@ -152,9 +153,10 @@ def validate(
     report = ValidationReport(provider=model.provider, batch_sizes=sizes, n_rows=n_rows)
     rows = (lambda a, b: X.iloc[a:b]) if isinstance(X, pd.DataFrame) else (lambda a, b: X[a:b])
     for name, output in model.outputs.items():
-        want = np.asarray(getattr(estimator, output["method"])(X))
+        want = np.asarray(getattr(estimator, output["method"])(X, **output.get("kwargs", {})))
         tolerance = {
             **PROVIDER_TOLERANCE.get(model.provider, DEFAULT_TOLERANCE),
+            **(output.get("tolerance") or {}),
             **(tolerances or {}).get(name, {}),
         }
         checks = []

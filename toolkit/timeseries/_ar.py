@@ -318,6 +318,86 @@ class ARForecaster(BaseEstimator):
             self.index_ = pd.RangeIndex(self.history_.shape[1]) if isinstance(self.index_, pd.RangeIndex) else self.index_.append(_future_index(self.index_, values.shape[1]))
         return self
 
+    # --------------------------------------------------------------- export
+    def _window_columns(self) -> list[str]:
+        p = max(self.lags_, default=0)
+        label = "y" if self._name is None else str(self._name)
+        columns = [f"{label}.L{lag}" for lag in range(p, 0, -1)]
+        return columns + (["time"] if "trend" in deterministic_columns(self.trend) else [])
+
+    def predict_from_windows(self, X, horizon: int, part: str = "mean", coverage: float = 0.95) -> np.ndarray:
+        """Forecasts from given windows, as the exported graph computes them.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_windows, p) or (n_windows, p + 1)
+            The last p observations before each forecast, oldest first, and (trend with a
+            time term) the 0-based time index of the first forecast.
+        horizon : int
+        part : {"mean", "lower", "upper"}
+        coverage : float, default=0.95
+
+        Returns
+        -------
+        ndarray of shape (n_windows, horizon)
+        """
+        check_is_fitted(self, "params_")
+        horizon = self._check_horizon(horizon)
+        X = np.asarray(X, dtype=np.float64)
+        p = max(self.lags_, default=0)
+        if self._columns is not None:
+            raise ValueError("predict_from_windows needs a forecaster fitted on one series")
+        if X.ndim != 2 or X.shape[1] != len(self._window_columns()):
+            raise ValueError(f"X must have shape (n_windows, {len(self._window_columns())}): columns {self._window_columns()}")
+        params = np.broadcast_to(self._params, (len(X), self._params.shape[1]))
+        start = X[:, p] if X.shape[1] > p else 0.0
+        mean = forecast_paths(X[:, :p], params, self.lags_, self.trend, start, horizon)
+        if part == "mean":
+            return mean
+        half = norm.ppf(0.5 + coverage / 2) * np.sqrt(forecast_variance(self._params, self._sigma2, self.lags_, self.trend, horizon))
+        return mean - half if part == "lower" else mean + half
+
+    def _inference_spec(self, horizon: int = 10, coverage: float = 0.95):
+        """The forecast recursion for ``horizon`` steps with ``coverage`` intervals, in float64."""
+        import torch
+
+        from toolkit._inference import InferenceSpec, OutputSpec
+        from toolkit.nn.ar import ARForecastModule
+
+        check_is_fitted(self, "params_")
+        if self._columns is not None:
+            raise ValueError(
+                f"a panel forecaster ({len(self._columns)} series) exports one series at a time: "
+                "fit an ARForecaster on the column you want to export"
+            )
+        horizon = self._check_horizon(horizon)
+        p = max(self.lags_, default=0)
+        names = deterministic_columns(self.trend)
+        ar = np.zeros(p)
+        for offset, lag in enumerate(self.lags_):
+            ar[p - lag] = self._params[0, len(names) + offset]
+        const = float(self._params[0, names.index("const")]) if "const" in names else 0.0
+        slope = float(self._params[0, names.index("trend")]) if "trend" in names else None
+        half = norm.ppf(0.5 + coverage / 2) * np.sqrt(forecast_variance(self._params, self._sigma2, self.lags_, self.trend, horizon))[0]
+        module = ARForecastModule(torch.from_numpy(ar), const, slope, torch.from_numpy(half))
+        window = np.tile(self.history_[0, self.history_.shape[1] - p :], (2, 1))
+        if slope is not None:
+            window = np.c_[window, np.full(2, self.history_.shape[1], dtype=np.float64)]
+        tight = {"atol": 1e-8, "rtol": 1e-8}
+        outputs = [
+            OutputSpec(part, "predict_from_windows", 2, kwargs={"horizon": horizon, "part": key, "coverage": coverage}, tolerance=tight)
+            for part, key in (("forecast", "mean"), ("lower", "lower"), ("upper", "upper"))
+        ]
+        return InferenceSpec(
+            module=module.eval(),
+            sample_shape=(len(self._window_columns()),),
+            outputs=outputs,
+            example=window,
+            feature_names=self._window_columns(),
+            dtype="float64",
+            metadata={"horizon": horizon, "coverage": coverage},
+        )
+
     def score(self, y_future, X=None) -> float:
         """Negative root mean squared error of the forecast of ``len(y_future)`` steps.
 
