@@ -17,6 +17,7 @@ from toolkit.timeseries._ar_math import (
     fit_ar,
     forecast_paths,
     forecast_variance,
+    residuals,
 )
 
 
@@ -27,7 +28,8 @@ class FrequencyWarning(UserWarning):
 def _as_panel(y) -> tuple[np.ndarray, pd.Index, list | None, str | None]:
     """(values (M, n) float64, index, column names or None, series name) of a Series / DataFrame / array."""
     if isinstance(y, pd.DataFrame):
-        non_numeric = [str(c) for c, t in y.dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
+        numeric = {dtype: pd.api.types.is_numeric_dtype(dtype) for dtype in set(y.dtypes)}
+        non_numeric = [str(c) for c, dtype in y.dtypes.items() if not numeric[dtype]]
         if non_numeric:
             raise TypeError(f"y has non-numeric column(s) {non_numeric}")
         return y.to_numpy(dtype=np.float64).T.copy(), y.index, list(y.columns), None
@@ -198,16 +200,13 @@ class ARForecaster(BaseEstimator):
         names = deterministic_columns(self.trend) + [f"{label}.L{lag}" for lag in self.lags_]
         criteria = result.information_criteria()
         n_det = len(deterministic_columns(self.trend))
-        sample_index = index[hold_back:]
         if columns is None:
             self.params_ = pd.Series(result.params[0], index=names)
             self.bse_ = pd.Series(result.bse[0], index=names)
-            self.resid_ = pd.Series(result.resid[0], index=sample_index, name=name)
             scalar = lambda a: float(a[0])  # noqa: E731
         else:
             self.params_ = pd.DataFrame(result.params.T, index=names, columns=columns)
             self.bse_ = pd.DataFrame(result.bse.T, index=names, columns=columns)
-            self.resid_ = pd.DataFrame(result.resid.T, index=sample_index, columns=columns)
             scalar = lambda a: pd.Series(a, index=columns)  # noqa: E731
         self.coef_ = result.params[:, n_det:] if columns is not None else result.params[0, n_det:]
         intercept = result.params[:, 0] if "const" in deterministic_columns(self.trend) else np.zeros(len(result.params))
@@ -218,9 +217,20 @@ class ARForecaster(BaseEstimator):
         self.bic_ = scalar(criteria["bic"])
         self.hqic_ = scalar(criteria["hqic"])
         self._params = result.params
+        self._resid = None
         self._sigma2 = result.sigma2
         self._columns = columns
         self._name = name
+
+    @property
+    def resid_(self):
+        """Residuals over the estimation sample (Series, or DataFrame for a panel), computed
+        on first use from the stored series and parameters."""
+        check_is_fitted(self, "params_")
+        if self._resid is None:
+            values = residuals(self.history_[:, : self.hold_back_ + self.n_obs_], self._params, self.lags_, self.trend, self.hold_back_)
+            self._resid = self._wrap(values, self.index_[self.hold_back_ : self.hold_back_ + self.n_obs_])
+        return self._resid
 
     # ------------------------------------------------------------ forecast
     def _check_horizon(self, horizon) -> int:

@@ -10,8 +10,9 @@ Instead of building the (n - h) x k regressor matrix, the normal equations are a
 from k(k + 1) / 2 sums. A product of two lags, sum_t y[t - a] y[t - b], is a lag-(b - a)
 autocovariance sum over the whole series minus at most h edge terms at each end: one pass
 over the data per distinct lag difference instead of one per pair of regressors. The
-system is solved after scaling to unit diagonal, then one step of iterative refinement on
-the exact residuals brings the solution to what a QR least-squares solve gives.
+system is solved after scaling to unit diagonal; where it is ill-conditioned, one step of
+iterative refinement on the exact residuals brings the solution to what a QR least-squares
+solve gives.
 """
 
 from __future__ import annotations
@@ -37,14 +38,32 @@ def _lag_product_sums(Y: np.ndarray, max_lag: int) -> np.ndarray:
     return np.stack([np.einsum("ms,ms->m", Y[:, d:], Y[:, : n - d]) for d in range(max_lag + 1)], axis=1)
 
 
-def _pair_sum(Y: np.ndarray, full: np.ndarray, a: int, b: int, h: int) -> np.ndarray:
-    """sum_{t=h}^{n-1} y[t - a] y[t - b] for lags 0 <= a <= b <= h, from the full sums."""
-    n = Y.shape[1]
+def _edge_sums(Y: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative lag products at both ends of each series, for every lag d = 0..h.
+
+    head[:, d, j] = sum_{s < j} y[s] y[s - d]      (s >= d, j = 0..h)
+    tail[:, d, j] = sum_{i < j} y[n-1-i] y[n-1-i-d]  (j = 0..h)
+    """
+    M, n = Y.shape
+    padded = np.concatenate([np.zeros((M, h)), Y], axis=1)  # y[s] at padded[s + h]; zeros before 0
+    first = padded[:, h : 2 * h]  # y[0..h-1]
+    last = padded[:, n : n + h][:, ::-1]  # y[n-1], y[n-2], ..., y[n-h]
+    head = np.zeros((M, h + 1, h + 1))
+    tail = np.zeros((M, h + 1, h + 1))
+    for d in range(h + 1):
+        head[:, d, 1:] = np.cumsum(first * padded[:, h - d : 2 * h - d], axis=1)
+        tail[:, d, 1:] = np.cumsum(last * padded[:, n - d : n + h - d][:, ::-1], axis=1)
+    return head, tail
+
+
+def _pair_sum(full: np.ndarray, head: np.ndarray, tail: np.ndarray, a: int, b: int, h: int) -> np.ndarray:
+    """sum_{t=h}^{n-1} y[t - a] y[t - b] for lags 0 <= a <= b <= h, from the full sums.
+
+    With s = t - a over [h - a, n - a): the lag-d full sum over [d, n) minus the head
+    [d, h - a) and the tail [n - a, n).
+    """
     d = b - a
-    # s = t - a runs over [h - a, n - a); the full sum runs over [d, n).
-    head = np.einsum("ms,ms->m", Y[:, d : h - a], Y[:, : h - a - d])
-    tail = np.einsum("ms,ms->m", Y[:, n - a :], Y[:, n - a - d : n - d])
-    return full[:, d] - head - tail
+    return full[:, d] - head[:, d, h - a] - tail[:, d, a]
 
 
 @dataclass
@@ -63,8 +82,10 @@ def normal_equations(Y: np.ndarray, lags: list[int], trend: str, hold_back: int)
     h = hold_back
     nobs = n - h
     full = _lag_product_sums(Y, h)
+    head, tail = _edge_sums(Y, h)
     cumulative = np.concatenate([np.zeros((M, 1)), np.cumsum(Y, axis=1)], axis=1)  # (M, n + 1)
-    weighted = np.concatenate([np.zeros((M, 1)), np.cumsum(Y * np.arange(1, n + 1), axis=1)], axis=1)
+    if "trend" in deterministic_columns(trend):
+        weighted = np.concatenate([np.zeros((M, 1)), np.cumsum(Y * np.arange(1, n + 1), axis=1)], axis=1)
     t1 = np.arange(h + 1, n + 1, dtype=np.float64)  # the trend column, t + 1
     columns: list[tuple[str, int]] = [(name, 0) for name in deterministic_columns(trend)]
     columns += [("lag", lag) for lag in lags]
@@ -74,7 +95,7 @@ def normal_equations(Y: np.ndarray, lags: list[int], trend: str, hold_back: int)
         kinds = {u[0], v[0]}
         if kinds == {"lag"}:
             a, b = sorted((u[1], v[1]))
-            return _pair_sum(Y, full, a, b, h)
+            return _pair_sum(full, head, tail, a, b, h)
         if kinds == {"const"}:
             return np.full(M, float(nobs))
         if kinds == {"trend"}:
@@ -93,7 +114,7 @@ def normal_equations(Y: np.ndarray, lags: list[int], trend: str, hold_back: int)
         for j in range(i, k):
             gram[:, i, j] = gram[:, j, i] = product(columns[i], columns[j])
     cross = np.stack([product(c, regressand) for c in columns], axis=1) if k else np.empty((M, 0))
-    return NormalEquations(gram, cross, _pair_sum(Y, full, 0, 0, h), nobs)
+    return NormalEquations(gram, cross, _pair_sum(full, head, tail, 0, 0, h), nobs)
 
 
 def residuals(Y: np.ndarray, params: np.ndarray, lags: list[int], trend: str, hold_back: int) -> np.ndarray:
@@ -123,11 +144,23 @@ def _regressor_dot(Y: np.ndarray, vector: np.ndarray, lags: list[int], trend: st
     return np.stack(parts, axis=1) if parts else np.empty((Y.shape[0], 0))
 
 
-def _scaled_solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Solve gram @ x = rhs per series after scaling gram to a unit diagonal."""
+REFINE_ABOVE_CONDITION = 0.0
+
+
+def _scaled_system(gram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gram scaled to a unit diagonal, the scale) per series: D^-1/2 G D^-1/2 and D^-1/2."""
     scale = 1.0 / np.sqrt(np.einsum("mii->mi", gram))  # (M, k)
-    scaled = gram * scale[:, :, None] * scale[:, None, :]
-    return np.linalg.solve(scaled, (rhs * scale)[..., None])[..., 0] * scale
+    return gram * scale[:, :, None] * scale[:, None, :], scale
+
+
+def _solve(inverse_scaled: np.ndarray, scale: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """x = G^-1 rhs from the inverse of G's scaled form: D^-1/2 (D^-1/2 G D^-1/2)^-1 D^-1/2 rhs."""
+    return np.einsum("mkl,ml->mk", inverse_scaled, rhs * scale) * scale
+
+
+def _condition_1norm(matrix: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    """||A||_1 ||A^-1||_1 per matrix: the 1-norm condition number, from A and its inverse."""
+    return np.abs(matrix).sum(axis=1).max(axis=1) * np.abs(inverse).sum(axis=1).max(axis=1)
 
 
 @dataclass
@@ -135,19 +168,19 @@ class ARFit:
     """Least-squares estimates for M series (leading axis) with the same specification."""
 
     params: np.ndarray  # (M, k)
-    resid: np.ndarray  # (M, nobs)
-    gram: np.ndarray  # (M, k, k): X'X
+    ssr: np.ndarray  # (M,): sum of squared residuals
+    inverse_gram: np.ndarray  # (M, k, k): (X'X)^-1
     nobs: int
 
     @property
     def sigma2(self) -> np.ndarray:
         """sigma^2 = SSR / nobs (the maximum-likelihood estimate, as statsmodels' AutoReg)."""
-        return np.einsum("mt,mt->m", self.resid, self.resid) / self.nobs
+        return self.ssr / self.nobs
 
     @property
     def cov_params(self) -> np.ndarray:
         """sigma^2 (X'X)^{-1}; shape (M, k, k)."""
-        return self.sigma2[:, None, None] * np.linalg.inv(self.gram)
+        return self.sigma2[:, None, None] * self.inverse_gram
 
     @property
     def bse(self) -> np.ndarray:
@@ -171,18 +204,47 @@ class ARFit:
         }
 
 
+BLOCK_BYTES = 1 << 20
+
+
 def fit_ar(Y: np.ndarray, lags: list[int], trend: str, hold_back: int) -> ARFit:
-    """Least-squares AR fit of every row of Y (M, n) with the same lags, trend and hold-back."""
+    """Least-squares AR fit of every row of Y (M, n) with the same lags, trend and hold-back.
+
+    A panel is fitted in blocks of rows of about 1 MiB, so that the k passes over each block
+    (sums, residuals, refinement) run from cache rather than from main memory.
+    """
+    rows = max(1, BLOCK_BYTES // (8 * Y.shape[1]))
+    if Y.shape[0] <= rows:
+        return _fit_block(Y, lags, trend, hold_back)
+    blocks = [_fit_block(Y[i : i + rows], lags, trend, hold_back) for i in range(0, Y.shape[0], rows)]
+    return ARFit(
+        np.concatenate([b.params for b in blocks]),
+        np.concatenate([b.ssr for b in blocks]),
+        np.concatenate([b.inverse_gram for b in blocks]),
+        blocks[0].nobs,
+    )
+
+
+def _fit_block(Y: np.ndarray, lags: list[int], trend: str, hold_back: int) -> ARFit:
     equations = normal_equations(Y, lags, trend, hold_back)
     k = equations.gram.shape[1]
     if k == 0:
-        return ARFit(np.empty((Y.shape[0], 0)), Y[:, hold_back:].copy(), equations.gram, equations.nobs)
-    params = _scaled_solve(equations.gram, equations.cross)
+        return ARFit(np.empty((Y.shape[0], 0)), equations.yy, equations.gram, equations.nobs)
+    scaled, scale = _scaled_system(equations.gram)
+    inverse_scaled = np.linalg.inv(scaled)  # solves, standard errors and the condition number
+    params = _solve(inverse_scaled, scale, equations.cross)
     resid = residuals(Y, params, lags, trend, hold_back)
-    # One step of iterative refinement: the normal equations square the condition number.
-    params = params + _scaled_solve(equations.gram, _regressor_dot(Y, resid, lags, trend, hold_back))
-    resid = residuals(Y, params, lags, trend, hold_back)
-    return ARFit(params, resid, equations.gram, equations.nobs)
+    # The normal equations square the condition number of the regressors: where the scaled
+    # system is ill-conditioned, one step of iterative refinement on the exact residuals
+    # recovers the accuracy of a QR least-squares solve.
+    # The SSR after the step follows from ||r - X delta||^2 = r'r - 2 delta'X'r + delta'X'X delta.
+    ssr = np.einsum("mt,mt->m", resid, resid)
+    if (_condition_1norm(scaled, inverse_scaled) > REFINE_ABOVE_CONDITION).any():
+        gradient = _regressor_dot(Y, resid, lags, trend, hold_back)  # X'r
+        step = _solve(inverse_scaled, scale, gradient)
+        params = params + step
+        ssr = ssr - 2 * np.einsum("mk,mk->m", step, gradient) + np.einsum("mk,mkl,ml->m", step, equations.gram, step)
+    return ARFit(params, ssr, inverse_scaled * scale[:, :, None] * scale[:, None, :], equations.nobs)
 
 
 def forecast_paths(
