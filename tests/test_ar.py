@@ -189,9 +189,15 @@ def test_onnx_forecaster_matches_predict_and_interval(trend, tmp_path):
     np.testing.assert_allclose(outputs["upper"][0], interval["upper"].to_numpy(), rtol=1e-10)
 
 
-def test_panel_forecaster_export_is_refused(tmp_path):
-    from toolkit.onnx import export
+def test_panel_forecaster_exports_one_graph_for_all_series(tmp_path):
+    from toolkit.onnx import export, load, validate
 
     panel = pd.DataFrame({"a": sunspots().to_numpy(), "b": sunspots().to_numpy()[::-1]})
-    with pytest.raises(ValueError, match="exports one series at a time"):
-        export(ARForecaster(2).fit(panel), tmp_path)
+    model = ARForecaster(3, trend="ct").fit(panel)
+    export(model, tmp_path, horizon=6)
+    windows = np.stack([windows_of(panel[c].to_numpy(), 3, True) for c in panel.columns], axis=1)  # (B, 2, 4)
+    assert validate(model, tmp_path, windows).passed
+    outputs = load(tmp_path).run(windows[-1:])
+    np.testing.assert_allclose(outputs["forecast"][0].T, model.predict(6).to_numpy(), rtol=1e-10)
+    with pytest.raises(ValueError, match=r"X must have shape \(n_windows, 2, 4\)"):
+        model.predict_from_windows(windows[:, :1], horizon=6)

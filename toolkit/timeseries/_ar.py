@@ -340,32 +340,34 @@ class ARForecaster(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_windows, p) or (n_windows, p + 1)
-            The last p observations before each forecast, oldest first, and (trend with a
-            time term) the 0-based time index of the first forecast.
+        X : array-like of shape (n_windows, w), or (n_windows, n_series, w) for a panel
+            Per series the last p observations before the forecast, oldest first, and (trend
+            with a time term) the 0-based time index of the first forecast: w = p or p + 1.
         horizon : int
         part : {"mean", "lower", "upper"}
         coverage : float, default=0.95
 
         Returns
         -------
-        ndarray of shape (n_windows, horizon)
+        ndarray of shape (n_windows, horizon) or (n_windows, n_series, horizon)
         """
         check_is_fitted(self, "params_")
         horizon = self._check_horizon(horizon)
         X = np.asarray(X, dtype=np.float64)
         p = max(self.lags_, default=0)
-        if self._columns is not None:
-            raise ValueError("predict_from_windows needs a forecaster fitted on one series")
-        if X.ndim != 2 or X.shape[1] != len(self._window_columns()):
-            raise ValueError(f"X must have shape (n_windows, {len(self._window_columns())}): columns {self._window_columns()}")
-        params = np.broadcast_to(self._params, (len(X), self._params.shape[1]))
-        start = X[:, p] if X.shape[1] > p else 0.0
-        mean = forecast_paths(X[:, :p], params, self.lags_, self.trend, start, horizon)
-        if part == "mean":
-            return mean
-        half = norm.ppf(0.5 + coverage / 2) * np.sqrt(forecast_variance(self._params, self._sigma2, self.lags_, self.trend, horizon))
-        return mean - half if part == "lower" else mean + half
+        n_series = self._params.shape[0]
+        width = len(self._window_columns())
+        expected = (width,) if self._columns is None else (n_series, width)
+        if X.ndim != len(expected) + 1 or X.shape[1:] != expected:
+            raise ValueError(f"X must have shape (n_windows, {', '.join(map(str, expected))}): columns {self._window_columns()}")
+        windows = X.reshape(-1, width)  # (B * S, w), series fastest
+        params = np.tile(self._params, (len(X), 1))
+        start = windows[:, p] if width > p else 0.0
+        values = forecast_paths(windows[:, :p], params, self.lags_, self.trend, start, horizon)
+        if part != "mean":
+            half = norm.ppf(0.5 + coverage / 2) * np.sqrt(forecast_variance(self._params, self._sigma2, self.lags_, self.trend, horizon))
+            values = values + np.tile(half, (len(X), 1)) * (-1 if part == "lower" else 1)
+        return values.reshape(X.shape[:-1] + (horizon,))
 
     def _inference_spec(self, horizon: int = 10, coverage: float = 0.95):
         """The forecast recursion for ``horizon`` steps with ``coverage`` intervals, in float64."""
@@ -375,37 +377,35 @@ class ARForecaster(BaseEstimator):
         from toolkit.nn.ar import ARForecastModule
 
         check_is_fitted(self, "params_")
-        if self._columns is not None:
-            raise ValueError(
-                f"a panel forecaster ({len(self._columns)} series) exports one series at a time: "
-                "fit an ARForecaster on the column you want to export"
-            )
         horizon = self._check_horizon(horizon)
         p = max(self.lags_, default=0)
         names = deterministic_columns(self.trend)
-        ar = np.zeros(p)
+        n_series = self._params.shape[0]
+        ar = np.zeros((n_series, p))
         for offset, lag in enumerate(self.lags_):
-            ar[p - lag] = self._params[0, len(names) + offset]
-        const = float(self._params[0, names.index("const")]) if "const" in names else 0.0
-        slope = float(self._params[0, names.index("trend")]) if "trend" in names else None
-        half = norm.ppf(0.5 + coverage / 2) * np.sqrt(forecast_variance(self._params, self._sigma2, self.lags_, self.trend, horizon))[0]
-        module = ARForecastModule(torch.from_numpy(ar), const, slope, torch.from_numpy(half))
-        window = np.tile(self.history_[0, self.history_.shape[1] - p :], (2, 1))
+            ar[:, p - lag] = self._params[:, len(names) + offset]
+        const = self._params[:, names.index("const")] if "const" in names else np.zeros(n_series)
+        slope = torch.from_numpy(self._params[:, names.index("trend")].copy()) if "trend" in names else None
+        half = norm.ppf(0.5 + coverage / 2) * np.sqrt(forecast_variance(self._params, self._sigma2, self.lags_, self.trend, horizon))
+        single = self._columns is None
+        module = ARForecastModule(torch.from_numpy(ar), torch.from_numpy(const.copy()), slope, torch.from_numpy(half), single)
+        window = self.history_[:, self.history_.shape[1] - p :]  # (S, p)
         if slope is not None:
-            window = np.c_[window, np.full(2, self.history_.shape[1], dtype=np.float64)]
+            window = np.c_[window, np.full(n_series, self.history_.shape[1], dtype=np.float64)]
+        example = np.stack([window, window])  # (2, S, w)
         tight = {"atol": 1e-8, "rtol": 1e-8}
         outputs = [
-            OutputSpec(part, "predict_from_windows", 2, kwargs={"horizon": horizon, "part": key, "coverage": coverage}, tolerance=tight)
-            for part, key in (("forecast", "mean"), ("lower", "lower"), ("upper", "upper"))
+            OutputSpec(name, "predict_from_windows", 2 if single else 3, kwargs={"horizon": horizon, "part": part, "coverage": coverage}, tolerance=tight)
+            for name, part in (("forecast", "mean"), ("lower", "lower"), ("upper", "upper"))
         ]
         return InferenceSpec(
             module=module.eval(),
-            sample_shape=(len(self._window_columns()),),
+            sample_shape=example.shape[2:] if single else example.shape[1:],
             outputs=outputs,
-            example=window,
+            example=example[:, 0] if single else example,
             feature_names=self._window_columns(),
             dtype="float64",
-            metadata={"horizon": horizon, "coverage": coverage},
+            metadata={"horizon": horizon, "coverage": coverage, "series": None if single else [str(c) for c in self._columns]},
         )
 
     def score(self, y_future, X=None) -> float:
