@@ -26,3 +26,17 @@ def test_pipeline_meets_its_floor(name):
 def test_full_size_pipeline_meets_its_floor(name):
     job = load_pipeline(PIPELINES[name]).run(full=True)
     assert job.score >= FLOORS[name]
+
+
+def test_sunspots_pipeline_worked_numbers():
+    """Least squares is deterministic: AR(9) by AIC and its 10-year held-out RMSE are fixed."""
+    job = load_pipeline(PIPELINES["sunspots_ar"]).run(full=False)
+    assert job.model.lags_ == list(range(1, 10))
+    assert job.score == pytest.approx(15.356, abs=1e-3)
+    assert "naive last value 43.39" in job.details
+
+
+def test_macro_panel_pipeline_fits_every_series():
+    job = load_pipeline(PIPELINES["macro_panel_ar"]).run(full=False)
+    assert list(job.model.params_.columns) == ["realgdp", "realcons", "realinv", "realgovt", "cpi", "m1"]
+    assert job.X_test.shape[1:] == (6, max(job.model.lags_))

@@ -1,5 +1,12 @@
 """The scikit-learn estimator checks that cannot apply to toolkit's estimators, with reasons.
 
+Not run through ``parametrize_with_checks`` at all:
+
+- ``toolkit.timeseries.ARForecaster``: ``fit`` takes the series ``y`` (X is ignored) and
+  ``predict`` takes a horizon, while every common check calls ``fit(X, y)`` and
+  ``predict(X)`` on tabular data. ``clone``, ``get_params``, ``set_params`` and parameter
+  validation are tested in ``tests/test_ar.py``.
+
 This is the one place where such exceptions are listed; ``tests/test_sklearn_checks.py``
 passes :func:`expected_failed_checks` to ``parametrize_with_checks``.
 """

@@ -13,7 +13,8 @@ import statistics
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
@@ -34,6 +35,12 @@ class Job:
     score : float
     floor : float, optional
         The job fails when ``score`` is below it.
+    details : str
+        More figures for the table's metric column (e.g. a baseline's score).
+    export_options : dict
+        Passed to :func:`toolkit.onnx.export` (e.g. a forecaster's ``horizon``).
+    plot : callable, optional
+        Called with the export folder after the export, to write figures beside it.
     """
 
     model: object
@@ -41,6 +48,9 @@ class Job:
     metric: str
     score: float
     floor: float | None = None
+    details: str = ""
+    export_options: dict = field(default_factory=dict)
+    plot: Callable[[Path], None] | None = None
 
     @property
     def meets_floor(self) -> bool:
@@ -106,7 +116,10 @@ def run_job(name: str, path: Path, out: Path, *, full: bool = False) -> JobOutco
         folder = out / name
         outcome.model = model_name(job.model)
         outcome.metric = f"{job.metric}={job.score:.4f}" + ("" if job.meets_floor else f" < floor {job.floor}")
-        export(job.model, folder)
+        outcome.metric += f" ({job.details})" if job.details else ""
+        export(job.model, folder, **job.export_options)
+        if job.plot is not None:
+            job.plot(folder)
         report = validate(job.model, folder, job.X_test, raise_on_failure=False)
         outcome.onnx_max_error = report.max_abs_error
         outcome.latency_ms = batch1_latency_ms(folder, job.X_test)
