@@ -28,9 +28,8 @@ class FrequencyWarning(UserWarning):
 def _as_panel(y) -> tuple[np.ndarray, pd.Index, list | None, str | None]:
     """(values (M, n) float64, index, column names or None, series name) of a Series / DataFrame / array."""
     if isinstance(y, pd.DataFrame):
-        numeric = {dtype: pd.api.types.is_numeric_dtype(dtype) for dtype in set(y.dtypes)}
-        non_numeric = [str(c) for c, dtype in y.dtypes.items() if not numeric[dtype]]
-        if non_numeric:
+        if not all(pd.api.types.is_numeric_dtype(dtype) for dtype in pd.unique(y.dtypes.to_numpy())):
+            non_numeric = [str(c) for c, dtype in y.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)]
             raise TypeError(f"y has non-numeric column(s) {non_numeric}")
         return y.to_numpy(dtype=np.float64).T.copy(), y.index, list(y.columns), None
     if isinstance(y, pd.Series):
