@@ -258,7 +258,8 @@ class ARForecaster(BaseEstimator):
         -------
         forecast : Series, or DataFrame with one column per series (panel)
             Indexed by the time stamps that continue the training index (its frequency), or by
-            integers when the index is a RangeIndex or has no inferable frequency.
+            integers when the index is a RangeIndex, or (with a :class:`FrequencyWarning`) a
+            DatetimeIndex whose frequency is unset and cannot be inferred.
         """
         check_is_fitted(self, "params_")
         horizon = self._check_horizon(horizon)

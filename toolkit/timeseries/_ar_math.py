@@ -27,11 +27,6 @@ def deterministic_columns(trend: str) -> list[str]:
     return {"n": [], "c": ["const"], "t": ["trend"], "ct": ["const", "trend"]}[trend]
 
 
-def _range_sum(cumulative: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """sum of the series behind ``cumulative`` (prefix sums with a leading 0) over [start, stop)."""
-    return cumulative[:, stop] - cumulative[:, start]
-
-
 def _lag_product_sums(Y: np.ndarray, max_lag: int) -> np.ndarray:
     """full[:, d] = sum_{s=d}^{n-1} y[s] y[s-d] for d = 0..max_lag; shape (M, max_lag + 1)."""
     n = Y.shape[1]
@@ -46,24 +41,25 @@ def _edge_sums(Y: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
     """
     M, n = Y.shape
     padded = np.concatenate([np.zeros((M, h)), Y], axis=1)  # y[s] at padded[s + h]; zeros before 0
-    first = padded[:, h : 2 * h]  # y[0..h-1]
-    last = padded[:, n : n + h][:, ::-1]  # y[n-1], y[n-2], ..., y[n-h]
+    d = np.arange(h + 1)[:, None]  # (h + 1, 1)
+    i = np.arange(h)[None, :]  # (1, h)
+    # head products y[s] y[s - d] for s = i; tail products y[n-1-i] y[n-1-i-d].
+    head_products = padded[:, h + i] * padded[:, h + i - d]  # (M, h + 1, h)
+    tail_products = padded[:, n + h - 1 - i] * padded[:, n + h - 1 - i - d]  # (M, h + 1, h)
     head = np.zeros((M, h + 1, h + 1))
     tail = np.zeros((M, h + 1, h + 1))
-    for d in range(h + 1):
-        head[:, d, 1:] = np.cumsum(first * padded[:, h - d : 2 * h - d], axis=1)
-        tail[:, d, 1:] = np.cumsum(last * padded[:, n - d : n + h - d][:, ::-1], axis=1)
+    head[:, :, 1:] = np.cumsum(head_products, axis=2)
+    tail[:, :, 1:] = np.cumsum(tail_products, axis=2)
     return head, tail
 
 
-def _pair_sum(full: np.ndarray, head: np.ndarray, tail: np.ndarray, a: int, b: int, h: int) -> np.ndarray:
-    """sum_{t=h}^{n-1} y[t - a] y[t - b] for lags 0 <= a <= b <= h, from the full sums.
-
-    With s = t - a over [h - a, n - a): the lag-d full sum over [d, n) minus the head
-    [d, h - a) and the tail [n - a, n).
-    """
-    d = b - a
-    return full[:, d] - head[:, d, h - a] - tail[:, d, a]
+def _window_sums(Y: np.ndarray, lags: np.ndarray, h: int) -> np.ndarray:
+    """sum_{s=h-l}^{n-1-l} y[s] for each lag l (M, len(lags)): the row total minus prefix and
+    suffix sums, which only span the first and last h values."""
+    n = Y.shape[1]
+    prefix = np.concatenate([np.zeros((len(Y), 1)), np.cumsum(Y[:, :h], axis=1)], axis=1)  # sums of y[:j]
+    suffix = np.concatenate([np.zeros((len(Y), 1)), np.cumsum(Y[:, n - h :][:, ::-1], axis=1)], axis=1)  # sums of the last j
+    return Y.sum(axis=1, keepdims=True) - prefix[:, h - lags] - suffix[:, lags]
 
 
 @dataclass
@@ -77,44 +73,42 @@ class NormalEquations:
 
 
 def normal_equations(Y: np.ndarray, lags: list[int], trend: str, hold_back: int) -> NormalEquations:
-    """Assemble the normal equations of every row of Y (M, n) without a lag matrix."""
+    """Assemble the normal equations of every row of Y (M, n) without a lag matrix.
+
+    One augmented cross-product matrix over the columns [deterministic terms, lags, y] is
+    filled block by block with vectorised index arithmetic; X'X, X'y and y'y are its parts.
+    """
     M, n = Y.shape
     h = hold_back
     nobs = n - h
+    deterministic = deterministic_columns(trend)
+    n_det = len(deterministic)
+    all_lags = np.array([*lags, 0])  # the regressors' lags, then y itself (lag 0)
+    size = n_det + len(all_lags)
+    augmented = np.empty((M, size, size))
+
+    # Lags x lags: sum_t y[t - a] y[t - b] = full_d - head - tail with a = min, d = |difference|
+    # (s = t - a runs over [h - a, n - a); the lag-d full sum runs over [d, n)).
     full = _lag_product_sums(Y, h)
     head, tail = _edge_sums(Y, h)
-    cumulative = np.concatenate([np.zeros((M, 1)), np.cumsum(Y, axis=1)], axis=1)  # (M, n + 1)
-    if "trend" in deterministic_columns(trend):
-        weighted = np.concatenate([np.zeros((M, 1)), np.cumsum(Y * np.arange(1, n + 1), axis=1)], axis=1)
-    t1 = np.arange(h + 1, n + 1, dtype=np.float64)  # the trend column, t + 1
-    columns: list[tuple[str, int]] = [(name, 0) for name in deterministic_columns(trend)]
-    columns += [("lag", lag) for lag in lags]
-    regressand = ("lag", 0)
+    low = np.minimum.outer(all_lags, all_lags)
+    gap = np.abs(np.subtract.outer(all_lags, all_lags))
+    augmented[:, n_det:, n_det:] = full[:, gap] - head[:, gap, h - low] - tail[:, gap, low]
 
-    def product(u: tuple[str, int], v: tuple[str, int]) -> np.ndarray:
-        kinds = {u[0], v[0]}
-        if kinds == {"lag"}:
-            a, b = sorted((u[1], v[1]))
-            return _pair_sum(full, head, tail, a, b, h)
-        if kinds == {"const"}:
-            return np.full(M, float(nobs))
-        if kinds == {"trend"}:
-            return np.full(M, float(t1 @ t1))
-        if kinds == {"const", "trend"}:
-            return np.full(M, float(t1.sum()))
-        lag = u[1] if u[0] == "lag" else v[1]
-        if "const" in kinds:  # sum_t y[t - lag]
-            return _range_sum(cumulative, h - lag, n - lag)
-        # sum_t (t + 1) y[t - lag] = sum_s (s + 1) y[s] + lag * sum_s y[s], s = t - lag
-        return _range_sum(weighted, h - lag, n - lag) + lag * _range_sum(cumulative, h - lag, n - lag)
-
-    k = len(columns)
-    gram = np.empty((M, k, k))
-    for i in range(k):
-        for j in range(i, k):
-            gram[:, i, j] = gram[:, j, i] = product(columns[i], columns[j])
-    cross = np.stack([product(c, regressand) for c in columns], axis=1) if k else np.empty((M, 0))
-    return NormalEquations(gram, cross, _pair_sum(full, head, tail, 0, 0, h), nobs)
+    if n_det:
+        t1 = np.arange(h + 1, n + 1, dtype=np.float64)  # the trend column, t + 1
+        sums = _window_sums(Y, all_lags, h)  # sum_t y[t - l]
+        blocks = {"const": sums}
+        if "trend" in deterministic:
+            # sum_t (t + 1) y[t - l] = sum_s (s + 1) y[s] + l * sum_s y[s] with s = t - l
+            blocks["trend"] = _window_sums(Y * np.arange(1, n + 1), all_lags, h) + all_lags * sums
+        plain = {("const", "const"): nobs, ("trend", "trend"): t1 @ t1, ("const", "trend"): t1.sum()}
+        for i, u in enumerate(deterministic):
+            augmented[:, i, n_det:] = augmented[:, n_det:, i] = blocks[u]
+            for j, v in enumerate(deterministic):
+                augmented[:, i, j] = plain[tuple(sorted((u, v)))]
+    k = size - 1
+    return NormalEquations(augmented[:, :k, :k], augmented[:, :k, k], augmented[:, k, k], nobs)
 
 
 def residuals(Y: np.ndarray, params: np.ndarray, lags: list[int], trend: str, hold_back: int) -> np.ndarray:
