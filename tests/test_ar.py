@@ -81,6 +81,7 @@ def test_panel_equals_fitting_each_column_alone():
     forecast = model.predict(6)
     interval = model.predict_interval(6)
     assert list(forecast.columns) == list(panel.columns)
+    assert list(interval.columns) == [(c, part) for c in panel.columns for part in ("mean", "lower", "upper")]
     for column in panel.columns:
         alone = ARForecaster(4, trend="ct").fit(panel[column])
         np.testing.assert_allclose(model.params_[column].to_numpy(), alone.params_.to_numpy(), rtol=1e-12)

@@ -195,6 +195,8 @@ class ARForecaster(BaseEstimator):
         return list(range(1, int(np.argmin(scores)) + 1))
 
     def _store(self, result, index: pd.Index, columns: list | None, name, hold_back: int) -> None:
+        self._columns = columns
+        self._name = name
         label = "y" if name is None else str(name)
         names = deterministic_columns(self.trend) + [f"{label}.L{lag}" for lag in self.lags_]
         criteria = result.information_criteria()
@@ -202,24 +204,20 @@ class ARForecaster(BaseEstimator):
         if columns is None:
             self.params_ = pd.Series(result.params[0], index=names)
             self.bse_ = pd.Series(result.bse[0], index=names)
-            scalar = lambda a: float(a[0])  # noqa: E731
         else:
             self.params_ = pd.DataFrame(result.params.T, index=names, columns=columns)
             self.bse_ = pd.DataFrame(result.bse.T, index=names, columns=columns)
-            scalar = lambda a: pd.Series(a, index=columns)  # noqa: E731
         self.coef_ = result.params[:, n_det:] if columns is not None else result.params[0, n_det:]
         intercept = result.params[:, 0] if "const" in deterministic_columns(self.trend) else np.zeros(len(result.params))
-        self.intercept_ = scalar(intercept)
-        self.sigma2_ = scalar(result.sigma2)
-        self.llf_ = scalar(result.llf)
-        self.aic_ = scalar(criteria["aic"])
-        self.bic_ = scalar(criteria["bic"])
-        self.hqic_ = scalar(criteria["hqic"])
+        self.intercept_ = self._per_series(intercept)
+        self.sigma2_ = self._per_series(result.sigma2)
+        self.llf_ = self._per_series(result.llf)
+        self.aic_ = self._per_series(criteria["aic"])
+        self.bic_ = self._per_series(criteria["bic"])
+        self.hqic_ = self._per_series(criteria["hqic"])
         self._params = result.params
         self._resid = None
         self._sigma2 = result.sigma2
-        self._columns = columns
-        self._name = name
 
     @property
     def resid_(self):
@@ -230,6 +228,10 @@ class ARForecaster(BaseEstimator):
             values = residuals(self.history_[:, : self.hold_back_ + self.n_obs_], self._params, self.lags_, self.trend, self.hold_back_)
             self._resid = self._wrap(values, self.index_[self.hold_back_ : self.hold_back_ + self.n_obs_])
         return self._resid
+
+    def _per_series(self, values: np.ndarray):
+        """One statistic per series: a float for one series, a Series over a panel's columns."""
+        return float(values[0]) if self._columns is None else pd.Series(values, index=self._columns)
 
     # ------------------------------------------------------------ forecast
     def _check_horizon(self, horizon) -> int:
@@ -291,7 +293,9 @@ class ARForecaster(BaseEstimator):
         parts = {"mean": mean, "lower": mean - half, "upper": mean + half}
         if self._columns is None:
             return pd.DataFrame({key: value[0] for key, value in parts.items()}, index=index)
-        return pd.concat({key: pd.DataFrame(value.T, index=index, columns=self._columns) for key, value in parts.items()}, axis=1).swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
+        stacked = np.stack(list(parts.values()), axis=2)  # (M, h, 3)
+        columns = pd.MultiIndex.from_product([self._columns, list(parts)])
+        return pd.DataFrame(stacked.transpose(1, 0, 2).reshape(horizon, -1), index=index, columns=columns)
 
     def predict_in_sample(self):
         """One-step-ahead fitted values over the estimation sample (y minus the residuals).
@@ -322,10 +326,9 @@ class ARForecaster(BaseEstimator):
             raise ValueError(f"new_y must have the layout used at fit (columns {self._columns})")
         _check_finite(values, columns)
         self.history_ = np.concatenate([self.history_, values], axis=1)
-        if isinstance(new_y, (pd.Series, pd.DataFrame)) and not isinstance(index, pd.RangeIndex):
-            self.index_ = self.index_.append(index)
-        else:
-            self.index_ = pd.RangeIndex(self.history_.shape[1]) if isinstance(self.index_, pd.RangeIndex) else self.index_.append(_future_index(self.index_, values.shape[1]))
+        labelled = isinstance(new_y, (pd.Series, pd.DataFrame)) and not isinstance(index, pd.RangeIndex)
+        self.index_ = self.index_.append(index if labelled else _future_index(self.index_, values.shape[1]))
+        self._resid = None
         return self
 
     # --------------------------------------------------------------- export
