@@ -202,3 +202,14 @@ def test_panel_forecaster_exports_one_graph_for_all_series(tmp_path):
     np.testing.assert_allclose(outputs["forecast"][0].T, model.predict(6).to_numpy(), rtol=1e-10)
     with pytest.raises(ValueError, match=r"X must have shape \(n_windows, 2, 4\)"):
         model.predict_from_windows(windows[:, :1], horizon=6)
+
+
+def test_update_with_arrays_continues_an_integer_index():
+    y = sunspots().to_numpy()
+    model = ARForecaster(2).fit(y[:200])
+    before = model.resid_.copy()
+    model.update(y[200:250])
+    assert list(model.predict(3).index) == [250, 251, 252]
+    pd.testing.assert_series_equal(model.resid_, before)  # residuals stay those of the fit sample
+    with pytest.raises(ValueError, match="layout used at fit"):
+        model.update(pd.DataFrame({"a": y[:5], "b": y[:5]}))
