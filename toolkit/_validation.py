@@ -11,14 +11,16 @@ from sklearn.utils.validation import check_array, validate_data
 
 def reject_non_numeric_columns(X, what: str = "X") -> None:
     """Raise a TypeError naming the DataFrame columns that are not numeric or boolean."""
-    if isinstance(X, pd.DataFrame):
-        bad = [str(c) for c, dtype in X.dtypes.items() if not (pd.api.types.is_numeric_dtype(dtype))]
-        if bad:
-            raise TypeError(
-                f"{what} has non-numeric column(s) {bad} "
-                f"(dtypes {[str(X[c].dtype) for c in X.columns if str(c) in bad]}); "
-                "encode them first, e.g. with sklearn.preprocessing.OneHotEncoder"
-            )
+    if not isinstance(X, pd.DataFrame):
+        return
+    is_numeric = {dtype: pd.api.types.is_numeric_dtype(dtype) for dtype in pd.unique(X.dtypes.to_numpy())}
+    if all(is_numeric.values()):
+        return
+    bad = {str(c): str(dtype) for c, dtype in X.dtypes.items() if not is_numeric[dtype]}
+    raise TypeError(
+        f"{what} has non-numeric column(s) {list(bad)} (dtypes {list(bad.values())}); "
+        "convert or encode them first (e.g. sklearn.preprocessing.OneHotEncoder for categories)"
+    )
 
 
 def check_features(estimator, X, *, reset: bool, dtype=np.float32) -> np.ndarray:

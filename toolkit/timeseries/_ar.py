@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from toolkit._validation import reject_non_numeric_columns
 from toolkit.timeseries._ar_math import (
     deterministic_columns,
     fit_ar,
@@ -28,9 +29,7 @@ class FrequencyWarning(UserWarning):
 def _as_panel(y) -> tuple[np.ndarray, pd.Index, list | None, str | None]:
     """(values (M, n) float64, index, column names or None, series name) of a Series / DataFrame / array."""
     if isinstance(y, pd.DataFrame):
-        if not all(pd.api.types.is_numeric_dtype(dtype) for dtype in pd.unique(y.dtypes.to_numpy())):
-            non_numeric = [str(c) for c, dtype in y.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)]
-            raise TypeError(f"y has non-numeric column(s) {non_numeric}")
+        reject_non_numeric_columns(y, "y")
         return y.to_numpy(dtype=np.float64).T.copy(), y.index, list(y.columns), None
     if isinstance(y, pd.Series):
         if not pd.api.types.is_numeric_dtype(y.dtype):
@@ -267,6 +266,11 @@ class ARForecaster(BaseEstimator):
         horizon = self._check_horizon(horizon)
         return self._wrap(self._point_forecasts(horizon), _future_index(self.index_, horizon))
 
+    def _half_widths(self, horizon: int, coverage: float) -> np.ndarray:
+        """z_{(1 + coverage) / 2} * sqrt(sigma^2 sum_{j<h} psi_j^2) per series and step; (M, horizon)."""
+        variance = forecast_variance(self._params, self._sigma2, self.lags_, self.trend, horizon)
+        return norm.ppf(0.5 + coverage / 2) * np.sqrt(variance)
+
     def predict_interval(self, horizon: int, coverage: float = 0.95) -> pd.DataFrame:
         """Point forecasts with a Gaussian prediction interval.
 
@@ -288,7 +292,7 @@ class ARForecaster(BaseEstimator):
         if not 0 < coverage < 1:
             raise ValueError(f"coverage must be in (0, 1), got {coverage!r}")
         mean = self._point_forecasts(horizon)
-        half = norm.ppf(0.5 + coverage / 2) * np.sqrt(forecast_variance(self._params, self._sigma2, self.lags_, self.trend, horizon))
+        half = self._half_widths(horizon, coverage)
         index = _future_index(self.index_, horizon)
         parts = {"mean": mean, "lower": mean - half, "upper": mean + half}
         if self._columns is None:
@@ -368,7 +372,7 @@ class ARForecaster(BaseEstimator):
         start = windows[:, p] if width > p else 0.0
         values = forecast_paths(windows[:, :p], params, self.lags_, self.trend, start, horizon)
         if part != "mean":
-            half = norm.ppf(0.5 + coverage / 2) * np.sqrt(forecast_variance(self._params, self._sigma2, self.lags_, self.trend, horizon))
+            half = self._half_widths(horizon, coverage)
             values = values + np.tile(half, (len(X), 1)) * (-1 if part == "lower" else 1)
         return values.reshape(X.shape[:-1] + (horizon,))
 
@@ -389,7 +393,7 @@ class ARForecaster(BaseEstimator):
             ar[:, p - lag] = self._params[:, len(names) + offset]
         const = self._params[:, names.index("const")] if "const" in names else np.zeros(n_series)
         slope = torch.from_numpy(self._params[:, names.index("trend")].copy()) if "trend" in names else None
-        half = norm.ppf(0.5 + coverage / 2) * np.sqrt(forecast_variance(self._params, self._sigma2, self.lags_, self.trend, horizon))
+        half = self._half_widths(horizon, coverage)
         single = self._columns is None
         module = ARForecastModule(torch.from_numpy(ar), torch.from_numpy(const.copy()), slope, torch.from_numpy(half), single)
         window = self.history_[:, self.history_.shape[1] - p :]  # (S, p)
