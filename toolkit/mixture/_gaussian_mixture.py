@@ -1,0 +1,383 @@
+"""``GaussianMixture``: scikit-learn's Gaussian mixture, fitted by EM in torch, in chunks."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
+from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+from tqdm.auto import tqdm
+
+from toolkit._training import resolve_device
+from toolkit._validation import reject_non_numeric_columns
+from toolkit.mixture._gaussian_math import (
+    estimate_parameters,
+    n_parameters,
+    precision_cholesky_from_covariances,
+    precision_cholesky_from_precisions,
+    precisions_from_cholesky,
+    sufficient_statistics,
+    weighted_log_prob,
+)
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+class GaussianMixture(DensityMixin, ClusterMixin, BaseEstimator):
+    """Gaussian mixture fitted by expectation-maximisation, a drop-in for scikit-learn's.
+
+    p(x) = sum_k pi_k N(x | mu_k, Sigma_k). The EM loop runs in torch (CPU or CUDA), in log
+    space with Cholesky-based log-densities, vectorised over components, over ``batch_size``
+    rows at a time: each iteration is one pass over X that accumulates the sufficient
+    statistics, so memory does not grow with n_samples * n_components * n_features.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+    tol : float, default=1e-3
+        EM stops when the average log-likelihood gains less than this.
+    reg_covar : float, default=1e-6
+        Added to the covariances' diagonals.
+    max_iter : int, default=100
+    n_init : int, default=1
+        Initialisations tried; the one with the highest lower bound is kept.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
+    weights_init : array-like of shape (n_components,), optional
+    means_init : array-like of shape (n_components, n_features), optional
+    precisions_init : array-like, optional
+        Shapes by covariance type: full (K, D, D), tied (D, D), diag (K, D), spherical (K,).
+    random_state : int, RandomState instance or None, default=None
+    warm_start : bool, default=False
+    verbose : int, default=0
+        A tqdm bar over EM iterations showing the lower bound.
+    verbose_interval : int, default=10
+        Iterations between progress-bar updates.
+    device : str, default="auto"
+        "auto" is CUDA when torch sees a GPU.
+    dtype : {"float64", "float32"}, default="float64"
+        float64 for parity with scikit-learn; float32 for speed.
+    batch_size : int, default=65536
+        Rows per chunk in the E-step / statistics pass.
+
+    Attributes
+    ----------
+    weights_, means_, covariances_, precisions_, precisions_cholesky_ : ndarray
+        As scikit-learn's (numpy, float64).
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Average log-likelihood of the best initialisation at its last E-step.
+    n_features_in_, feature_names_in_
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions({"full", "tied", "diag", "spherical"})],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [StrOptions({"kmeans", "random", "random_from_data", "k-means++"})],
+        "weights_init": ["array-like", None],
+        "means_init": ["array-like", None],
+        "precisions_init": ["array-like", None],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "device": [str],
+        "dtype": [StrOptions({"float64", "float32"})],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        device="auto",
+        dtype="float64",
+        batch_size=65536,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.device = device
+        self.dtype = dtype
+        self.batch_size = batch_size
+
+    # ------------------------------------------------------------ helpers
+    def _tensor(self, array) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array), dtype=DTYPES[self.dtype], device=self._device)
+
+    def _chunks(self, X: torch.Tensor):
+        for start in range(0, X.shape[0], self.batch_size):
+            yield X[start : start + self.batch_size]
+
+    def _state(self):
+        return self._weights, self._means, self._precisions_cholesky
+
+    def _e_step_pass(self, X: torch.Tensor) -> tuple[float, dict]:
+        """One pass: mean log-likelihood under the current parameters and the sufficient
+        statistics of the responsibilities they give."""
+        total, stats = 0.0, None
+        for chunk in self._chunks(X):
+            log_prob = weighted_log_prob(chunk, *self._state(), self.covariance_type)  # (n, K)
+            norm = torch.logsumexp(log_prob, dim=1)  # (n,)
+            resp = torch.exp(log_prob - norm[:, None])
+            total += norm.sum().item()
+            chunk_stats = sufficient_statistics(chunk, resp, self.covariance_type)
+            stats = chunk_stats if stats is None else {k: stats[k] + v for k, v in chunk_stats.items()}
+        return total / X.shape[0], stats
+
+    def _m_step(self, stats: dict) -> None:
+        weights, means, covariances = estimate_parameters(stats, self.reg_covar, self.covariance_type)
+        self._weights, self._means, self._covariances = weights, means, covariances
+        self._precisions_cholesky = precision_cholesky_from_covariances(covariances, self.covariance_type)
+
+    # ------------------------------------------------------- initialisation
+    def _initial_responsibilities(self, X: np.ndarray, random_state) -> np.ndarray:
+        """One-hot or random responsibilities as scikit-learn draws them for ``init_params``."""
+        n_samples = X.shape[0]
+        k = self.n_components
+        if self.init_params == "kmeans":
+            labels = KMeans(n_clusters=k, n_init=1, random_state=random_state).fit(X).labels_
+            resp = np.zeros((n_samples, k))
+            resp[np.arange(n_samples), labels] = 1
+            return resp
+        if self.init_params == "random":
+            resp = random_state.uniform(size=(n_samples, k))
+            return resp / resp.sum(axis=1)[:, np.newaxis]
+        if self.init_params == "random_from_data":
+            indices = random_state.choice(n_samples, size=k, replace=False)
+        else:  # k-means++
+            _, indices = kmeans_plusplus(X, k, random_state=random_state)
+        resp = np.zeros((n_samples, k))
+        resp[indices, np.arange(k)] = 1
+        return resp
+
+    def _initialize(self, X_np: np.ndarray, X: torch.Tensor, random_state) -> None:
+        all_given = all(v is not None for v in (self.weights_init, self.means_init, self.precisions_init))
+        if not all_given:
+            resp = self._tensor(self._initial_responsibilities(X_np, random_state))
+            stats = sufficient_statistics(X, resp, self.covariance_type)
+            self._m_step(stats)
+        if self.weights_init is not None:
+            self._weights = self._tensor(self.weights_init)
+        if self.means_init is not None:
+            self._means = self._tensor(self.means_init) - self._shift
+        if self.precisions_init is not None:
+            self._precisions_cholesky = precision_cholesky_from_precisions(
+                self._tensor(self.precisions_init), self.covariance_type
+            )
+
+    def _check_initial_parameters(self, n_features: int) -> None:
+        k, d = self.n_components, n_features
+        shapes = {
+            "weights_init": (k,),
+            "means_init": (k, d),
+            "precisions_init": {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[self.covariance_type],
+        }
+        for name, shape in shapes.items():
+            value = getattr(self, name)
+            if value is not None and np.shape(value) != shape:
+                raise ValueError(f"{name} must have shape {shape} for {self.covariance_type!r}, got {np.shape(value)}")
+        if self.weights_init is not None:
+            weights = np.asarray(self.weights_init, dtype=float)
+            if (weights < 0).any() or (weights > 1).any() or not np.isclose(weights.sum(), 1.0):
+                raise ValueError(f"weights_init must be non-negative and sum to 1, got {weights.tolist()}")
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None):
+        """Estimate the mixture by EM (``n_init`` initialisations, the best one kept).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+        """
+        self.fit_predict(X, y)
+        return self
+
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        """Fit, then return the component of each sample (after a final E-step).
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        self._validate_params()
+        reject_non_numeric_columns(X)
+        continuing = self.warm_start and hasattr(self, "converged_")
+        X_np = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, reset=not continuing)
+        if X_np.shape[0] < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
+                f"n_samples = {X_np.shape[0]}"
+            )
+        self._check_initial_parameters(X_np.shape[1])
+        try:
+            self._device = resolve_device(self.device)
+        except RuntimeError as error:
+            raise ValueError(f"device={self.device!r} is not a torch device: {error}") from None
+        if not continuing:
+            self._shift = self._tensor(X_np.mean(axis=0))
+        X = self._tensor(X_np) - self._shift  # centred: second moments stay well conditioned
+        random_state = check_random_state(self.random_state)
+        best, best_bound = None, -np.inf
+        self.converged_ = False
+        for _ in range(1 if continuing else self.n_init):
+            if not continuing:
+                self._initialize(X_np, X, random_state)
+            bound, converged, n_iter = self._em(X, start=self.lower_bound_ if continuing else -np.inf)
+            if bound > best_bound or best is None:
+                best, best_bound = (self._state(), self._covariances if hasattr(self, "_covariances") else None), bound
+                self.converged_, self.n_iter_ = converged, n_iter
+        (self._weights, self._means, self._precisions_cholesky), covariances = best
+        if covariances is not None:
+            self._covariances = covariances
+        self.lower_bound_ = best_bound
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init parameters, "
+                "or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self._publish()
+        return self._log_resp(X).argmax(dim=1).cpu().numpy()
+
+    def _em(self, X: torch.Tensor, start: float) -> tuple[float, bool, int]:
+        bound, converged, n_iter = start, False, 0
+        bar = tqdm(range(1, self.max_iter + 1), disable=not self.verbose, unit="iter", leave=False)
+        for n_iter in bar:
+            previous = bound
+            bound, stats = self._e_step_pass(X)
+            self._m_step(stats)
+            if n_iter % self.verbose_interval == 0:
+                bar.set_postfix(lower_bound=f"{bound:.6g}", change=f"{bound - previous:.3g}")
+            if abs(bound - previous) < self.tol:
+                converged = True
+                break
+        return bound, converged, n_iter
+
+    def _publish(self) -> None:
+        """Expose the parameters as scikit-learn's numpy attributes (means in input units)."""
+        as_numpy = lambda t: t.detach().cpu().numpy().astype(np.float64)  # noqa: E731
+        self.weights_ = as_numpy(self._weights)
+        self.means_ = as_numpy(self._means + self._shift)
+        self.precisions_cholesky_ = as_numpy(self._precisions_cholesky)
+        precisions = precisions_from_cholesky(self._precisions_cholesky, self.covariance_type)
+        self.precisions_ = as_numpy(precisions)
+        covariances = getattr(self, "_covariances", None)
+        if covariances is None:  # all three initial values given and max_iter == 0
+            covariances = torch.linalg.inv(precisions) if self.covariance_type in ("full", "tied") else 1.0 / precisions
+        self.covariances_ = as_numpy(covariances)
+
+    # ------------------------------------------------------------ inference
+    def _check_X(self, X) -> torch.Tensor:
+        check_is_fitted(self, "weights_")
+        reject_non_numeric_columns(X)
+        X_np = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return self._tensor(X_np) - self._shift
+
+    @torch.no_grad()
+    def _log_prob_chunks(self, X: torch.Tensor) -> torch.Tensor:
+        return torch.cat([weighted_log_prob(c, *self._state(), self.covariance_type) for c in self._chunks(X)])
+
+    def _log_resp(self, X: torch.Tensor) -> torch.Tensor:
+        log_prob = self._log_prob_chunks(X)
+        return log_prob - torch.logsumexp(log_prob, dim=1, keepdim=True)
+
+    def score_samples(self, X) -> np.ndarray:
+        """Log-density log p(x) of each sample; shape (n_samples,)."""
+        return torch.logsumexp(self._log_prob_chunks(self._check_X(X)), dim=1).cpu().numpy().astype(np.float64)
+
+    def score(self, X, y=None) -> float:
+        """Average log-likelihood of X."""
+        return float(self.score_samples(X).mean())
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Posterior p(z = k | x) of each component; shape (n_samples, n_components)."""
+        return torch.exp(self._log_resp(self._check_X(X))).cpu().numpy().astype(np.float64)
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable component of each sample; shape (n_samples,)."""
+        return self._log_prob_chunks(self._check_X(X)).argmax(dim=1).cpu().numpy()
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw samples from the fitted mixture, as scikit-learn does (same random stream).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component of each sample.
+        """
+        check_is_fitted(self, "weights_")
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}. The sampling requires at least one sample.")
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        n_features = self.means_.shape[1]
+        if self.covariance_type == "full":
+            draws = [rng.multivariate_normal(mean, cov, int(n)) for mean, cov, n in zip(self.means_, self.covariances_, counts)]
+        elif self.covariance_type == "tied":
+            draws = [rng.multivariate_normal(mean, self.covariances_, int(n)) for mean, n in zip(self.means_, counts)]
+        else:
+            scales = np.sqrt(self.covariances_)
+            draws = [
+                mean + rng.standard_normal(size=(n, n_features)) * scale
+                for mean, scale, n in zip(self.means_, scales, counts)
+            ]
+        labels = np.concatenate([np.full(n, k, dtype=int) for k, n in enumerate(counts)])
+        return np.vstack(draws), labels
+
+    def _n_parameters(self) -> int:
+        return n_parameters(self.n_components, self.means_.shape[1], self.covariance_type)
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion: -2 log L + n_parameters log n."""
+        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
+
+    def aic(self, X) -> float:
+        """Akaike information criterion: -2 log L + 2 n_parameters."""
+        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+
