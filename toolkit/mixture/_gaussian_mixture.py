@@ -7,7 +7,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
+from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -30,7 +30,7 @@ from toolkit.mixture._gaussian_math import (
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
-class GaussianMixture(DensityMixin, ClusterMixin, BaseEstimator):
+class GaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by expectation-maximisation, a drop-in for scikit-learn's.
 
     p(x) = sum_k pi_k N(x | mu_k, Sigma_k). The EM loop runs in torch (CPU or CUDA), in log

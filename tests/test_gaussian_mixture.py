@@ -1,0 +1,130 @@
+"""GaussianMixture against scikit-learn's: identical-init parity, default fits, chunking, errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_iris, load_wine, make_blobs
+from sklearn.exceptions import NotFittedError
+from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from toolkit.mixture import GaussianMixture
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+@pytest.fixture(scope="module")
+def wine():
+    return StandardScaler().fit_transform(load_wine().data)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_identical_initialisation_gives_sklearns_iterates(wine, covariance_type):
+    start = SklearnGaussianMixture(3, covariance_type=covariance_type, max_iter=0, random_state=0).fit(wine)
+    params = dict(
+        covariance_type=covariance_type,
+        weights_init=start.weights_,
+        means_init=start.means_,
+        precisions_init=start.precisions_,
+        max_iter=25,
+        tol=0,
+    )
+    with pytest.warns(Warning, match="did not converge"):
+        ref = SklearnGaussianMixture(3, **params).fit(wine)
+    with pytest.warns(Warning, match="did not converge"):
+        ours = GaussianMixture(3, batch_size=50, **params).fit(wine)  # several chunks per pass
+    np.testing.assert_allclose(ours.weights_, ref.weights_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.covariances_, ref.covariances_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.precisions_, ref.precisions_, rtol=1e-6, atol=1e-8)
+    assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-8)
+    assert ours.n_iter_ == ref.n_iter_ == 25
+    np.testing.assert_allclose(ours.predict_proba(wine), ref.predict_proba(wine), atol=1e-8)
+    np.testing.assert_allclose(ours.score_samples(wine), ref.score_samples(wine), rtol=1e-10)
+    assert ours.bic(wine) == pytest.approx(ref.bic(wine), rel=1e-10)
+    assert ours.aic(wine) == pytest.approx(ref.aic(wine), rel=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_default_fits_reach_sklearns_likelihood(covariance_type, init_params):
+    X, _ = make_blobs(600, n_features=4, centers=4, cluster_std=0.7, random_state=3)
+    ref = SklearnGaussianMixture(4, covariance_type=covariance_type, init_params=init_params, n_init=2, random_state=0).fit(X)
+    ours = GaussianMixture(4, covariance_type=covariance_type, init_params=init_params, n_init=2, random_state=0).fit(X)
+    assert ours.score(X) >= ref.score(X) - 1e-3
+    assert ours.converged_
+
+
+def test_chunk_size_does_not_change_the_fit(wine):
+    whole = GaussianMixture(3, random_state=0, batch_size=10_000).fit(wine)
+    chunked = GaussianMixture(3, random_state=0, batch_size=7).fit(wine)
+    np.testing.assert_allclose(chunked.means_, whole.means_, rtol=1e-10)
+    assert chunked.lower_bound_ == pytest.approx(whole.lower_bound_, rel=1e-12)
+
+
+def test_float32_fit_is_close_to_float64():
+    X = StandardScaler().fit_transform(load_iris().data)
+    exact = GaussianMixture(3, random_state=0).fit(X)
+    fast = GaussianMixture(3, random_state=0, dtype="float32").fit(X)
+    assert fast.score(X) == pytest.approx(exact.score(X), abs=1e-3)
+
+
+def test_dataframes_sample_and_fit_predict():
+    frame = pd.DataFrame(load_iris().data, columns=load_iris().feature_names)
+    model = GaussianMixture(3, random_state=0)
+    labels = model.fit_predict(frame)
+    np.testing.assert_array_equal(labels, model.predict(frame))
+    assert list(model.feature_names_in_) == list(frame.columns)
+    X, y = model.sample(500)
+    assert X.shape == (500, 4) and set(np.unique(y)) <= {0, 1, 2}
+    ref = SklearnGaussianMixture(3, random_state=0).fit(frame)
+    np.testing.assert_allclose(model.sample(20)[0], ref.sample(20)[0], rtol=1e-6)
+
+
+def test_warm_start_continues(wine):
+    model = GaussianMixture(3, random_state=0, max_iter=1, tol=0.0, warm_start=True)
+    with pytest.warns(Warning, match="did not converge"):
+        model.fit(wine)
+    first, means = model.lower_bound_, model.means_.copy()
+    model.set_params(max_iter=100, tol=1e-3).fit(wine)
+    assert model.lower_bound_ > first and not np.allclose(model.means_, means)
+
+
+def test_degenerate_data():
+    rng = np.random.default_rng(0)
+    duplicates = np.repeat(rng.normal(size=(5, 2)), 20, axis=0)
+    model = GaussianMixture(5, random_state=0).fit(duplicates)  # collapsed components held up by reg_covar
+    assert np.all(np.linalg.eigvalsh(model.covariances_) > 0)
+    constant = np.c_[rng.normal(size=200), np.full(200, 3.0)]
+    assert np.isfinite(GaussianMixture(2, random_state=0).fit(constant).score(constant))
+    with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+        GaussianMixture(5, reg_covar=0.0, random_state=0).fit(duplicates)
+
+
+def test_bad_input():
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    with pytest.raises(ValueError, match="NaN"):
+        GaussianMixture(2).fit(np.where(X > 2, np.nan, X))
+    with pytest.raises(ValueError, match="infinity"):
+        GaussianMixture(2).fit(np.where(X > 2, np.inf, X))
+    with pytest.raises(ValueError, match="Expected 2D array"):
+        GaussianMixture(2).fit(X[:, 0])
+    with pytest.raises(ValueError, match="n_components = 60, n_samples = 50"):
+        GaussianMixture(60).fit(X)
+    with pytest.raises(ValueError, match="'covariance_type' parameter"):
+        GaussianMixture(2, covariance_type="banana").fit(X)
+    with pytest.raises(ValueError, match=r"means_init must have shape \(2, 3\)"):
+        GaussianMixture(2, means_init=np.zeros((3, 3))).fit(X)
+    with pytest.raises(NotFittedError):
+        GaussianMixture(2).predict(X)
+    model = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="X has 2 features, but GaussianMixture is expecting 3"):
+        model.predict(X[:, :2])
+    with pytest.raises(TypeError, match=r"non-numeric column\(s\) \['b'\]"):
+        GaussianMixture(2).fit(pd.DataFrame({"a": X[:, 0], "b": ["x"] * 50}))
+
+
+@parametrize_with_checks([GaussianMixture(2, random_state=0, device="cpu")])
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
