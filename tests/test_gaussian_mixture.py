@@ -128,3 +128,29 @@ def test_bad_input():
 @parametrize_with_checks([GaussianMixture(2, random_state=0, device="cpu")])
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype, atol", [("float64", 1e-5), ("float32", 1e-4)])
+def test_onnx_export_matches_the_estimator(wine, covariance_type, dtype, atol, tmp_path):
+    from toolkit.onnx import export, load, validate
+
+    model = GaussianMixture(3, covariance_type=covariance_type, dtype=dtype, random_state=0).fit(wine)
+    result = export(model, tmp_path)
+    assert [o["name"] for o in result.metadata["outputs"]] == ["label", "probabilities", "score_samples"]
+    report = validate(model, tmp_path, wine)
+    assert report.outputs["label"].mismatches == 0
+    assert report.outputs["probabilities"].max_abs_error <= atol
+    np.testing.assert_array_equal(load(tmp_path).predict(wine), model.predict(wine))
+
+
+def test_scaler_and_mixture_export_as_one_float64_graph(tmp_path):
+    from sklearn.pipeline import make_pipeline
+
+    from toolkit.onnx import export, validate
+
+    frame = load_wine(as_frame=True).data
+    pipeline = make_pipeline(StandardScaler(), GaussianMixture(3, random_state=0)).fit(frame)
+    export(pipeline, tmp_path)
+    report = validate(pipeline, tmp_path, frame)
+    assert report.passed and report.outputs["probabilities"].max_abs_error < 1e-10

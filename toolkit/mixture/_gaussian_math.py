@@ -72,7 +72,9 @@ def log_gaussian_prob(X, means, precisions_cholesky, covariance_type: str) -> to
     """log N(x_n | mu_k, Sigma_k) for every row and component; (N, K)."""
     n_features = X.shape[1]
     distance = SQUARED_MAHALANOBIS[covariance_type](X, means, precisions_cholesky)
-    return -0.5 * (n_features * math.log(2 * math.pi) + distance) + _log_det(precisions_cholesky, covariance_type, n_features)
+    # A tensor of X's dtype: a Python float would become a float32 constant in an exported graph.
+    normaliser = X.new_tensor(n_features * math.log(2 * math.pi))
+    return -0.5 * (normaliser + distance) + _log_det(precisions_cholesky, covariance_type, n_features)
 
 
 def weighted_log_prob(X, weights, means, precisions_cholesky, covariance_type: str) -> torch.Tensor:
@@ -153,3 +155,24 @@ def n_parameters(n_components: int, n_features: int, covariance_type: str) -> in
         "spherical": n_components,
     }[covariance_type]
     return int(covariance + n_components * n_features + n_components - 1)
+
+
+class MixtureDensity(torch.nn.Module):
+    """A fitted mixture for inference: x -> (component, posterior probabilities, log p(x)).
+
+    Parameters are buffers; ``shift`` is subtracted from x first (the fit centres the data).
+    """
+
+    def __init__(self, weights, means, precisions_cholesky, shift, covariance_type: str) -> None:
+        super().__init__()
+        self.register_buffer("weights", weights)  # (K,)
+        self.register_buffer("means", means)  # (K, D), centred
+        self.register_buffer("precisions_cholesky", precisions_cholesky)
+        self.register_buffer("shift", shift)  # (D,)
+        self.covariance_type = covariance_type
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        log_prob = weighted_log_prob(x - self.shift, self.weights, self.means, self.precisions_cholesky, self.covariance_type)
+        score = torch.logsumexp(log_prob, dim=1)  # (B,)
+        probabilities = torch.exp(log_prob - score.unsqueeze(1))  # (B, K)
+        return log_prob.argmax(dim=1), probabilities, score

@@ -369,6 +369,33 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         labels = np.concatenate([np.full(n, k, dtype=int) for k, n in enumerate(counts)])
         return np.vstack(draws), labels
 
+    def _inference_spec(self):
+        """Component, posterior and log-density as a module in the fit's dtype (skl2onnx's
+        output names ``label``, ``probabilities``, ``score_samples``)."""
+        import copy
+
+        from toolkit._inference import InferenceSpec, OutputSpec
+        from toolkit.mixture._gaussian_math import MixtureDensity
+
+        check_is_fitted(self, "weights_")
+        cpu = lambda t: copy.deepcopy(t).detach().cpu()  # noqa: E731
+        module = MixtureDensity(cpu(self._weights), cpu(self._means), cpu(self._precisions_cholesky), cpu(self._shift), self.covariance_type)
+        tolerance = {"atol": 1e-5, "rtol": 1e-5} if self.dtype == "float64" else {"atol": 1e-4, "rtol": 1e-4}
+        n_features = self.means_.shape[1]
+        return InferenceSpec(
+            module=module.eval(),
+            sample_shape=(n_features,),
+            outputs=[
+                OutputSpec("label", "predict", 1, exact=True),
+                OutputSpec("probabilities", "predict_proba", 2, tolerance=tolerance),
+                OutputSpec("score_samples", "score_samples", 1, tolerance={"atol": tolerance["atol"], "rtol": tolerance["rtol"]}),
+            ],
+            example=np.zeros((2, n_features), dtype=self.dtype),
+            classes=np.arange(self.n_components),
+            feature_names=[str(c) for c in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None,
+            dtype=self.dtype,
+        )
+
     def _n_parameters(self) -> int:
         return n_parameters(self.n_components, self.means_.shape[1], self.covariance_type)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.version_converter
 import torch
 from onnx import helper, numpy_helper
 from sklearn.pipeline import Pipeline
@@ -96,15 +97,17 @@ def append_label_lookup(model: onnx.ModelProto, classes: np.ndarray) -> None:
     graph.output.insert(position, helper.make_tensor_value_info("label", elem_type, ["batch"]))
 
 
-def sklearn_prefix_to_onnx(steps: Pipeline, n_features: int, input_name: str) -> onnx.ModelProto:
-    """Convert the scikit-learn steps before a toolkit estimator with skl2onnx (float32)."""
+def sklearn_prefix_to_onnx(steps: Pipeline, n_features: int, input_name: str, dtype: str) -> onnx.ModelProto:
+    """Convert the scikit-learn steps before a toolkit estimator with skl2onnx, in the dtype
+    the estimator's graph reads (float32 or float64)."""
     from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
+    tensor_type = DoubleTensorType if dtype == "float64" else FloatTensorType
     try:
         return convert_sklearn(
             steps,
-            initial_types=[(input_name, FloatTensorType([None, n_features]))],
+            initial_types=[(input_name, tensor_type([None, n_features]))],
             target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET},
         )
     except Exception as error:  # skl2onnx raises several types for unsupported steps
@@ -114,6 +117,9 @@ def sklearn_prefix_to_onnx(steps: Pipeline, n_features: int, input_name: str) ->
 
 def join_prefix(prefix: onnx.ModelProto, model: onnx.ModelProto, input_name: str) -> onnx.ModelProto:
     """One graph: ``prefix``'s output feeds ``model``'s input; the prefix's input is kept."""
+    opsets = {entry.domain: entry.version for entry in prefix.opset_import}
+    if opsets.get("", OPSET) != OPSET:  # skl2onnx may pick a lower opset than asked
+        prefix = onnx.version_converter.convert_version(prefix, OPSET)
     prefix = onnx.compose.add_prefix(prefix, "prep_", rename_inputs=False)
     prefix.ir_version = model.ir_version
     return onnx.compose.merge_models(prefix, model, io_map=[(prefix.graph.output[0].name, input_name)])
@@ -173,7 +179,7 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
     if isinstance(estimator, Pipeline) and len(estimator.steps) > 1:
         prefix = estimator[:-1]
         n_features = prefix.n_features_in_
-        model = join_prefix(sklearn_prefix_to_onnx(prefix, n_features, "X"), model, spec.input_name)
+        model = join_prefix(sklearn_prefix_to_onnx(prefix, n_features, "X", spec.dtype), model, spec.input_name)
         input_shape = [None, n_features]
         names = getattr(prefix, "feature_names_in_", None)
         feature_names = [str(c) for c in names] if names is not None else None
