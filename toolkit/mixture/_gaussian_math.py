@@ -32,9 +32,23 @@ def _log_det(precisions_cholesky: torch.Tensor, covariance_type: str, n_features
     return n_features * torch.log(precisions_cholesky)
 
 
-def _squared_mahalanobis_full(X, means, precisions_cholesky):
-    y = torch.einsum("nd,kde->nke", X, precisions_cholesky) - torch.einsum("kd,kde->ke", means, precisions_cholesky)
-    return (y * y).sum(dim=2)  # (N, K)
+def quadratic_features(X: torch.Tensor) -> torch.Tensor:
+    """phi(x) = vec(x x^T); (N, D^2). (All D^2 entries: a broadcast product is far faster
+    than gathering the D(D+1)/2 distinct ones.)"""
+    return (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], -1)
+
+
+def _squared_mahalanobis_full(X, means, precisions_cholesky, features=None):
+    """(x - mu)' L (x - mu) = phi(x) . vec(L) - 2 x' L mu + mu' L mu for L = C C'.
+
+    GEMMs with (N, K) outputs and no (N, K, D) intermediate: the quadratic term reads
+    phi(x), which the sufficient statistics of the same chunk reuse.
+    """
+    precisions = precisions_cholesky @ precisions_cholesky.mT  # (K, D, D)
+    weights = precisions.reshape(len(precisions), -1)  # (K, D^2)
+    features = quadratic_features(X) if features is None else features
+    precision_means = torch.einsum("kde,ke->kd", precisions, means)  # (K, D)
+    return features @ weights.T - 2.0 * X @ precision_means.T + (means * precision_means).sum(dim=1)
 
 
 def _squared_mahalanobis_tied(X, means, precisions_cholesky):
@@ -68,27 +82,31 @@ SQUARED_MAHALANOBIS = {
 }
 
 
-def log_gaussian_prob(X, means, precisions_cholesky, covariance_type: str) -> torch.Tensor:
-    """log N(x_n | mu_k, Sigma_k) for every row and component; (N, K)."""
+def log_gaussian_prob(X, means, precisions_cholesky, covariance_type: str, features=None) -> torch.Tensor:
+    """log N(x_n | mu_k, Sigma_k) for every row and component; (N, K). ``features`` are
+    the chunk's quadratic features (full covariances), when already computed."""
     n_features = X.shape[1]
-    distance = SQUARED_MAHALANOBIS[covariance_type](X, means, precisions_cholesky)
+    if covariance_type == "full":
+        distance = _squared_mahalanobis_full(X, means, precisions_cholesky, features)
+    else:
+        distance = SQUARED_MAHALANOBIS[covariance_type](X, means, precisions_cholesky)
     # A tensor of X's dtype: a Python float would become a float32 constant in an exported graph.
     normaliser = X.new_tensor(n_features * math.log(2 * math.pi))
     return -0.5 * (normaliser + distance) + _log_det(precisions_cholesky, covariance_type, n_features)
 
 
-def weighted_log_prob(X, weights, means, precisions_cholesky, covariance_type: str) -> torch.Tensor:
+def weighted_log_prob(X, weights, means, precisions_cholesky, covariance_type: str, features=None) -> torch.Tensor:
     """log pi_k + log N(x_n | mu_k, Sigma_k); (N, K)."""
-    return log_gaussian_prob(X, means, precisions_cholesky, covariance_type) + torch.log(weights)
+    return log_gaussian_prob(X, means, precisions_cholesky, covariance_type, features) + torch.log(weights)
 
 
 # ------------------------------------------------------- sufficient statistics
-def sufficient_statistics(X, resp, covariance_type: str) -> dict[str, torch.Tensor]:
+def sufficient_statistics(X, resp, covariance_type: str, features=None) -> dict[str, torch.Tensor]:
     """Sums over the rows of one chunk: resp_k, resp_k x, and the second moments the
-    covariance type needs (full: resp_k x x^T; tied: x x^T; diag / spherical: resp_k x^2)."""
+    covariance type needs (full: resp_k vec(x x^T); tied: x x^T; diag / spherical: resp_k x^2)."""
     stats = {"nk": resp.sum(dim=0), "sx": resp.T @ X}
     if covariance_type == "full":
-        stats["sxx"] = torch.einsum("nk,nd,ne->kde", resp, X, X)
+        stats["sxx"] = resp.T @ (quadratic_features(X) if features is None else features)  # (K, D^2)
     elif covariance_type == "tied":
         stats["sxx"] = X.T @ X
     else:
@@ -108,7 +126,8 @@ def estimate_parameters(stats: dict[str, torch.Tensor], reg_covar: float, covari
     n_features = means.shape[1]
     eye = torch.eye(n_features, dtype=means.dtype, device=means.device)
     if covariance_type == "full":
-        covariances = stats["sxx"] / nk[:, None, None] - means[:, :, None] * means[:, None, :] + reg_covar * eye
+        second = stats["sxx"].reshape(len(nk), n_features, n_features)
+        covariances = second / nk[:, None, None] - means[:, :, None] * means[:, None, :] + reg_covar * eye
     elif covariance_type == "tied":
         covariances = (stats["sxx"] - (nk[:, None] * means).T @ means) / nk.sum() + reg_covar * eye
     else:

@@ -23,6 +23,7 @@ from toolkit.mixture._gaussian_math import (
     precision_cholesky_from_covariances,
     precision_cholesky_from_precisions,
     precisions_from_cholesky,
+    quadratic_features,
     sufficient_statistics,
     weighted_log_prob,
 )
@@ -64,8 +65,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "auto" is CUDA when torch sees a GPU.
     dtype : {"float64", "float32"}, default="float64"
         float64 for parity with scikit-learn; float32 for speed.
-    batch_size : int, default=65536
-        Rows per chunk in the E-step / statistics pass.
+    batch_size : int, default=2048
+        Rows per chunk in the E-step / statistics pass: small enough that a chunk's
+        intermediates stay in the CPU's cache.
 
     Attributes
     ----------
@@ -117,7 +119,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         verbose_interval=10,
         device="auto",
         dtype="float64",
-        batch_size=65536,
+        batch_size=2048,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -153,13 +155,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         statistics of the responsibilities they give."""
         total, stats = 0.0, None
         for chunk in self._chunks(X):
-            log_prob = weighted_log_prob(chunk, *self._state(), self.covariance_type)  # (n, K)
+            features = quadratic_features(chunk) if self.covariance_type == "full" else None
+            log_prob = weighted_log_prob(chunk, *self._state(), self.covariance_type, features)  # (n, K)
             norm = torch.logsumexp(log_prob, dim=1)  # (n,)
             resp = torch.exp(log_prob - norm[:, None])
-            total += norm.sum().item()
-            chunk_stats = sufficient_statistics(chunk, resp, self.covariance_type)
+            total += norm.sum()
+            chunk_stats = sufficient_statistics(chunk, resp, self.covariance_type, features)
             stats = chunk_stats if stats is None else {k: stats[k] + v for k, v in chunk_stats.items()}
-        return total / X.shape[0], stats
+        return total.item() / X.shape[0], stats
 
     def _m_step(self, stats: dict) -> None:
         weights, means, covariances = estimate_parameters(stats, self.reg_covar, self.covariance_type)
