@@ -20,7 +20,32 @@ CHOLESKY_FAILED = (
 )
 
 
-# ------------------------------------------------------------- log-densities
+# ---------------------------------------------- log-densities and moments, fused
+# For every covariance type, log pi_k + log N(x | mu_k, Sigma_k) is linear in a few features
+# of x: z(x) = [second-order terms, x], so that a chunk's E-step is ONE GEMM, Z @ A + c, and
+# the M-step's sufficient statistics are ONE more, resp' Z. Expanding
+# (x - mu)' L (x - mu) = x' L x - 2 x' L mu + mu' L mu costs no (N, K, D) intermediate; the
+# caller centres the data so that the expansion does not cancel.
+#   full / tied: z = [vec(x x'), x], A = [-vec(L) / 2, L mu]
+#   diag:        z = [x * x, x],     A = [-prec / 2, prec * mu]
+#   spherical:   z = [x' x, x],      A = [-prec / 2, prec * mu]
+
+
+def moment_features(X: torch.Tensor, covariance_type: str) -> torch.Tensor:
+    """z(x) per row; (N, F) with F = D^2 + D (full, tied), 2D (diag), 1 + D (spherical).
+
+    (All D^2 products for full / tied: a broadcast product is far faster than gathering
+    the D(D+1)/2 distinct ones.)
+    """
+    if covariance_type in ("full", "tied"):
+        second = (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], -1)
+    elif covariance_type == "diag":
+        second = X * X
+    else:
+        second = (X * X).sum(dim=1, keepdim=True)
+    return torch.cat([second, X], dim=1)
+
+
 def _log_det(precisions_cholesky: torch.Tensor, covariance_type: str, n_features: int) -> torch.Tensor:
     """log |precision|^(1/2) per component: the sum of log-diagonals of its Cholesky factor."""
     if covariance_type == "full":
@@ -32,86 +57,50 @@ def _log_det(precisions_cholesky: torch.Tensor, covariance_type: str, n_features
     return n_features * torch.log(precisions_cholesky)
 
 
-def quadratic_features(X: torch.Tensor) -> torch.Tensor:
-    """phi(x) = vec(x x^T); (N, D^2). (All D^2 entries: a broadcast product is far faster
-    than gathering the D(D+1)/2 distinct ones.)"""
-    return (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], -1)
-
-
-def _squared_mahalanobis_full(X, means, precisions_cholesky, features=None):
-    """(x - mu)' L (x - mu) = phi(x) . vec(L) - 2 x' L mu + mu' L mu for L = C C'.
-
-    GEMMs with (N, K) outputs and no (N, K, D) intermediate: the quadratic term reads
-    phi(x), which the sufficient statistics of the same chunk reuse.
-    """
-    precisions = precisions_cholesky @ precisions_cholesky.mT  # (K, D, D)
-    weights = precisions.reshape(len(precisions), -1)  # (K, D^2)
-    features = quadratic_features(X) if features is None else features
-    precision_means = torch.einsum("kde,ke->kd", precisions, means)  # (K, D)
-    return features @ weights.T - 2.0 * X @ precision_means.T + (means * precision_means).sum(dim=1)
-
-
-def _squared_mahalanobis_tied(X, means, precisions_cholesky):
-    y = (X @ precisions_cholesky).unsqueeze(1) - (means @ precisions_cholesky).unsqueeze(0)  # (N, K, D)
-    return (y * y).sum(dim=2)
-
-
-def _squared_mahalanobis_diag(X, means, precisions_cholesky):
-    precisions = precisions_cholesky**2  # (K, D)
-    return (
-        (means**2 * precisions).sum(dim=1)
-        - 2.0 * X @ (means * precisions).T
-        + (X**2) @ precisions.T
-    )
-
-
-def _squared_mahalanobis_spherical(X, means, precisions_cholesky):
-    precisions = precisions_cholesky**2  # (K,)
-    return (
-        (means**2).sum(dim=1) * precisions
-        - 2.0 * (X @ means.T) * precisions
-        + torch.outer((X**2).sum(dim=1), precisions)
-    )
-
-
-SQUARED_MAHALANOBIS = {
-    "full": _squared_mahalanobis_full,
-    "tied": _squared_mahalanobis_tied,
-    "diag": _squared_mahalanobis_diag,
-    "spherical": _squared_mahalanobis_spherical,
-}
-
-
-def log_gaussian_prob(X, means, precisions_cholesky, covariance_type: str, features=None) -> torch.Tensor:
-    """log N(x_n | mu_k, Sigma_k) for every row and component; (N, K). ``features`` are
-    the chunk's quadratic features (full covariances), when already computed."""
-    n_features = X.shape[1]
-    if covariance_type == "full":
-        distance = _squared_mahalanobis_full(X, means, precisions_cholesky, features)
+def log_prob_coefficients(weights, means, precisions_cholesky, covariance_type: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A (F, K), c (K,)) with log pi_k + log N(x | mu_k, Sigma_k) = z(x) @ A + c."""
+    n_components, n_features = means.shape
+    if covariance_type in ("full", "tied"):
+        precisions = (precisions_cholesky @ precisions_cholesky.mT).expand(n_components, n_features, n_features)
+        quadratic = precisions.reshape(n_components, -1)  # (K, D^2)
+        linear = torch.einsum("kde,ke->kd", precisions, means)  # (K, D)
     else:
-        distance = SQUARED_MAHALANOBIS[covariance_type](X, means, precisions_cholesky)
-    # A tensor of X's dtype: a Python float would become a float32 constant in an exported graph.
-    normaliser = X.new_tensor(n_features * math.log(2 * math.pi))
-    return -0.5 * (normaliser + distance) + _log_det(precisions_cholesky, covariance_type, n_features)
+        precisions = precisions_cholesky**2  # (K, D) or (K,)
+        if covariance_type == "spherical":
+            precisions = precisions[:, None]
+            quadratic = precisions  # (K, 1)
+        else:
+            quadratic = precisions
+        linear = precisions * means
+    centre = (means * linear).sum(dim=1)  # mu' L mu
+    # A tensor of the data's dtype: a Python float would become a float32 constant in a graph.
+    normaliser = means.new_tensor(n_features * math.log(2 * math.pi))
+    constant = -0.5 * (normaliser + centre) + _log_det(precisions_cholesky, covariance_type, n_features) + torch.log(weights)
+    return torch.cat([-0.5 * quadratic, linear], dim=1).T, constant
 
 
-def weighted_log_prob(X, weights, means, precisions_cholesky, covariance_type: str, features=None) -> torch.Tensor:
+def weighted_log_prob(X, weights, means, precisions_cholesky, covariance_type: str) -> torch.Tensor:
     """log pi_k + log N(x_n | mu_k, Sigma_k); (N, K)."""
-    return log_gaussian_prob(X, means, precisions_cholesky, covariance_type, features) + torch.log(weights)
+    coefficients, constant = log_prob_coefficients(weights, means, precisions_cholesky, covariance_type)
+    return moment_features(X, covariance_type) @ coefficients + constant
 
 
 # ------------------------------------------------------- sufficient statistics
-def sufficient_statistics(X, resp, covariance_type: str, features=None) -> dict[str, torch.Tensor]:
-    """Sums over the rows of one chunk: resp_k, resp_k x, and the second moments the
-    covariance type needs (full: resp_k vec(x x^T); tied: x x^T; diag / spherical: resp_k x^2)."""
-    stats = {"nk": resp.sum(dim=0), "sx": resp.T @ X}
-    if covariance_type == "full":
-        stats["sxx"] = resp.T @ (quadratic_features(X) if features is None else features)  # (K, D^2)
-    elif covariance_type == "tied":
-        stats["sxx"] = X.T @ X
+def sufficient_statistics(moments: torch.Tensor, nk: torch.Tensor, covariance_type: str) -> dict[str, torch.Tensor]:
+    """Split accumulated resp' z (K, F) into sum resp_k x and the second moments:
+    full (K, D, D), tied (D, D) = sum_n x x', diag (K, D), spherical (K,) = sum resp_k x'x."""
+    n_components = moments.shape[0]
+    if covariance_type in ("full", "tied"):
+        n_features = int(round((-1 + math.sqrt(1 + 4 * moments.shape[1])) / 2))
+        second = moments[:, : n_features**2].reshape(n_components, n_features, n_features)
+        second = second.sum(dim=0) if covariance_type == "tied" else second
+    elif covariance_type == "diag":
+        n_features = moments.shape[1] // 2
+        second = moments[:, :n_features]
     else:
-        stats["sxx"] = resp.T @ (X * X)
-    return stats
+        n_features = moments.shape[1] - 1
+        second = moments[:, 0]
+    return {"nk": nk, "sx": moments[:, moments.shape[1] - n_features :], "sxx": second}
 
 
 def estimate_parameters(stats: dict[str, torch.Tensor], reg_covar: float, covariance_type: str):
@@ -126,14 +115,13 @@ def estimate_parameters(stats: dict[str, torch.Tensor], reg_covar: float, covari
     n_features = means.shape[1]
     eye = torch.eye(n_features, dtype=means.dtype, device=means.device)
     if covariance_type == "full":
-        second = stats["sxx"].reshape(len(nk), n_features, n_features)
-        covariances = second / nk[:, None, None] - means[:, :, None] * means[:, None, :] + reg_covar * eye
+        covariances = stats["sxx"] / nk[:, None, None] - means[:, :, None] * means[:, None, :] + reg_covar * eye
     elif covariance_type == "tied":
         covariances = (stats["sxx"] - (nk[:, None] * means).T @ means) / nk.sum() + reg_covar * eye
-    else:
+    elif covariance_type == "diag":
         covariances = stats["sxx"] / nk[:, None] - means**2 + reg_covar
-        if covariance_type == "spherical":
-            covariances = covariances.mean(dim=1)
+    else:  # the mean over features of the diagonal variances
+        covariances = (stats["sxx"] / nk - (means**2).sum(dim=1)) / n_features + reg_covar
     return nk / nk.sum(), means, covariances
 
 
@@ -191,7 +179,7 @@ class MixtureDensity(torch.nn.Module):
         self.covariance_type = covariance_type
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        log_prob = weighted_log_prob(x - self.shift, self.weights, self.means, self.precisions_cholesky, self.covariance_type)
+        log_prob = weighted_log_prob(x - self.shift, self.weights, self.means, self.precisions_cholesky, self.covariance_type)  # (B, K)
         score = torch.logsumexp(log_prob, dim=1)  # (B,)
         probabilities = torch.exp(log_prob - score.unsqueeze(1))  # (B, K)
         return log_prob.argmax(dim=1), probabilities, score

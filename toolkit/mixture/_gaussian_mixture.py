@@ -22,8 +22,9 @@ from toolkit.mixture._gaussian_math import (
     n_parameters,
     precision_cholesky_from_covariances,
     precision_cholesky_from_precisions,
+    log_prob_coefficients,
+    moment_features,
     precisions_from_cholesky,
-    quadratic_features,
     sufficient_statistics,
     weighted_log_prob,
 )
@@ -153,16 +154,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _e_step_pass(self, X: torch.Tensor) -> tuple[float, dict]:
         """One pass: mean log-likelihood under the current parameters and the sufficient
         statistics of the responsibilities they give."""
-        total, stats = 0.0, None
+        coefficients, constant = log_prob_coefficients(*self._state(), self.covariance_type)
+        total, moments, nk = 0.0, 0.0, 0.0
         for chunk in self._chunks(X):
-            features = quadratic_features(chunk) if self.covariance_type == "full" else None
-            log_prob = weighted_log_prob(chunk, *self._state(), self.covariance_type, features)  # (n, K)
+            features = moment_features(chunk, self.covariance_type)  # (n, F)
+            log_prob = features @ coefficients + constant  # (n, K)
             norm = torch.logsumexp(log_prob, dim=1)  # (n,)
             resp = torch.exp(log_prob - norm[:, None])
-            total += norm.sum()
-            chunk_stats = sufficient_statistics(chunk, resp, self.covariance_type, features)
-            stats = chunk_stats if stats is None else {k: stats[k] + v for k, v in chunk_stats.items()}
-        return total.item() / X.shape[0], stats
+            total = total + norm.sum()
+            moments = moments + resp.T @ features  # (K, F)
+            nk = nk + resp.sum(dim=0)
+        return total.item() / X.shape[0], sufficient_statistics(moments, nk, self.covariance_type)
 
     def _m_step(self, stats: dict) -> None:
         weights, means, covariances = estimate_parameters(stats, self.reg_covar, self.covariance_type)
@@ -194,8 +196,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         all_given = all(v is not None for v in (self.weights_init, self.means_init, self.precisions_init))
         if not all_given:
             resp = self._tensor(self._initial_responsibilities(X_np, random_state))
-            stats = sufficient_statistics(X, resp, self.covariance_type)
-            self._m_step(stats)
+            moments = resp.T @ moment_features(X, self.covariance_type)
+            self._m_step(sufficient_statistics(moments, resp.sum(dim=0), self.covariance_type))
         if self.weights_init is not None:
             self._weights = self._tensor(self.weights_init)
         if self.means_init is not None:
