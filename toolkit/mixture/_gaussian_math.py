@@ -31,19 +31,25 @@ CHOLESKY_FAILED = (
 #   spherical:   z = [x' x, x],      A = [-prec / 2, prec * mu]
 
 
-def moment_features(X: torch.Tensor, covariance_type: str) -> torch.Tensor:
+def moment_features(X: torch.Tensor, covariance_type: str, out: torch.Tensor | None = None) -> torch.Tensor:
     """z(x) per row; (N, F) with F = D^2 + D (full, tied), 2D (diag), 1 + D (spherical).
 
     (All D^2 products for full / tied: a broadcast product is far faster than gathering
-    the D(D+1)/2 distinct ones.)
+    the D(D+1)/2 distinct ones.) ``out``, a reusable (N', F) buffer with N' >= N, spares
+    an allocation and a concatenation per chunk.
     """
+    n_samples, n_features = X.shape
+    width = {"full": n_features**2, "tied": n_features**2, "diag": n_features, "spherical": 1}[covariance_type]
+    features = X.new_empty((n_samples, width + n_features)) if out is None else out[:n_samples]
+    second = features[:, :width]
     if covariance_type in ("full", "tied"):
-        second = (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], -1)
+        torch.mul(X[:, :, None], X[:, None, :], out=second.view(n_samples, n_features, n_features))
     elif covariance_type == "diag":
-        second = X * X
+        torch.mul(X, X, out=second)
     else:
-        second = (X * X).sum(dim=1, keepdim=True)
-    return torch.cat([second, X], dim=1)
+        torch.sum(X * X, dim=1, keepdim=True, out=second)
+    features[:, width:] = X
+    return features
 
 
 def _log_det(precisions_cholesky: torch.Tensor, covariance_type: str, n_features: int) -> torch.Tensor:
