@@ -40,3 +40,15 @@ def test_macro_panel_pipeline_fits_every_series():
     job = load_pipeline(PIPELINES["macro_panel_ar"]).run(full=False)
     assert list(job.model.params_.columns) == ["realgdp", "realcons", "realinv", "realgovt", "cpi", "m1"]
     assert job.X_test.shape[1:] == (6, max(job.model.lags_))
+
+
+def test_wine_gmm_pipeline_recovers_the_cultivars():
+    job = load_pipeline(PIPELINES["wine_gmm"]).run(full=False)
+    assert job.model[-1].n_components == 4  # BIC's choice over 1..8 with diagonal covariances
+    assert job.score > 0.8
+
+
+def test_float32_mixture_on_half_a_million_rows():
+    job = load_pipeline(PIPELINES["blobs_gmm_large"]).run(full=False)
+    assert job.model.dtype == "float32" and job.model.converged_
+    assert job.score > 0.99

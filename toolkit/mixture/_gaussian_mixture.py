@@ -165,15 +165,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             log_prob = coefficients_t @ features.T + constant  # (K, n)
             norm = torch.logsumexp(log_prob, dim=0)  # (n,)
             resp = torch.exp(log_prob - norm)  # (K, n)
-            total = total + norm.sum()
-            moments = moments + resp @ features  # (K, F)
-            nk = nk + resp.sum(dim=1)
+            # float64 accumulators: sums over millions of rows lose digits in float32.
+            total = total + norm.sum(dtype=torch.float64)
+            moments = moments + (resp @ features).double()  # (K, F)
+            nk = nk + resp.sum(dim=1, dtype=torch.float64)
         return total.item() / X.shape[0], sufficient_statistics(moments, nk, self.covariance_type)
 
     def _m_step(self, stats: dict) -> None:
+        """Parameters from float64 statistics, computed in float64 (E[x x'] - mu mu' cancels
+        in float32 for tight components), then cast to the working dtype."""
         weights, means, covariances = estimate_parameters(stats, self.reg_covar, self.covariance_type)
-        self._weights, self._means, self._covariances = weights, means, covariances
-        self._precisions_cholesky = precision_cholesky_from_covariances(covariances, self.covariance_type)
+        working = DTYPES[self.dtype]
+        self._weights, self._means, self._covariances = weights.to(working), means.to(working), covariances
+        self._precisions_cholesky = precision_cholesky_from_covariances(covariances, self.covariance_type).to(working)
 
     # ------------------------------------------------------- initialisation
     def _initial_responsibilities(self, X: np.ndarray, random_state) -> np.ndarray:
@@ -199,8 +203,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _initialize(self, X_np: np.ndarray, X: torch.Tensor, random_state) -> None:
         all_given = all(v is not None for v in (self.weights_init, self.means_init, self.precisions_init))
         if not all_given:
-            resp = self._tensor(self._initial_responsibilities(X_np, random_state))
-            moments = resp.T @ moment_features(X, self.covariance_type)
+            resp = self._tensor(self._initial_responsibilities(X_np, random_state)).double()
+            moments = sum(
+                resp[start : start + len(chunk)].T @ moment_features(chunk.double(), self.covariance_type)
+                for start, chunk in zip(range(0, len(X), self.batch_size), self._chunks(X))
+            )
             self._m_step(sufficient_statistics(moments, resp.sum(dim=0), self.covariance_type))
         if self.weights_init is not None:
             self._weights = self._tensor(self.weights_init)
