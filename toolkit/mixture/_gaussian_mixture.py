@@ -145,8 +145,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return torch.as_tensor(np.asarray(array), dtype=DTYPES[self.dtype], device=self._device)
 
     def _chunks(self, X: torch.Tensor):
+        """Consecutive blocks of ``batch_size`` rows, centred by the fit's column means (the
+        centring is done per block, so no centred copy of X is ever held)."""
         for start in range(0, X.shape[0], self.batch_size):
-            yield X[start : start + self.batch_size]
+            yield X[start : start + self.batch_size] - self._shift
 
     def _state(self):
         return self._weights, self._means, self._precisions_cholesky
@@ -180,35 +182,42 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._precisions_cholesky = precision_cholesky_from_covariances(covariances, self.covariance_type).to(working)
 
     # ------------------------------------------------------- initialisation
-    def _initial_responsibilities(self, X: np.ndarray, random_state) -> np.ndarray:
-        """One-hot or random responsibilities as scikit-learn draws them for ``init_params``."""
-        n_samples = X.shape[0]
-        k = self.n_components
+    def _initial_responsibility_blocks(self, X: np.ndarray, random_state):
+        """Responsibilities for ``init_params`` as scikit-learn draws them, one block of
+        ``batch_size`` rows at a time (one-hot rows are built per block from labels; uniform
+        draws per block continue one random stream, as a single draw would)."""
+        n_samples, k = X.shape[0], self.n_components
+        labels = None
         if self.init_params == "kmeans":
             labels = KMeans(n_clusters=k, n_init=1, random_state=random_state).fit(X).labels_
-            resp = np.zeros((n_samples, k))
-            resp[np.arange(n_samples), labels] = 1
-            return resp
-        if self.init_params == "random":
-            resp = random_state.uniform(size=(n_samples, k))
-            return resp / resp.sum(axis=1)[:, np.newaxis]
-        if self.init_params == "random_from_data":
-            indices = random_state.choice(n_samples, size=k, replace=False)
-        else:  # k-means++
-            _, indices = kmeans_plusplus(X, k, random_state=random_state)
-        resp = np.zeros((n_samples, k))
-        resp[indices, np.arange(k)] = 1
-        return resp
+        elif self.init_params == "random_from_data":
+            chosen = random_state.choice(n_samples, size=k, replace=False)
+        elif self.init_params == "k-means++":
+            _, chosen = kmeans_plusplus(X, k, random_state=random_state)
+        for start in range(0, n_samples, self.batch_size):
+            stop = min(start + self.batch_size, n_samples)
+            if self.init_params == "random":
+                block = random_state.uniform(size=(stop - start, k))
+                yield block / block.sum(axis=1)[:, np.newaxis]
+                continue
+            block = np.zeros((stop - start, k))
+            if labels is not None:
+                block[np.arange(stop - start), labels[start:stop]] = 1
+            else:
+                inside = (chosen >= start) & (chosen < stop)
+                block[chosen[inside] - start, np.arange(k)[inside]] = 1
+            yield block
 
     def _initialize(self, X_np: np.ndarray, X: torch.Tensor, random_state) -> None:
         all_given = all(v is not None for v in (self.weights_init, self.means_init, self.precisions_init))
         if not all_given:
-            resp = self._tensor(self._initial_responsibilities(X_np, random_state)).double()
-            moments = sum(
-                resp[start : start + len(chunk)].T @ moment_features(chunk.double(), self.covariance_type)
-                for start, chunk in zip(range(0, len(X), self.batch_size), self._chunks(X))
-            )
-            self._m_step(sufficient_statistics(moments, resp.sum(dim=0), self.covariance_type))
+            moments, nk = 0.0, 0.0
+            blocks = self._initial_responsibility_blocks(X_np, random_state)
+            for chunk, block in zip(self._chunks(X), blocks):
+                resp = torch.as_tensor(block, dtype=torch.float64, device=self._device)
+                moments = moments + resp.T @ moment_features(chunk.double(), self.covariance_type)
+                nk = nk + resp.sum(dim=0)
+            self._m_step(sufficient_statistics(moments, nk, self.covariance_type))
         if self.weights_init is not None:
             self._weights = self._tensor(self.weights_init)
         if self.means_init is not None:
@@ -274,7 +283,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(f"device={self.device!r} is not a torch device: {error}") from None
         if not continuing:
             self._shift = self._tensor(X_np.mean(axis=0))
-        X = self._tensor(X_np) - self._shift  # centred: second moments stay well conditioned
+        X = self._tensor(X_np)  # shares X_np's memory when the dtype matches; centred per chunk
         random_state = check_random_state(self.random_state)
         best, best_bound = None, -np.inf
         self.converged_ = False
@@ -297,7 +306,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 stacklevel=2,
             )
         self._publish()
-        return self._log_resp(X).argmax(dim=1).cpu().numpy()
+        return self._labels(X)
 
     def _em(self, X: torch.Tensor, start: float) -> tuple[float, bool, int]:
         bound, converged, n_iter = start, False, 0
@@ -331,7 +340,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         check_is_fitted(self, "weights_")
         reject_non_numeric_columns(X)
         X_np = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return self._tensor(X_np) - self._shift
+        return self._tensor(X_np)
 
     @torch.no_grad()
     def _log_prob_chunks(self, X: torch.Tensor) -> torch.Tensor:
@@ -353,9 +362,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Posterior p(z = k | x) of each component; shape (n_samples, n_components)."""
         return torch.exp(self._log_resp(self._check_X(X))).cpu().numpy().astype(np.float64)
 
+    @torch.no_grad()
+    def _labels(self, X: torch.Tensor) -> np.ndarray:
+        """Most probable component per row, block by block (no (n, K) array)."""
+        return torch.cat([weighted_log_prob(c, *self._state(), self.covariance_type).argmax(dim=1) for c in self._chunks(X)]).cpu().numpy()
+
     def predict(self, X) -> np.ndarray:
         """Most probable component of each sample; shape (n_samples,)."""
-        return self._log_prob_chunks(self._check_X(X)).argmax(dim=1).cpu().numpy()
+        return self._labels(self._check_X(X))
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw samples from the fitted mixture, as scikit-learn does (same random stream).
