@@ -26,10 +26,16 @@ MetricFn = Callable[[torch.Tensor, torch.Tensor], float]
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` is CUDA when torch sees a GPU, else the CPU; anything else is passed to torch."""
+    """``"auto"`` is CUDA when torch sees a GPU, else the CPU; anything else is passed to torch.
+
+    A string torch does not read as a device is a ValueError naming the ``device`` parameter.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device={device!r} is not a torch device: {error}") from None
 
 
 @contextmanager

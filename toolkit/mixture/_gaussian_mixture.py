@@ -284,10 +284,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"n_samples = {X_np.shape[0]}"
             )
         self._check_initial_parameters(X_np.shape[1])
-        try:
-            self._device = resolve_device(self.device)
-        except RuntimeError as error:
-            raise ValueError(f"device={self.device!r} is not a torch device: {error}") from None
+        self._device = resolve_device(self.device)
         if not continuing:
             self._shift = self._tensor(X_np.mean(axis=0))
         X = self._tensor(X_np)  # shares X_np's memory when the dtype matches; centred per chunk

@@ -100,10 +100,7 @@ class BaseNeuralNet(BaseEstimator):
     def _check_parameters(self) -> None:
         """Checks across parameters that the constraint table cannot express."""
         self._validate_params()
-        try:
-            resolve_device(self.device)
-        except RuntimeError as error:
-            raise ValueError(f"device={self.device!r} is not a torch device: {error}") from None
+        resolve_device(self.device)
 
     # ------------------------------------------------------------- fitting
     def fit(self, X, y):

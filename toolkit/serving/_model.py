@@ -64,8 +64,11 @@ class OnnxModel:
         """The execution provider that runs the graph (the session's first)."""
         return self.session.get_providers()[0]
 
-    def _prepare(self, X) -> np.ndarray:
-        """X as the graph's input array, after checking columns (DataFrame) or shape."""
+    def prepare(self, X) -> np.ndarray:
+        """X as the graph's input array, after checking columns (DataFrame), dtype and shape.
+
+        Public so that callers timing or batching ``session.run`` feed exactly what ``run`` does.
+        """
         names = self.metadata.get("feature_names")
         if isinstance(X, pd.DataFrame):
             columns = [str(c) for c in X.columns]
@@ -99,7 +102,7 @@ class OnnxModel:
             Outputs to compute (default: all).
         """
         names = output_names or list(self.outputs)
-        results = self.session.run(names, {self.input["name"]: self._prepare(X)})
+        results = self.session.run(names, {self.input["name"]: self.prepare(X)})
         return {name: self._shape_output(name, value) for name, value in zip(names, results)}
 
     def _shape_output(self, name: str, value: np.ndarray) -> np.ndarray:
