@@ -20,7 +20,9 @@ def wine():
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_identical_initialisation_gives_sklearns_iterates(wine, covariance_type):
+@pytest.mark.parametrize("n_features", [13, 12, 1])  # odd, even (a duplicated offset in the circulant layout), one
+def test_identical_initialisation_gives_sklearns_iterates(wine, covariance_type, n_features):
+    wine = np.ascontiguousarray(wine[:, :n_features])
     start = SklearnGaussianMixture(3, covariance_type=covariance_type, max_iter=0, random_state=0).fit(wine)
     params = dict(
         covariance_type=covariance_type,
@@ -154,3 +156,38 @@ def test_scaler_and_mixture_export_as_one_float64_graph(tmp_path):
     export(pipeline, tmp_path)
     report = validate(pipeline, tmp_path, frame)
     assert report.passed and report.outputs["probabilities"].max_abs_error < 1e-10
+
+
+PEAK_MEMORY_SCRIPT = """
+import re, sys
+import numpy as np
+from toolkit.mixture import GaussianMixture
+
+n, d, k = int(sys.argv[1]), 16, 8
+rng = np.random.default_rng(0)
+centres = rng.uniform(-10, 10, size=(k, d)).astype(np.float32)
+X = rng.standard_normal((n, d), dtype=np.float32)
+for start in range(0, n, 1_000_000):
+    X[start : start + 1_000_000] += centres[rng.integers(k, size=len(X[start : start + 1_000_000]))]
+
+def status(field):
+    return int(re.search(field + r":\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
+
+before = status("VmRSS")
+open("/proc/self/clear_refs", "w").write("5")  # resets the peak (VmHWM) to the current RSS
+GaussianMixture(k, dtype="float32", max_iter=3, tol=0, random_state=0).fit(X)
+print(status("VmHWM") - before, X.nbytes)
+"""
+
+
+@pytest.mark.heavy
+def test_ten_million_rows_fit_within_the_memory_bound():
+    """10,000,000 x 16 float32 rows, k = 8 (kmeans init, 3 EM passes, labels): the process's
+    peak resident memory grows by less than 2.5 GB beyond X."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", PEAK_MEMORY_SCRIPT, "10000000"], capture_output=True, text=True, check=True)
+    peak_above, x_bytes = map(int, result.stdout.split())
+    assert x_bytes == 10_000_000 * 16 * 4
+    assert peak_above < 2.5e9, f"peak {peak_above / 1e9:.2f} GB above X"

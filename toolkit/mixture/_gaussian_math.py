@@ -22,34 +22,106 @@ CHOLESKY_FAILED = (
 
 # ---------------------------------------------- log-densities and moments, fused
 # For every covariance type, log pi_k + log N(x | mu_k, Sigma_k) is linear in a few features
-# of x: z(x) = [second-order terms, x], so that a chunk's E-step is ONE GEMM, Z @ A + c, and
-# the M-step's sufficient statistics are ONE more, resp' Z. Expanding
+# of x: z(x) = [second-order terms, x, 1], so that a chunk's E-step is ONE GEMM, A z, and the
+# M-step's sufficient statistics are ONE more, resp' z (its last column is N_k). Expanding
 # (x - mu)' L (x - mu) = x' L x - 2 x' L mu + mu' L mu costs no (N, K, D) intermediate; the
 # caller centres the data so that the expansion does not cancel.
-#   full / tied: z = [vec(x x'), x], A = [-vec(L) / 2, L mu]
-#   diag:        z = [x * x, x],     A = [-prec / 2, prec * mu]
-#   spherical:   z = [x' x, x],      A = [-prec / 2, prec * mu]
+#   full / tied: z = [x_i x_(i+s mod D) for s in 0..D/2, x, 1]   (circulant layout, below)
+#   diag:        z = [x * x, x, 1]
+#   spherical:   z = [x' x, x, 1]
+# The D(D+1)/2 distinct products of a full covariance are laid out by cyclic offset s: row i
+# holds x_i * x_(i+s mod D) for s = 0..D//2. That is one broadcast product against a strided
+# window of [x, x_0..x_(D//2 - 1)] (no gather, which is several times slower), and it covers
+# every pair once, except that for even D the offset D/2 lists each of its pairs twice:
+# D (D//2 + 1) columns, against D(D+1)/2 distinct and D^2 for the full outer product.
 
 
-def moment_features(X: torch.Tensor, covariance_type: str, out: torch.Tensor | None = None) -> torch.Tensor:
-    """z(x) per row; (N, F) with F = D^2 + D (full, tied), 2D (diag), 1 + D (spherical).
+class MomentFeatures:
+    """The features z(x) of blocks of up to ``n_rows`` rows, written into reused buffers.
 
-    (All D^2 products for full / tied: a broadcast product is far faster than gathering
-    the D(D+1)/2 distinct ones.) ``out``, a reusable (N', F) buffer with N' >= N, spares
-    an allocation and a concatenation per chunk.
+    Parameters
+    ----------
+    n_rows, n_features : int
+    covariance_type : str
+    dtype, device
+        Of the buffers (the rows are cast on the way in).
     """
-    n_samples, n_features = X.shape
-    width = {"full": n_features**2, "tied": n_features**2, "diag": n_features, "spherical": 1}[covariance_type]
-    features = X.new_empty((n_samples, width + n_features)) if out is None else out[:n_samples]
-    second = features[:, :width]
-    if covariance_type in ("full", "tied"):
-        torch.mul(X[:, :, None], X[:, None, :], out=second.view(n_samples, n_features, n_features))
-    elif covariance_type == "diag":
-        torch.mul(X, X, out=second)
-    else:
-        torch.sum(X * X, dim=1, keepdim=True, out=second)
-    features[:, width:] = X
-    return features
+
+    def __init__(self, n_rows: int, n_features: int, covariance_type: str, dtype, device) -> None:
+        self.n_features, self.covariance_type = n_features, covariance_type
+        self.n_offsets = n_features // 2 + 1 if covariance_type in ("full", "tied") else 0
+        self.n_second = {"full": n_features * self.n_offsets, "tied": n_features * self.n_offsets, "diag": n_features, "spherical": 1}[covariance_type]
+        self.width = self.n_second + n_features + 1
+        self._features = torch.empty((n_rows, self.width), dtype=dtype, device=device)
+        self._features[:, -1] = 1
+        # x followed by its first n_offsets - 1 columns again: windows of it are the cyclic shifts.
+        self._wrapped = torch.empty((n_rows, n_features + max(self.n_offsets - 1, 0)), dtype=dtype, device=device)
+
+    def __call__(self, block: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """z(block - shift), a view of the buffer of shape (len(block), width), valid until the next call."""
+        n, d = block.shape
+        x = self._wrapped[:n, :d]
+        torch.sub(block, shift, out=x)
+        features = self._features[:n]
+        second = features[:, : self.n_second]
+        if self.covariance_type in ("full", "tied"):
+            wrapped = self._wrapped[:n]
+            wrapped[:, d:] = x[:, : self.n_offsets - 1]
+            window = wrapped.unfold(1, self.n_offsets, 1)[:, :d]  # (n, D, S): x_(i+s mod D)
+            torch.mul(x[:, :, None], window, out=second.view(n, d, self.n_offsets))
+        elif self.covariance_type == "diag":
+            torch.mul(x, x, out=second)
+        else:
+            torch.sum(x * x, dim=1, keepdim=True, out=second)
+        features[:, self.n_second : -1] = x
+        return features
+
+    def _cyclic_columns(self, device) -> torch.Tensor:
+        """(D, S) column index (i + s) mod D of each circulant product."""
+        d = self.n_features
+        return (torch.arange(d, device=device)[:, None] + torch.arange(self.n_offsets, device=device)) % d
+
+    def coefficients(self, weights, means, precisions_cholesky) -> torch.Tensor:
+        """A (K, width) with log pi_k + log N(x | mu_k, Sigma_k) = A z(x)."""
+        n_components, d = means.shape
+        if self.covariance_type in ("full", "tied"):
+            precisions = (precisions_cholesky @ precisions_cholesky.mT).expand(n_components, d, d)
+            columns = self._cyclic_columns(means.device)
+            # x' L x = sum_i L_ii x_i^2 + 2 sum_(i<j) L_ij x_i x_j; the offset D/2 of an even
+            # D lists its pairs twice, so they keep weight 1 there.
+            multiplicity = torch.full((self.n_offsets,), 2.0, dtype=means.dtype, device=means.device)
+            multiplicity[0] = 1.0
+            if d % 2 == 0 and self.n_offsets > 1:
+                multiplicity[-1] = 1.0
+            rows = torch.arange(d, device=means.device)[:, None].expand_as(columns)
+            quadratic = (precisions[:, rows, columns] * multiplicity).reshape(n_components, -1)
+            linear = torch.einsum("kde,ke->kd", precisions, means)
+        else:
+            precisions = precisions_cholesky**2  # (K, D) or (K,)
+            if self.covariance_type == "spherical":
+                precisions = precisions[:, None]
+            quadratic = precisions
+            linear = precisions * means
+        centre = (means * linear).sum(dim=1)  # mu' L mu
+        constant = -0.5 * (d * math.log(2 * math.pi) + centre) + _log_det(precisions_cholesky, self.covariance_type, d) + torch.log(weights)
+        return torch.cat([-0.5 * quadratic, linear, constant[:, None]], dim=1)
+
+    def statistics(self, moments: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Split accumulated resp' z (K, width) into N_k, sum_n resp_nk x_n and second moments:
+        full (K, D, D), tied (D, D) = sum_n x x', diag (K, D), spherical (K,) = sum resp x'x."""
+        n_components, d = moments.shape[0], self.n_features
+        second = moments[:, : self.n_second]
+        if self.covariance_type in ("full", "tied"):
+            columns = self._cyclic_columns(moments.device)
+            rows = torch.arange(d, device=moments.device)[:, None].expand_as(columns)
+            matrix = moments.new_zeros((n_components, d, d))
+            values = second.reshape(n_components, d, self.n_offsets)
+            matrix[:, rows, columns] = values
+            matrix[:, columns, rows] = values
+            second = matrix.sum(dim=0) if self.covariance_type == "tied" else matrix
+        elif self.covariance_type == "spherical":
+            second = second[:, 0]
+        return {"nk": moments[:, -1], "sx": moments[:, self.n_second : -1], "sxx": second}
 
 
 def _log_det(precisions_cholesky: torch.Tensor, covariance_type: str, n_features: int) -> torch.Tensor:
@@ -63,52 +135,7 @@ def _log_det(precisions_cholesky: torch.Tensor, covariance_type: str, n_features
     return n_features * torch.log(precisions_cholesky)
 
 
-def log_prob_coefficients(weights, means, precisions_cholesky, covariance_type: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(A (F, K), c (K,)) with log pi_k + log N(x | mu_k, Sigma_k) = z(x) @ A + c."""
-    n_components, n_features = means.shape
-    if covariance_type in ("full", "tied"):
-        precisions = (precisions_cholesky @ precisions_cholesky.mT).expand(n_components, n_features, n_features)
-        quadratic = precisions.reshape(n_components, -1)  # (K, D^2)
-        linear = torch.einsum("kde,ke->kd", precisions, means)  # (K, D)
-    else:
-        precisions = precisions_cholesky**2  # (K, D) or (K,)
-        if covariance_type == "spherical":
-            precisions = precisions[:, None]
-            quadratic = precisions  # (K, 1)
-        else:
-            quadratic = precisions
-        linear = precisions * means
-    centre = (means * linear).sum(dim=1)  # mu' L mu
-    # A tensor of the data's dtype: a Python float would become a float32 constant in a graph.
-    normaliser = means.new_tensor(n_features * math.log(2 * math.pi))
-    constant = -0.5 * (normaliser + centre) + _log_det(precisions_cholesky, covariance_type, n_features) + torch.log(weights)
-    return torch.cat([-0.5 * quadratic, linear], dim=1).T, constant
-
-
-def weighted_log_prob(X, weights, means, precisions_cholesky, covariance_type: str) -> torch.Tensor:
-    """log pi_k + log N(x_n | mu_k, Sigma_k); (N, K)."""
-    coefficients, constant = log_prob_coefficients(weights, means, precisions_cholesky, covariance_type)
-    return moment_features(X, covariance_type) @ coefficients + constant
-
-
-# ------------------------------------------------------- sufficient statistics
-def sufficient_statistics(moments: torch.Tensor, nk: torch.Tensor, covariance_type: str) -> dict[str, torch.Tensor]:
-    """Split accumulated resp' z (K, F) into sum resp_k x and the second moments:
-    full (K, D, D), tied (D, D) = sum_n x x', diag (K, D), spherical (K,) = sum resp_k x'x."""
-    n_components = moments.shape[0]
-    if covariance_type in ("full", "tied"):
-        n_features = int(round((-1 + math.sqrt(1 + 4 * moments.shape[1])) / 2))
-        second = moments[:, : n_features**2].reshape(n_components, n_features, n_features)
-        second = second.sum(dim=0) if covariance_type == "tied" else second
-    elif covariance_type == "diag":
-        n_features = moments.shape[1] // 2
-        second = moments[:, :n_features]
-    else:
-        n_features = moments.shape[1] - 1
-        second = moments[:, 0]
-    return {"nk": nk, "sx": moments[:, moments.shape[1] - n_features :], "sxx": second}
-
-
+# ------------------------------------------------------------------- M-step
 def estimate_parameters(stats: dict[str, torch.Tensor], reg_covar: float, covariance_type: str):
     """(weights, means, covariances) from accumulated sufficient statistics (the M-step).
 
@@ -173,19 +200,48 @@ def n_parameters(n_components: int, n_features: int, covariance_type: str) -> in
 class MixtureDensity(torch.nn.Module):
     """A fitted mixture for inference: x -> (component, posterior probabilities, log p(x)).
 
-    Parameters are buffers; ``shift`` is subtracted from x first (the fit centres the data).
+    Everything that does not depend on x is folded into buffers when the module is built, so that a batch costs one matrix product and a reduction, and the exported graph
+    has no constant subgraph. Half the squared Mahalanobis distance, as scikit-learn's
+    Cholesky form: full / tied whiten x - mu_k by each precision's Cholesky factor C_k in
+    ONE product for all components, y = x W + b with W = [C_1 ... C_K] / sqrt(2) (D, K D);
+    diag / spherical expand sum_d p_kd (x_d - mu_kd)^2 / 2 into [x * x, x] W + b, with
+    the sign and log pi_k + log |P_k|^(1/2) - D log(2 pi) / 2 folded into W and b.
+    ``shift`` (the fit's column means, by which the parameters are centred) is subtracted first.
     """
 
     def __init__(self, weights, means, precisions_cholesky, shift, covariance_type: str) -> None:
         super().__init__()
-        self.register_buffer("weights", weights)  # (K,)
-        self.register_buffer("means", means)  # (K, D), centred
-        self.register_buffer("precisions_cholesky", precisions_cholesky)
-        self.register_buffer("shift", shift)  # (D,)
-        self.covariance_type = covariance_type
+        n_components, d = means.shape
+        self.n_components, self.n_features, self.covariance_type = n_components, d, covariance_type
+        constant = -0.5 * d * math.log(2 * math.pi) + _log_det(precisions_cholesky, covariance_type, d) + torch.log(weights)
+        constant = constant.expand(n_components)  # (K,)
+        if covariance_type in ("full", "tied"):
+            factors = precisions_cholesky.expand(n_components, d, d) * math.sqrt(0.5)
+            weight = factors.permute(1, 0, 2).reshape(d, n_components * d)
+            bias = -torch.einsum("kd,kde->ke", means, factors).reshape(-1)
+        else:  # linear in [x * x, x]: the constant and the sign fold into the product
+            precisions = (precisions_cholesky**2).reshape(n_components, -1).expand(n_components, d)
+            weight = -torch.cat([0.5 * precisions.T, -(means * precisions).T])  # (2D, K)
+            bias = constant - 0.5 * (means * means * precisions).sum(dim=1)
+        self.register_buffer("shift", shift.clone())  # (D,)
+        self.register_buffer("weight", weight.contiguous())
+        self.register_buffer("bias", bias.contiguous())
+        self.register_buffer("constant", constant.contiguous())
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log pi_k + log N(x_n | mu_k, Sigma_k); (N, K)."""
+        x = x - self.shift
+        if self.covariance_type in ("full", "tied"):
+            whitened = torch.addmm(self.bias, x, self.weight).reshape(-1, self.n_components, self.n_features)
+            return self.constant - (whitened * whitened).sum(dim=2)
+        return torch.addmm(self.bias, torch.cat([x * x, x], dim=1), self.weight)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        log_prob = weighted_log_prob(x - self.shift, self.weights, self.means, self.precisions_cholesky, self.covariance_type)  # (B, K)
-        score = torch.logsumexp(log_prob, dim=1)  # (B,)
-        probabilities = torch.exp(log_prob - score.unsqueeze(1))  # (B, K)
-        return log_prob.argmax(dim=1), probabilities, score
+        log_prob = self.log_prob(x)  # (B, K)
+        # log-sum-exp spelled out, so that the graph takes ONE Exp for the score and the
+        # posterior (onnxruntime's ReduceLogSumExp followed by an Exp is twice as slow).
+        peak = log_prob.amax(dim=1, keepdim=True)
+        unnormalised = torch.exp(log_prob - peak)
+        total = unnormalised.sum(dim=1, keepdim=True)
+        score = torch.log(total) + peak  # (B, 1), as skl2onnx's score_samples
+        return log_prob.argmax(dim=1), unnormalised / total, score

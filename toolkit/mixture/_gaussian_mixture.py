@@ -18,15 +18,13 @@ from tqdm.auto import tqdm
 from toolkit._training import resolve_device
 from toolkit._validation import reject_non_numeric_columns
 from toolkit.mixture._gaussian_math import (
+    MixtureDensity,
+    MomentFeatures,
     estimate_parameters,
     n_parameters,
     precision_cholesky_from_covariances,
     precision_cholesky_from_precisions,
-    log_prob_coefficients,
-    moment_features,
     precisions_from_cholesky,
-    sufficient_statistics,
-    weighted_log_prob,
 )
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -144,41 +142,39 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _tensor(self, array) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=DTYPES[self.dtype], device=self._device)
 
-    def _chunks(self, X: torch.Tensor):
-        """Consecutive blocks of ``batch_size`` rows, centred by the fit's column means.
-
-        The centring is done per block into one reused buffer, so no centred copy of X is
-        held and a pass makes no per-block allocation of that size (thousands of equal-sized
-        temporaries per pass made glibc's arenas keep gigabytes). A block is valid until
-        the next one is drawn.
-        """
-        buffer = X.new_empty((min(self.batch_size, X.shape[0]), X.shape[1]))
-        for start in range(0, X.shape[0], self.batch_size):
-            block = X[start : start + self.batch_size]
-            yield torch.sub(block, self._shift, out=buffer[: len(block)])
-
     def _state(self):
         return self._weights, self._means, self._precisions_cholesky
 
+    def _moment_features(self, X: torch.Tensor, dtype=None) -> MomentFeatures:
+        rows = min(self.batch_size, X.shape[0])
+        return MomentFeatures(rows, X.shape[1], self.covariance_type, dtype or X.dtype, self._device)
+
     def _e_step_pass(self, X: torch.Tensor) -> tuple[float, dict]:
         """One pass: mean log-likelihood under the current parameters and the sufficient
-        statistics of the responsibilities they give."""
-        coefficients, constant = log_prob_coefficients(*self._state(), self.covariance_type)
-        coefficients_t, constant = coefficients.T.contiguous(), constant[:, None]  # (K, F), (K, 1)
-        total, moments, nk = 0.0, 0.0, 0.0
-        buffer = None
-        for chunk in self._chunks(X):
-            features = moment_features(chunk, self.covariance_type, out=buffer)  # (n, F)
-            buffer = features if buffer is None else buffer
-            # Components along rows: (K, F) @ (F, n) runs ~3x faster than (n, F) @ (F, K).
-            log_prob = coefficients_t @ features.T + constant  # (K, n)
-            norm = torch.logsumexp(log_prob, dim=0)  # (n,)
-            resp = torch.exp(log_prob - norm)  # (K, n)
-            # float64 accumulators: sums over millions of rows lose digits in float32.
-            total = total + norm.sum(dtype=torch.float64)
-            moments = moments + (resp @ features).double()  # (K, F)
-            nk = nk + resp.sum(dim=1, dtype=torch.float64)
-        return total.item() / X.shape[0], sufficient_statistics(moments, nk, self.covariance_type)
+        statistics of the responsibilities they give.
+
+        Per block of rows: the features z (one broadcast product), log-probabilities A z
+        (one GEMM, components along rows), normalised in place, and resp z' (one GEMM) added
+        to the float64 moments (sums over millions of rows lose digits in float32).
+        """
+        features = self._moment_features(X)
+        coefficients = features.coefficients(*self._state())  # (K, F)
+        total = torch.zeros((), dtype=torch.float64, device=self._device)
+        moments = torch.zeros(coefficients.shape, dtype=torch.float64, device=self._device)
+        for start in range(0, X.shape[0], self.batch_size):
+            z = features(X[start : start + self.batch_size], self._shift)  # (n, F)
+            resp = coefficients @ z.T  # (K, n) log pi_k N(x | k), normalised in place below
+            peak = resp.amax(dim=0)
+            resp -= peak
+            resp.exp_()
+            norm = resp.sum(dim=0)
+            resp /= norm
+            total += (norm.log_() + peak).sum(dtype=torch.float64)
+            if moments.dtype == z.dtype:
+                moments.addmm_(resp, z)
+            else:
+                moments += (resp @ z).double()
+        return total.item() / X.shape[0], features.statistics(moments)
 
     def _m_step(self, stats: dict) -> None:
         """Parameters from float64 statistics, computed in float64 (E[x x'] - mu mu' cancels
@@ -218,13 +214,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _initialize(self, X_np: np.ndarray, X: torch.Tensor, random_state) -> None:
         all_given = all(v is not None for v in (self.weights_init, self.means_init, self.precisions_init))
         if not all_given:
-            moments, nk = 0.0, 0.0
+            features, moments = self._moment_features(X, torch.float64), 0.0
             blocks = self._initial_responsibility_blocks(X_np, random_state)
-            for chunk, block in zip(self._chunks(X), blocks):
+            for start, block in zip(range(0, X.shape[0], self.batch_size), blocks):
                 resp = torch.as_tensor(block, dtype=torch.float64, device=self._device)
-                moments = moments + resp.T @ moment_features(chunk.double(), self.covariance_type)
-                nk = nk + resp.sum(dim=0)
-            self._m_step(sufficient_statistics(moments, nk, self.covariance_type))
+                moments = moments + resp.T @ features(X[start : start + self.batch_size], self._shift)
+            self._m_step(features.statistics(moments))
         if self.weights_init is not None:
             self._weights = self._tensor(self.weights_init)
         if self.means_init is not None:
@@ -346,17 +341,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         X_np = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return self._tensor(X_np)
 
-    @torch.no_grad()
-    def _log_prob_chunks(self, X: torch.Tensor) -> torch.Tensor:
-        return torch.cat([weighted_log_prob(c, *self._state(), self.covariance_type) for c in self._chunks(X)])
+    def _density(self) -> MixtureDensity:
+        return MixtureDensity(*self._state(), self._shift, self.covariance_type)
 
-    def _log_resp(self, X: torch.Tensor) -> torch.Tensor:
-        log_prob = self._log_prob_chunks(X)
-        return log_prob - torch.logsumexp(log_prob, dim=1, keepdim=True)
+    @torch.no_grad()
+    def _per_chunk(self, X: torch.Tensor, reduce) -> torch.Tensor:
+        """``reduce`` applied to each block's (rows, K) log pi_k N(x | k), concatenated:
+        no (n, K) intermediate beyond what the result itself holds."""
+        density, size = self._density(), self.batch_size
+        return torch.cat([reduce(density.log_prob(X[start : start + size])) for start in range(0, X.shape[0], size)])
 
     def score_samples(self, X) -> np.ndarray:
         """Log-density log p(x) of each sample; shape (n_samples,)."""
-        return torch.logsumexp(self._log_prob_chunks(self._check_X(X)), dim=1).cpu().numpy().astype(np.float64)
+        log_density = self._per_chunk(self._check_X(X), lambda log_prob: torch.logsumexp(log_prob, dim=1))
+        return log_density.cpu().numpy().astype(np.float64)
 
     def score(self, X, y=None) -> float:
         """Average log-likelihood of X."""
@@ -364,12 +362,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Posterior p(z = k | x) of each component; shape (n_samples, n_components)."""
-        return torch.exp(self._log_resp(self._check_X(X))).cpu().numpy().astype(np.float64)
+        posterior = self._per_chunk(self._check_X(X), lambda log_prob: torch.softmax(log_prob, dim=1))
+        return posterior.cpu().numpy().astype(np.float64)
 
-    @torch.no_grad()
     def _labels(self, X: torch.Tensor) -> np.ndarray:
-        """Most probable component per row, block by block (no (n, K) array)."""
-        return torch.cat([weighted_log_prob(c, *self._state(), self.covariance_type).argmax(dim=1) for c in self._chunks(X)]).cpu().numpy()
+        """Most probable component per row."""
+        return self._per_chunk(X, lambda log_prob: log_prob.argmax(dim=1)).cpu().numpy()
 
     def predict(self, X) -> np.ndarray:
         """Most probable component of each sample; shape (n_samples,)."""
@@ -406,14 +404,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _inference_spec(self):
         """Component, posterior and log-density as a module in the fit's dtype (skl2onnx's
         output names ``label``, ``probabilities``, ``score_samples``)."""
-        import copy
-
         from toolkit._inference import InferenceSpec, OutputSpec
-        from toolkit.mixture._gaussian_math import MixtureDensity
 
         check_is_fitted(self, "weights_")
-        cpu = lambda t: copy.deepcopy(t).detach().cpu()  # noqa: E731
-        module = MixtureDensity(cpu(self._weights), cpu(self._means), cpu(self._precisions_cholesky), cpu(self._shift), self.covariance_type)
+        module = self._density().cpu()
         tolerance = {"atol": 1e-5, "rtol": 1e-5} if self.dtype == "float64" else {"atol": 1e-4, "rtol": 1e-4}
         n_features = self.means_.shape[1]
         return InferenceSpec(

@@ -81,8 +81,14 @@ def torch_to_onnx(spec: InferenceSpec) -> onnx.ModelProto:
 
 
 def append_label_lookup(model: onnx.ModelProto, classes: np.ndarray) -> None:
-    """Replace the ``label_index`` output by ``label`` = classes[label_index] (a Gather)."""
+    """Replace the ``label_index`` output by ``label`` = classes[label_index] (a Gather);
+    classes 0..n-1 need no lookup: the index output is renamed."""
     graph = model.graph
+    if classes.dtype.kind in "iu" and np.array_equal(classes, np.arange(len(classes))):
+        for node in graph.node:
+            node.output[:] = ["label" if name == "label_index" else name for name in node.output]
+        next(o for o in graph.output if o.name == "label_index").name = "label"
+        return
     if classes.dtype.kind in "OUS":
         values = numpy_helper.from_array(np.asarray(classes.astype(str), dtype=object), "classes")
         elem_type = onnx.TensorProto.STRING
