@@ -179,7 +179,7 @@ def test_onnx_forecaster_matches_predict_and_interval(trend, tmp_path):
     y = sunspots()
     model = ARForecaster([1, 2, 9], trend=trend).fit(y)
     result = export(model, tmp_path, horizon=10, coverage=0.9)
-    assert result.metadata["horizon"] == 10 and result.metadata["inputs"][0]["dtype"] == "float64"
+    assert result.metadata["horizon"] == 10 and result.metadata["graphs"]["model"]["inputs"][0]["dtype"] == "float64"
     windows = windows_of(y.to_numpy(), 9, "t" in trend)
     report = validate(model, tmp_path, windows)
     assert report.passed and report.max_abs_error < 1e-8

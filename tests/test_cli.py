@@ -12,7 +12,7 @@ def test_run_one_pipeline_exports_and_validates(tmp_path, capsys):
     assert "breast_cancer_mlp" in table and "StandardScaler > MLPClassifier" in table and " ok " in table
     metadata = json.loads((tmp_path / "breast_cancer_mlp" / "model.json").read_text())
     assert metadata["validation"]["passed"] is True
-    assert metadata["feature_names"][0] == "mean radius"
+    assert metadata["graphs"]["model"]["feature_names"][0] == "mean radius"
 
 
 def test_unknown_pipeline_is_a_usage_error(tmp_path, capsys):

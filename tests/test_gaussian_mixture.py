@@ -139,7 +139,7 @@ def test_onnx_export_matches_the_estimator(wine, covariance_type, dtype, atol, t
 
     model = GaussianMixture(3, covariance_type=covariance_type, dtype=dtype, random_state=0).fit(wine)
     result = export(model, tmp_path)
-    assert [o["name"] for o in result.metadata["outputs"]] == ["label", "probabilities", "score_samples"]
+    assert [o["name"] for o in result.metadata["graphs"]["model"]["outputs"]] == ["label", "probabilities", "score_samples"]
     report = validate(model, tmp_path, wine)
     assert report.outputs["label"].mismatches == 0
     assert report.outputs["probabilities"].max_abs_error <= atol

@@ -72,7 +72,7 @@ def test_export_validates_at_batch_sizes_1_prime_and_large(case, data, tmp_path)
     stored = json.loads((tmp_path / "model.json").read_text())
     assert stored["validation"]["passed"] is True
     assert stored["estimator"]["class"] == f"toolkit.neural_network.{type(model).__name__}"
-    names = [o["name"] for o in stored["outputs"]]
+    names = [o["name"] for o in stored["graphs"]["model"]["outputs"]]
     assert names == (["label", "probabilities"] if hasattr(model, "classes_") else ["variable"])
     loaded = load(tmp_path)
     np.testing.assert_array_equal(loaded.predict(X[:5]).shape, model.predict(X[:5]).shape)
@@ -99,7 +99,7 @@ def test_pipeline_exports_as_one_graph_with_named_columns(data, tmp_path):
     report = validate(pipeline, tmp_path, frame)
     assert report.passed
     model = load(tmp_path)
-    assert model.metadata["feature_names"] == list(frame.columns)
+    assert model.entry["feature_names"] == list(frame.columns)
     predicted = model.predict(frame.iloc[:10])
     assert isinstance(predicted, pd.Series) and list(predicted.index) == list(range(10))
     np.testing.assert_array_equal(predicted.to_numpy(), pipeline.predict(frame.iloc[:10]))
@@ -109,7 +109,7 @@ def test_pipeline_exports_as_one_graph_with_named_columns(data, tmp_path):
         model.predict(frame[frame.columns[::-1]])
     with pytest.raises(ValueError, match=r"missing \['px63'\]"):
         model.predict(frame.drop(columns="px63"))
-    with pytest.raises(ValueError, match=r"X has shape \(3, 63\); the model expects \('batch', 64\)"):
+    with pytest.raises(ValueError, match=r"input 'X' has shape \(3, 63\); the model expects \('batch', 64\)"):
         model.predict(X[:3, :63])
     with pytest.raises(ValueError, match="NaN"):
         model.predict(np.full((1, 64), np.nan, np.float32))

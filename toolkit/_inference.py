@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,8 @@ class OutputSpec:
         Keyword arguments of ``method`` besides X (e.g. a forecast horizon).
     tolerance : dict, optional
         {"atol", "rtol"} that validation uses by default for this output.
+    item : int, optional
+        When ``method`` returns a tuple, the element this output equals.
     """
 
     name: str
@@ -35,6 +38,17 @@ class OutputSpec:
     exact: bool = False
     kwargs: dict = field(default_factory=dict)
     tolerance: dict | None = None
+    item: int | None = None
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A further input of a graph: its name, per-sample shape (None: a free axis), an
+    example batch and the dtype of that example."""
+
+    name: str
+    sample_shape: tuple[int | None, ...]
+    example: np.ndarray
 
 
 @dataclass
@@ -42,9 +56,16 @@ class InferenceSpec:
     """An estimator's inference computation as a torch module, with its interface.
 
     ``module`` maps one input (``dtype``, float32 unless stated) named ``input_name`` of shape (batch, *sample_shape)
-    (``None`` marks a free axis, e.g. the time axis of a sequence) to the outputs in order.
-    When ``classes`` is set the module's first output is a class index, which the exporter
-    maps to the labels in ``classes`` inside the graph.
+    (``None`` marks a free axis, e.g. the time axis of a sequence), and any ``extra_inputs``
+    after it, to the outputs in order. When ``classes`` is set the module's first output is
+    a class index, which the exporter maps to the labels in ``classes`` inside the graph.
+
+    An estimator may export several graphs into one folder (a list of specs, each with its
+    own ``graph`` name, written to ``{graph}.onnx``). A graph whose input is not the
+    estimator's X names the method that maps X to its inputs (``input_method``, e.g. a
+    decoder's "transform"); validation calls it, then compares each output's method called
+    on those inputs. Instead of a module, a spec may give ``build``: a function of the
+    already exported graphs ({name: onnx.ModelProto}) that returns its graph.
     """
 
     module: nn.Module
@@ -56,3 +77,13 @@ class InferenceSpec:
     feature_names: list[str] | None = None
     dtype: str = "float32"
     metadata: dict = field(default_factory=dict)
+    graph: str = "model"
+    input_method: str | None = None
+    extra_inputs: tuple[InputSpec, ...] = ()
+    build: Callable[[dict], object] | None = None
+
+    @property
+    def inputs(self) -> list[dict]:
+        """name, dtype and shape (None: free) of every input, as model.json records them."""
+        first = {"name": self.input_name, "dtype": self.dtype, "shape": [None, *self.sample_shape]}
+        return [first] + [{"name": i.name, "dtype": str(i.example.dtype), "shape": [None, *i.sample_shape]} for i in self.extra_inputs]

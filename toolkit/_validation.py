@@ -51,3 +51,35 @@ def check_positive_ints(values, name: str) -> tuple[int, ...]:
     if not values or any(not isinstance(v, Integral) or v < 1 for v in values):
         raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {values!r}")
     return values
+
+
+def image_net_shape(sample_shape: tuple[int, ...], image_shape) -> tuple[int, int, int]:
+    """(C, H, W) of the images in inputs whose samples have ``sample_shape``.
+
+    Samples may be (C, H, W), (H, W) (one channel), or flat rows of ``prod(image_shape)``
+    values read in C-order. Flat rows without ``image_shape`` are one-row, one-channel
+    images (1, 1, n_features).
+    """
+    if image_shape is not None:
+        image_shape = tuple(int(d) for d in image_shape)
+        image_shape = (1, *image_shape) if len(image_shape) == 2 else image_shape
+    if len(sample_shape) == 3:
+        shape = sample_shape
+    elif len(sample_shape) == 2:
+        shape = (1, *sample_shape)
+    elif len(sample_shape) == 1:
+        if image_shape is None:
+            return (1, 1, sample_shape[0])
+        if int(np.prod(image_shape)) != sample_shape[0]:
+            raise ValueError(
+                f"image_shape={image_shape} holds {int(np.prod(image_shape))} values per image, "
+                f"but X has {sample_shape[0]} features per row"
+            )
+        return image_shape
+    else:
+        raise ValueError(
+            f"X must hold images as (N, C, H, W), (N, H, W) or flat rows (N, C*H*W); got samples of shape {sample_shape}"
+        )
+    if image_shape is not None and image_shape != shape:
+        raise ValueError(f"X holds images of shape {shape}, but image_shape={image_shape}")
+    return shape

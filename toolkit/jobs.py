@@ -91,7 +91,7 @@ def batch1_latency_ms(folder: Path, X_test, repeats: int = 200) -> float:
     """Median wall time of one onnxruntime run on a single row, in milliseconds."""
     model = load(folder, intra_op_num_threads=1)
     row = X_test.iloc[:1] if hasattr(X_test, "iloc") else X_test[:1]
-    feed = {model.input["name"]: model.prepare(row)}
+    feed = model.prepare(row)
     for _ in range(10):
         model.session.run(None, feed)
     times = []

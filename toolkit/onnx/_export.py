@@ -9,6 +9,7 @@ converted by skl2onnx and joined in front of it with ``onnx.compose.merge_models
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import io
 import logging
@@ -27,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 import toolkit
 from toolkit._inference import InferenceSpec
 from toolkit.onnx._files import atomic_write_files, json_bytes
-from toolkit.serving._format import METADATA_FILE, MODEL_FILE
+from toolkit.serving._format import METADATA_FILE
 
 OPSET = 20
 ML_OPSET = 3
@@ -43,14 +44,27 @@ class ExportResult:
     metadata: dict
 
 
-def inference_spec(estimator, options: dict) -> InferenceSpec:
-    """The estimator's inference spec, or a TypeError naming a class that has none."""
+def inference_specs(estimator, options: dict) -> list[InferenceSpec]:
+    """The estimator's inference specs (one per graph), or a TypeError naming a class that has none."""
     if not hasattr(estimator, "_inference_spec"):
         raise TypeError(
             f"{type(estimator).__name__} is not a toolkit estimator and cannot be exported on its own; "
             "export a Pipeline whose last step is a toolkit estimator"
         )
-    return estimator._inference_spec(**options)
+    specs = estimator._inference_spec(**options)
+    return list(specs) if isinstance(specs, (list, tuple)) else [specs]
+
+
+def pipeline_specs(pipeline: Pipeline, specs: list[InferenceSpec]) -> list[InferenceSpec]:
+    """What a Pipeline exports of its last step: the graphs that read X, with the outputs
+    whose method the Pipeline itself offers (it forwards predict, transform, ... but not,
+    say, a VAE's ``encode``)."""
+    kept = []
+    for spec in specs:
+        if spec.input_method is None:
+            outputs = [o for o in spec.outputs if hasattr(pipeline, o.method)]
+            kept.append(dataclasses.replace(spec, outputs=outputs))
+    return kept
 
 
 def torch_to_onnx(spec: InferenceSpec) -> onnx.ModelProto:
@@ -59,7 +73,12 @@ def torch_to_onnx(spec: InferenceSpec) -> onnx.ModelProto:
     if spec.classes is not None:
         output_names[0] = "label_index"
     batch = torch.export.Dim("batch")
-    axes = {0: batch} | {i + 1: torch.export.Dim(f"axis{i + 1}") for i, d in enumerate(spec.sample_shape) if d is None}
+    shapes = [spec.sample_shape] + [extra.sample_shape for extra in spec.extra_inputs]
+    dynamic_shapes = tuple(
+        {0: batch} | {i + 1: torch.export.Dim(f"in{k}_axis{i + 1}") for i, d in enumerate(shape) if d is None}
+        for k, shape in enumerate(shapes)
+    )
+    examples = (torch.from_numpy(spec.example),) + tuple(torch.from_numpy(extra.example) for extra in spec.extra_inputs)
     buffer = io.BytesIO()
     # The exporter logs that optional torchvision ops are absent and warns about its own
     # deprecations; neither concerns the user's model.
@@ -68,10 +87,10 @@ def torch_to_onnx(spec: InferenceSpec) -> onnx.ModelProto:
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             spec.module,
-            (torch.from_numpy(spec.example),),
-            input_names=[spec.input_name],
+            examples,
+            input_names=[spec.input_name] + [extra.name for extra in spec.extra_inputs],
             output_names=output_names,
-            dynamic_shapes=(axes,),
+            dynamic_shapes=dynamic_shapes,
             opset_version=OPSET,
             dynamo=True,
             verbose=False,
@@ -156,15 +175,18 @@ def qualified_name(obj) -> str:
 def export(estimator, folder: str | Path, **options) -> ExportResult:
     """Export a fitted toolkit estimator, or a fitted Pipeline ending in one, to ``folder``.
 
-    Writes ``model.onnx`` (checked with ``onnx.checker.check_model(full_check=True)``) and
-    ``model.json`` (toolkit version, estimator class and parameters, input name / dtype /
-    shape, feature names, classes, outputs, opset), each atomically.
+    Writes one ONNX graph per part of the estimator (``model.onnx`` for most; e.g.
+    ``encoder.onnx`` and ``decoder.onnx`` for a VAE), each checked with
+    ``onnx.checker.check_model(full_check=True)``, and ``model.json`` (toolkit version,
+    estimator class and parameters, and per graph: file, inputs with name / dtype / shape,
+    feature names, classes, outputs, opset). All files of a previous export are replaced,
+    all or none.
 
     Parameters
     ----------
     estimator : fitted toolkit estimator or sklearn.pipeline.Pipeline
     folder : str or Path
-        Created when missing; the files of a previous export are replaced, both or neither.
+        Created when missing.
     **options
         Export-time settings of the estimator's family, e.g. ``horizon`` and ``coverage``
         for a forecaster; recorded in ``model.json``.
@@ -174,45 +196,61 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
     ExportResult
     """
     folder = Path(folder)
-    final = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+    is_pipeline = isinstance(estimator, Pipeline)
+    final = estimator.steps[-1][1] if is_pipeline else estimator
     check_is_fitted(estimator)
-    spec = inference_spec(final, options)
-    model = torch_to_onnx(spec)
-    if spec.classes is not None:
-        append_label_lookup(model, spec.classes)
-    input_shape = [None, *spec.sample_shape]
-    feature_names = spec.feature_names
-    if isinstance(estimator, Pipeline) and len(estimator.steps) > 1:
-        prefix = estimator[:-1]
-        n_features = prefix.n_features_in_
-        model = join_prefix(sklearn_prefix_to_onnx(prefix, n_features, "X", spec.dtype), model, spec.input_name)
-        input_shape = [None, n_features]
-        names = getattr(prefix, "feature_names_in_", None)
-        feature_names = [str(c) for c in names] if names is not None else None
-    model.producer_name, model.producer_version = "toolkit", toolkit.__version__
-    onnx.checker.check_model(model, full_check=True)
+    specs = inference_specs(final, options)
+    if is_pipeline:
+        specs = pipeline_specs(estimator, specs)
+    graphs: dict[str, onnx.ModelProto] = {}
+    entries: dict[str, dict] = {}
+    extra_metadata: dict = {}
+    for spec in specs:
+        model = spec.build(graphs) if spec.build is not None else torch_to_onnx(spec)
+        if spec.classes is not None:
+            append_label_lookup(model, spec.classes)
+        inputs, feature_names = spec.inputs, spec.feature_names
+        if is_pipeline and len(estimator.steps) > 1:
+            prefix = estimator[:-1]
+            n_features = prefix.n_features_in_
+            model = join_prefix(sklearn_prefix_to_onnx(prefix, n_features, "X", spec.dtype), model, spec.input_name)
+            inputs = [{"name": "X", "dtype": spec.dtype, "shape": [None, n_features]}]
+            names = getattr(prefix, "feature_names_in_", None)
+            feature_names = [str(c) for c in names] if names is not None else None
+        model.producer_name, model.producer_version = "toolkit", toolkit.__version__
+        onnx.checker.check_model(model, full_check=True)
+        graphs[spec.graph] = model
+        extra_metadata |= spec.metadata
+        entries[spec.graph] = {
+            "file": f"{spec.graph}.onnx",
+            "inputs": inputs,
+            "input_method": spec.input_method,
+            "feature_names": feature_names,
+            "classes": None if spec.classes is None else spec.classes.tolist(),
+            "outputs": [
+                {
+                    "name": o.name,
+                    "method": o.method,
+                    "item": o.item,
+                    "ndim": o.ndim,
+                    "exact": o.exact,
+                    "kwargs": json_safe(o.kwargs),
+                    "tolerance": o.tolerance,
+                }
+                for o in spec.outputs
+            ],
+            "opset": {entry.domain or "ai.onnx": entry.version for entry in model.opset_import},
+        }
     metadata = {
         "toolkit_version": toolkit.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "estimator": json_safe(estimator),
-        "inputs": [{"name": model.graph.input[0].name, "dtype": spec.dtype, "shape": input_shape}],
-        "feature_names": feature_names,
-        "classes": None if spec.classes is None else spec.classes.tolist(),
-        "outputs": [
-            {
-                "name": o.name,
-                "method": o.method,
-                "ndim": o.ndim,
-                "exact": o.exact,
-                "kwargs": json_safe(o.kwargs),
-                "tolerance": o.tolerance,
-            }
-            for o in spec.outputs
-        ],
+        "graphs": entries,
         "options": json_safe(options),
-        **spec.metadata,
-        "opset": {entry.domain or "ai.onnx": entry.version for entry in model.opset_import},
+        **extra_metadata,
         "validation": None,
     }
-    atomic_write_files(folder, {MODEL_FILE: model.SerializeToString(), METADATA_FILE: json_bytes(metadata)})
-    return ExportResult(folder, folder / MODEL_FILE, folder / METADATA_FILE, metadata)
+    files = {entry["file"]: graphs[name].SerializeToString() for name, entry in entries.items()}
+    atomic_write_files(folder, files | {METADATA_FILE: json_bytes(metadata)})
+    first = next(iter(entries.values()))
+    return ExportResult(folder, folder / first["file"], folder / METADATA_FILE, metadata)

@@ -105,6 +105,13 @@ def compare(name: str, method: str, exact: bool, got: np.ndarray, want: np.ndarr
     )
 
 
+def _rows(data, start: int, stop: int):
+    """Rows [start, stop) of an array, a DataFrame, or each array of a tuple of inputs."""
+    if isinstance(data, tuple):
+        return tuple(_rows(part, start, stop) for part in data)
+    return data.iloc[start:stop] if isinstance(data, pd.DataFrame) else data[start:stop]
+
+
 def validate(
     estimator,
     folder: str | Path,
@@ -115,12 +122,15 @@ def validate(
     providers: list[str] | None = None,
     raise_on_failure: bool = True,
 ) -> ValidationReport:
-    """Check that the ONNX file in ``folder`` agrees with ``estimator`` on X.
+    """Check that the ONNX graphs in ``folder`` agree with ``estimator`` on X.
 
-    The graph runs under onnxruntime (CUDA first when available, else CPU) over all of X
-    cut into batches of each size in ``batch_sizes`` (a size larger than X becomes len(X));
-    every output is compared with the estimator's own method (``predict``,
-    ``predict_proba``, ...) on the same rows. The report is written into ``model.json``.
+    Each graph runs under onnxruntime (CUDA first when available, else CPU) over all of
+    its inputs cut into batches of each size in ``batch_sizes`` (a size larger than the
+    inputs becomes their length); every output is compared with the estimator's own
+    method (``predict``, ``predict_proba``, ...) on the same rows. A graph that does not
+    read X directly (a VAE's decoder, a diffusion sampler) gets its inputs from the
+    estimator method its ``input_method`` names, called on X. The report is written into
+    ``model.json``.
 
     Parameters
     ----------
@@ -131,9 +141,10 @@ def validate(
     X : array-like or DataFrame
         Inputs as the estimator takes them.
     tolerances : dict, optional
-        {output name: {"atol": float, "rtol": float}}; default: the output's own tolerance in
-        ``model.json`` when the exporter stated one (float64 graphs), else atol = rtol = 1e-4
-        (float32) on the CPU provider and 1e-3 on CUDA. Exact outputs (labels) must be identical.
+        {output name: {"atol": float, "rtol": float}} ("graph.output" when the folder holds
+        several graphs); default: the output's own tolerance in ``model.json`` when the
+        exporter stated one, else atol = rtol = 1e-4 (float32) on the CPU provider and 1e-3
+        on CUDA. Exact outputs (labels) must be identical.
     batch_sizes : tuple of int, default=(1, 7, 256)
     providers : list of str, optional
         onnxruntime providers (default CUDA when available, then CPU).
@@ -143,32 +154,43 @@ def validate(
     Returns
     -------
     ValidationReport
+        Outputs keyed by name, or by "graph.output" when the folder holds several graphs.
     """
     folder = Path(folder)
-    model = OnnxModel(folder, providers=providers)
-    n_rows = len(X)
-    if n_rows == 0:
-        raise ValueError("validate needs at least one row of X")
-    sizes = sorted({min(size, n_rows) for size in batch_sizes})
-    report = ValidationReport(provider=model.provider, batch_sizes=sizes, n_rows=n_rows)
-    rows = (lambda a, b: X.iloc[a:b]) if isinstance(X, pd.DataFrame) else (lambda a, b: X[a:b])
-    for name, output in model.outputs.items():
-        want = np.asarray(getattr(estimator, output["method"])(X, **output.get("kwargs", {})))
-        tolerance = {
-            **PROVIDER_TOLERANCE.get(model.provider, DEFAULT_TOLERANCE),
-            **(output.get("tolerance") or {}),
-            **(tolerances or {}).get(name, {}),
-        }
-        checks = []
-        for size in sizes:
-            got = np.concatenate(
-                [model.run(rows(a, a + size), [name])[name] for a in range(0, n_rows, size)]
-            )
-            checks.append(compare(name, output["method"], output["exact"], got, want, tolerance))
-        report.outputs[name] = max(checks, key=lambda c: (not c.passed, c.mismatches, c.max_abs_error))
     metadata = read_metadata(folder)
+    if len(X) == 0:
+        raise ValueError("validate needs at least one row of X")
+    several = len(metadata["graphs"]) > 1
+    report = None
+    for graph, entry in metadata["graphs"].items():
+        model = OnnxModel(folder, graph=graph, providers=providers)
+        inputs = (X,) if entry.get("input_method") is None else tuple(_as_tuple(getattr(estimator, entry["input_method"])(X)))
+        n_rows = len(inputs[0])
+        sizes = sorted({min(size, n_rows) for size in batch_sizes})
+        if report is None:
+            report = ValidationReport(provider=model.provider, batch_sizes=sizes, n_rows=n_rows)
+        names = [spec["name"] for spec in model.inputs]
+        feed = (lambda part: part[0]) if len(names) == 1 else (lambda part: dict(zip(names, part)))
+        for name, output in model.outputs.items():
+            want = getattr(estimator, output["method"])(*inputs, **output.get("kwargs", {}))
+            want = np.asarray(want if output.get("item") is None else want[output["item"]])
+            key = f"{graph}.{name}" if several else name
+            tolerance = {
+                **PROVIDER_TOLERANCE.get(model.provider, DEFAULT_TOLERANCE),
+                **(output.get("tolerance") or {}),
+                **(tolerances or {}).get(key, {}),
+            }
+            checks = []
+            for size in sizes:
+                got = np.concatenate([model.run(feed(_rows(inputs, a, a + size)), [name])[name] for a in range(0, n_rows, size)])
+                checks.append(compare(name, output["method"], output["exact"], got, want, tolerance))
+            report.outputs[key] = max(checks, key=lambda c: (not c.passed, c.mismatches, c.max_abs_error))
     metadata["validation"] = report.to_dict()
     atomic_write_files(folder, {METADATA_FILE: json_bytes(metadata)})
     if raise_on_failure and not report.passed:
         raise ValidationError(f"{folder}: exported model disagrees with {type(estimator).__name__}\n{report}")
     return report
+
+
+def _as_tuple(value) -> tuple:
+    return value if isinstance(value, tuple) else (value,)

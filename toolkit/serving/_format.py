@@ -1,4 +1,5 @@
-"""The export folder's layout: ``model.onnx`` beside ``model.json``."""
+"""The export folder's layout: one or more ONNX graphs (``model.onnx`` for most estimators)
+beside ``model.json``, whose ``graphs`` entry describes each."""
 
 from __future__ import annotations
 
@@ -15,3 +16,15 @@ def read_metadata(folder: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {folder} is not a toolkit export folder")
     return json.loads(path.read_text())
+
+
+def graph_entry(metadata: dict, graph: str | None) -> tuple[str, dict]:
+    """(name, entry) of ``graph`` in ``model.json``'s graphs; ``None`` means the only one."""
+    graphs = metadata["graphs"]
+    if graph is None:
+        if len(graphs) > 1:
+            raise ValueError(f"this export holds several graphs {list(graphs)}; pass graph=<one of them>")
+        graph = next(iter(graphs))
+    if graph not in graphs:
+        raise ValueError(f"no graph {graph!r} in this export; it holds {list(graphs)}")
+    return graph, graphs[graph]

@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 
-from toolkit.serving._format import MODEL_FILE, read_metadata
+from toolkit.serving._format import graph_entry, read_metadata
 
 ORT_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "string": object}
 
@@ -25,7 +25,10 @@ class OnnxModel:
     Parameters
     ----------
     folder : str or Path
-        Folder holding ``model.onnx`` and ``model.json``.
+        An export folder (``model.json`` and its graphs).
+    graph : str, optional
+        Which graph of the folder to load (e.g. "encoder" or "decoder" of a VAE); needed
+        only when it holds several.
     providers : list of str, optional
         onnxruntime execution providers; default CUDA (when available) then CPU.
     intra_op_num_threads, inter_op_num_threads : int, optional
@@ -35,6 +38,8 @@ class OnnxModel:
     ----------
     metadata : dict
         The parsed ``model.json``.
+    graph : str
+        The loaded graph's name; ``entry`` is its description in ``model.json``.
     session : onnxruntime.InferenceSession
     """
 
@@ -42,34 +47,48 @@ class OnnxModel:
         self,
         folder: str | Path,
         *,
+        graph: str | None = None,
         providers: list[str] | None = None,
         intra_op_num_threads: int | None = None,
         inter_op_num_threads: int | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.metadata = read_metadata(self.folder)
+        self.graph, self.entry = graph_entry(self.metadata, graph)
         options = ort.SessionOptions()
         if intra_op_num_threads:
             options.intra_op_num_threads = intra_op_num_threads
         if inter_op_num_threads:
             options.inter_op_num_threads = inter_op_num_threads
         self.session = ort.InferenceSession(
-            str(self.folder / MODEL_FILE), sess_options=options, providers=providers or default_providers()
+            str(self.folder / self.entry["file"]), sess_options=options, providers=providers or default_providers()
         )
-        self.input = self.metadata["inputs"][0]
-        self.outputs = {output["name"]: output for output in self.metadata["outputs"]}
+        self.inputs = self.entry["inputs"]
+        self.outputs = {output["name"]: output for output in self.entry["outputs"]}
 
     @property
     def provider(self) -> str:
         """The execution provider that runs the graph (the session's first)."""
         return self.session.get_providers()[0]
 
-    def prepare(self, X) -> np.ndarray:
-        """X as the graph's input array, after checking columns (DataFrame), dtype and shape.
+    def prepare(self, X) -> dict[str, np.ndarray]:
+        """The graph's input feed {name: array} from X, after checking columns (DataFrame),
+        dtype and shape of each input.
 
+        X is one array or DataFrame for a graph of one input, or a dict {input name: array}.
         Public so that callers timing or batching ``session.run`` feed exactly what ``run`` does.
         """
-        names = self.metadata.get("feature_names")
+        if isinstance(X, dict):
+            names = [spec["name"] for spec in self.inputs]
+            if sorted(X) != sorted(names):
+                raise ValueError(f"inputs {sorted(X)} given; the graph takes {names}")
+            return {spec["name"]: self._prepare_input(X[spec["name"]], spec) for spec in self.inputs}
+        if len(self.inputs) > 1:
+            raise ValueError(f"this graph takes several inputs {[s['name'] for s in self.inputs]}; pass a dict of arrays")
+        return {self.inputs[0]["name"]: self._prepare_input(X, self.inputs[0])}
+
+    def _prepare_input(self, X, spec: dict) -> np.ndarray:
+        names = self.entry.get("feature_names")
         if isinstance(X, pd.DataFrame):
             columns = [str(c) for c in X.columns]
             if names is not None and columns != names:
@@ -80,16 +99,17 @@ class OnnxModel:
             non_numeric = [c for c, dtype in X.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)]
             if non_numeric:
                 raise TypeError(f"X has non-numeric column(s) {[str(c) for c in non_numeric]}")
+        name = spec["name"]
         try:
-            array = np.asarray(X, dtype=ORT_DTYPES[self.input["dtype"]])
+            array = np.asarray(X, dtype=ORT_DTYPES[spec["dtype"]])
         except (TypeError, ValueError) as error:
-            raise TypeError(f"X cannot be read as {self.input['dtype']}: {error}") from None
-        expected = self.input["shape"]
+            raise TypeError(f"input {name!r} cannot be read as {spec['dtype']}: {error}") from None
+        expected = spec["shape"]
         if array.ndim != len(expected) or any(e is not None and e != a for e, a in zip(expected, array.shape)):
             shown = ["batch" if e is None else e for e in expected]
-            raise ValueError(f"X has shape {array.shape}; the model expects {tuple(shown)}")
+            raise ValueError(f"input {name!r} has shape {array.shape}; the model expects {tuple(shown)}")
         if array.dtype.kind == "f" and not np.isfinite(array).all():
-            raise ValueError("X contains NaN or infinity")
+            raise ValueError(f"input {name!r} contains NaN or infinity")
         return array
 
     def run(self, X, output_names: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -97,12 +117,12 @@ class OnnxModel:
 
         Parameters
         ----------
-        X : array-like or DataFrame
+        X : array-like, DataFrame, or dict {input name: array} for a graph of several inputs
         output_names : list of str, optional
             Outputs to compute (default: all).
         """
         names = output_names or list(self.outputs)
-        results = self.session.run(names, {self.input["name"]: self.prepare(X)})
+        results = self.session.run(names, self.prepare(X))
         return {name: self._shape_output(name, value) for name, value in zip(names, results)}
 
     def _shape_output(self, name: str, value: np.ndarray) -> np.ndarray:
@@ -117,7 +137,7 @@ class OnnxModel:
             return value
         if value.ndim == 1:
             return pd.Series(value, index=X.index, name=spec["name"])
-        columns = self.metadata.get("classes") if spec["name"] == "probabilities" else None
+        columns = self.entry.get("classes") if spec["name"] == "probabilities" else None
         return pd.DataFrame(value, index=X.index, columns=columns)
 
     def predict(self, X):
@@ -133,4 +153,4 @@ class OnnxModel:
         return self._method_output("transform", X)
 
     def __repr__(self) -> str:
-        return f"OnnxModel({str(self.folder)!r}, estimator={self.metadata['estimator']['class']}, provider={self.provider})"
+        return f"OnnxModel({str(self.folder)!r}, graph={self.graph!r}, estimator={self.metadata['estimator']['class']}, provider={self.provider})"

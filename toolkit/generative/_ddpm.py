@@ -1,0 +1,303 @@
+"""``DDPM``: a denoising diffusion probabilistic model (Ho et al. 2020) as an estimator."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from toolkit._inference import InferenceSpec, OutputSpec
+from toolkit._validation import check_positive_ints
+from toolkit.generative._base import BaseGenerativeNet
+from toolkit.generative._schedule import NoiseSchedule
+from toolkit.neural_network._base import TRAINING_PARAMETERS_DOC
+from toolkit.nn.diffusion import MLPDenoiser, UNet
+
+SAMPLERS = ("ddpm", "ddim")
+
+
+class DiffusionObjective(nn.Module):
+    """The training step's draw: x_0 -> (eps_theta(x_t, t), eps) with t ~ U{0..T-1}, eps ~ N(0, I)
+    and x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, the closed form of q(x_t | x_0)."""
+
+    def __init__(self, denoiser: nn.Module, alpha_bar: np.ndarray) -> None:
+        super().__init__()
+        self.denoiser = denoiser
+        self.register_buffer("alpha_bar", torch.as_tensor(alpha_bar, dtype=torch.float32))
+
+    def noisy(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        shape = (-1,) + (1,) * (x0.dim() - 1)
+        alpha_bar = self.alpha_bar[t].reshape(shape)
+        return torch.sqrt(alpha_bar) * x0 + torch.sqrt(1 - alpha_bar) * eps
+
+    def forward(self, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = torch.randint(0, len(self.alpha_bar), (x0.shape[0],), device=x0.device)
+        eps = torch.randn_like(x0)
+        return self.denoiser(self.noisy(x0, t, eps), t), eps
+
+
+class DDPM(BaseGenerativeNet):
+    """Denoising diffusion probabilistic model: a net learns the noise eps(x_t, t) that the
+    forward process q(x_t | x_0) added; sampling runs the reverse process from N(0, I).
+
+    The loss is the paper's simple objective E_(t, x_0, eps) ||eps - eps_theta(x_t, t)||^2.
+    Samplers: "ddpm" (ancestral, Algorithm 2; with ``n_sampling_steps`` < ``n_steps`` on a
+    respaced schedule) and "ddim" (Song et al. 2021; ``eta`` = 0 deterministic). Data are
+    mapped to the net's scale first (rows standardised per feature, images from their
+    [min, max] to [-1, 1]) and samples mapped back.
+
+    Parameters
+    ----------
+    schedule : {"linear", "cosine"}, default="linear"
+        See :class:`~toolkit.generative.NoiseSchedule`.
+    n_steps : int, default=1000
+        T, the forward process's steps.
+    architecture : {"auto", "mlp", "unet"}, default="auto"
+        The denoiser: "mlp" (residual MLP with a sinusoidal time embedding) for rows,
+        "unet" for images; "auto" picks "unet" for images (X of more than two dimensions,
+        or ``image_shape`` given) and "mlp" otherwise.
+    hidden : int, default=256
+        Width of the "mlp" denoiser's blocks.
+    n_blocks : int, default=3
+        Residual blocks of the "mlp" denoiser.
+    channels : sequence of int, default=(32, 64)
+        Channels per level of the "unet" (len - 1 down-samplings).
+    groups : int, default=8
+        GroupNorm groups of the "unet".
+    time_embedding_dim : int, default=64
+    image_shape : (H, W) or (C, H, W), optional
+        Shape of one image when X holds flat rows.
+""" + TRAINING_PARAMETERS_DOC.replace("n_iter_no_change : int, default=10", "n_iter_no_change : int, default=50")
+
+    _parameter_constraints: dict = {
+        **BaseGenerativeNet._parameter_constraints,
+        "schedule": [StrOptions({"linear", "cosine"})],
+        "n_steps": [Interval(Integral, 1, None, closed="left")],
+        "architecture": [StrOptions({"auto", "mlp", "unet"})],
+        "hidden": [Interval(Integral, 1, None, closed="left")],
+        "n_blocks": [Interval(Integral, 1, None, closed="left")],
+        "channels": ["array-like"],
+        "groups": [Interval(Integral, 1, None, closed="left")],
+        "time_embedding_dim": [Interval(Integral, 2, None, closed="left")],
+    }
+    _IMAGE_ARCHITECTURES = ("unet",)
+
+    def __init__(
+        self,
+        *,
+        schedule="linear",
+        n_steps=1000,
+        architecture="auto",
+        hidden=256,
+        n_blocks=3,
+        channels=(32, 64),
+        groups=8,
+        time_embedding_dim=64,
+        image_shape=None,
+        optimizer="adam",
+        learning_rate=1e-3,
+        momentum=0.9,
+        nesterov=False,
+        weight_decay=0.0,
+        batch_size="auto",
+        max_epochs=200,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=50,
+        tol=1e-4,
+        device="auto",
+        random_state=None,
+        verbose=False,
+        warm_start=False,
+    ):
+        self.schedule = schedule
+        self.n_steps = n_steps
+        self.architecture = architecture
+        self.hidden = hidden
+        self.n_blocks = n_blocks
+        self.channels = channels
+        self.groups = groups
+        self.time_embedding_dim = time_embedding_dim
+        self.image_shape = image_shape
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ the net
+    def _check_parameters(self) -> None:
+        super()._check_parameters()
+        check_positive_ints(self.channels, "channels")
+        if self.time_embedding_dim % 2:
+            raise ValueError(f"time_embedding_dim must be even, got {self.time_embedding_dim}")
+
+    def _net_shape(self, sample_shape: tuple[int, ...]) -> tuple[int, ...]:
+        images = len(sample_shape) > 1 or self.image_shape is not None
+        self.architecture_ = ("unet" if images else "mlp") if self.architecture == "auto" else self.architecture
+        return super()._net_shape(sample_shape)
+
+    def _architecture(self) -> str:
+        return self.architecture_
+
+    def _image_range(self) -> tuple[float, float]:
+        return (-1.0, 1.0)
+
+    def _initialize(self) -> None:
+        self.schedule_ = NoiseSchedule(self.schedule, self.n_steps)
+        super()._initialize()
+
+    def _build_net(self, net_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+        if self.architecture_ == "unet":
+            denoiser = UNet(net_shape, check_positive_ints(self.channels, "channels"), self.groups, self.time_embedding_dim)
+        else:
+            denoiser = MLPDenoiser(net_shape[0], self.hidden, self.n_blocks, self.time_embedding_dim)
+        return DiffusionObjective(denoiser, self.schedule_.alpha_bar)
+
+    @staticmethod
+    def _loss(outputs, x0: torch.Tensor) -> torch.Tensor:
+        predicted, eps = outputs
+        return F.mse_loss(predicted, eps)
+
+    def _metric(self, outputs, x0: torch.Tensor) -> float:
+        return -self._loss(outputs, x0).item()
+
+    # ---------------------------------------------------------------- denoising
+    def _check_noisy(self, X_t, name: str) -> torch.Tensor:
+        X_t = np.asarray(X_t, dtype=np.float32)
+        if X_t.shape[1:] != tuple(self.net_shape_):
+            raise ValueError(f"{name} must have shape (n, {', '.join(map(str, self.net_shape_))}) (the net's scaled space), got {X_t.shape}")
+        if not np.isfinite(X_t).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        return torch.from_numpy(np.ascontiguousarray(X_t)).to(self.device_)
+
+    @torch.no_grad()
+    def predict_noise(self, X_t, t) -> np.ndarray:
+        """eps_theta(x_t, t): the noise the net sees in x_t at step t.
+
+        Parameters
+        ----------
+        X_t : array of shape (n, *net_shape_)
+            Noisy samples in the net's scaled space.
+        t : int or array of int of shape (n,)
+            Steps in 0..n_steps-1.
+
+        Returns
+        -------
+        eps : ndarray of shape (n, *net_shape_)
+        """
+        check_is_fitted(self, "module_")
+        x = self._check_noisy(X_t, "X_t")
+        t = np.broadcast_to(np.asarray(t), (len(x),))
+        if t.dtype.kind not in "iu" or t.min(initial=0) < 0 or t.max(initial=0) >= self.n_steps:
+            raise ValueError(f"t must hold integer steps in [0, {self.n_steps - 1}]")
+        t = torch.as_tensor(np.ascontiguousarray(t), dtype=torch.int64, device=self.device_)
+        self.module_.eval()
+        denoiser = self.module_.denoiser
+        return torch.cat([denoiser(x[a:b], t[a:b]) for a, b in self._batches(len(x))]).cpu().numpy()
+
+    @torch.no_grad()
+    def denoising_loss(self, X) -> float:
+        """Mean squared error of the predicted noise on X, one (t, eps) draw per row from a
+        generator seeded by ``random_state``: the training objective on held-out data."""
+        check_is_fitted(self, "module_")
+        x0 = torch.from_numpy(self._scale(self._check_X(X, reset=False))).to(self.device_)
+        generator = self._generator(self.random_state)
+        t = torch.randint(0, self.n_steps, (len(x0),), generator=generator).to(self.device_)
+        eps = self._randn(tuple(x0.shape), generator)
+        self.module_.eval()
+        objective = self.module_
+        total = 0.0
+        for a, b in self._batches(len(x0)):
+            predicted = objective.denoiser(objective.noisy(x0[a:b], t[a:b], eps[a:b]), t[a:b])
+            total += F.mse_loss(predicted, eps[a:b], reduction="sum").item()
+        return total / eps.numel()
+
+    def score(self, X, y=None) -> float:
+        """Minus the mean denoising loss on X (scikit-learn's higher-is-better convention)."""
+        return -self.denoising_loss(X)
+
+    # ----------------------------------------------------------------- sampling
+    def _sampling_plan(self, sampler: str, n_sampling_steps, eta) -> tuple[np.ndarray, np.ndarray]:
+        """(timesteps visited, (S, 3) update coefficients) of a sampler, after checking its settings."""
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if not isinstance(eta, Real) or eta < 0:
+            raise ValueError(f"eta must be a float >= 0, got {eta!r}")
+        timesteps = self.schedule_.timesteps(n_sampling_steps)
+        return timesteps, self.schedule_.update_coefficients(timesteps, sampler, eta)
+
+    @torch.no_grad()
+    def _reverse_process(self, x: torch.Tensor, timesteps: np.ndarray, coefficients: np.ndarray, step_noise) -> torch.Tensor:
+        """x_T -> x_0 by x_prev = a x + b eps_theta(x, t) + c z per visited step; ``step_noise(i)`` gives z."""
+        self.module_.eval()
+        denoiser = self.module_.denoiser
+        t = torch.empty(len(x), dtype=torch.int64, device=x.device)
+        for i, (step, (a, b, c)) in enumerate(zip(timesteps, coefficients)):
+            eps = denoiser(x, t.fill_(int(step)))
+            x = a * x + b * eps
+            if c > 0:
+                x = x + c * step_noise(i)
+        return x
+
+    def sample(self, n_samples: int = 1, random_state=None, *, sampler: str = "ddpm", n_sampling_steps: int | None = None, eta: float = 0.0):
+        """Draw samples by the reverse process.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState instance or None
+            Seeds the initial noise and the per-step noise.
+        sampler : {"ddpm", "ddim"}, default="ddpm"
+        n_sampling_steps : int, optional
+            Steps visited (evenly spaced); default all ``n_steps``.
+        eta : float, default=0.0
+            DDIM's noise scale (0: deterministic; 1: DDPM's variance).
+
+        Returns
+        -------
+        X : DataFrame (fitted on one: its columns), or ndarray of the input's sample shape
+        """
+        n_samples = self._check_n_samples(n_samples)
+        timesteps, coefficients = self._sampling_plan(sampler, n_sampling_steps, eta)
+        generator = self._generator(random_state)
+        shape = (n_samples, *self.net_shape_)
+        x = self._reverse_process(self._randn(shape, generator), timesteps, coefficients, lambda i: self._randn(shape, generator))
+        return self._to_input_form(x)
+
+    def sample_from_noise(self, initial_noise, step_noise, *, sampler: str = "ddpm", n_sampling_steps: int | None = None, eta: float = 0.0):
+        """The reverse process fed given noise, so that a run can be repeated and compared.
+
+        Parameters
+        ----------
+        initial_noise : array of shape (n, *net_shape_)
+            x_T.
+        step_noise : array of shape (n, S, *net_shape_)
+            z of each of the S visited steps (S = ``n_sampling_steps`` or ``n_steps``).
+        sampler, n_sampling_steps, eta
+            As in :meth:`sample`.
+        """
+        check_is_fitted(self, "module_")
+        timesteps, coefficients = self._sampling_plan(sampler, n_sampling_steps, eta)
+        x = self._check_noisy(initial_noise, "initial_noise")
+        noise = np.asarray(step_noise, dtype=np.float32)
+        expected = (len(x), len(timesteps), *self.net_shape_)
+        if noise.shape != expected:
+            raise ValueError(f"step_noise must have shape {expected} (n, steps, *net_shape_), got {noise.shape}")
+        noise = torch.from_numpy(np.ascontiguousarray(noise)).to(self.device_)
+        return self._to_input_form(self._reverse_process(x, timesteps, coefficients, lambda i: noise[:, i]))

@@ -1,0 +1,333 @@
+"""``VAE``: a variational auto-encoder as a scikit-learn transformer."""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from sklearn.base import TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from toolkit._inference import InferenceSpec, OutputSpec
+from toolkit._validation import check_positive_ints
+from toolkit.generative._base import BaseGenerativeNet
+from toolkit.neural_network._base import TRAINING_PARAMETERS_DOC
+from toolkit.nn.heads import InputReshape
+from toolkit.nn.vae import VariationalAutoEncoder, conv_decoder, conv_encoder, dense_decoder, dense_encoder
+
+
+class ObservationModel(nn.Module):
+    """log p(x | z) per sample from the decoder's output, in nats.
+
+    "gaussian": N(x | mean, diag(exp(log_var))) with one learned log-variance per value
+    (initially 0); "bernoulli": x in [0, 1] against logits (binary cross-entropy).
+    """
+
+    def __init__(self, likelihood: str, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.likelihood = likelihood
+        self.log_var = nn.Parameter(torch.zeros(shape)) if likelihood == "gaussian" else None
+
+    def log_likelihood(self, decoded: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # -> (B,)
+        if self.likelihood == "gaussian":
+            terms = -0.5 * (math.log(2 * math.pi) + self.log_var + (x - decoded) ** 2 * torch.exp(-self.log_var))
+        else:
+            terms = -F.binary_cross_entropy_with_logits(decoded, x, reduction="none")
+        return terms.flatten(1).sum(dim=1)
+
+    def mean(self, decoded: torch.Tensor) -> torch.Tensor:
+        """E[x | z]: the Gaussian mean, or sigmoid(logits)."""
+        return decoded if self.likelihood == "gaussian" else torch.sigmoid(decoded)
+
+
+class VAEModel(nn.Module):
+    """The auto-encoder and its observation model; forward(x) -> (decoded, mean, log_var) for one z per row."""
+
+    def __init__(self, autoencoder: VariationalAutoEncoder, observation: ObservationModel) -> None:
+        super().__init__()
+        self.autoencoder, self.observation = autoencoder, observation
+
+    def forward(self, x: torch.Tensor):
+        return self.autoencoder(x)
+
+
+def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, diag(exp(log_var))) || N(0, I)) per row: 0.5 * sum(mean^2 + exp(log_var) - 1 - log_var)."""
+    return 0.5 * (mean**2 + torch.exp(log_var) - 1.0 - log_var).sum(dim=1)
+
+
+class VAE(TransformerMixin, BaseGenerativeNet):
+    """Variational auto-encoder (Kingma & Welling 2014), fitted by maximising the ELBO.
+
+    ELBO(x) = E_q(z|x)[log p(x | z)] - beta * KL(q(z | x) || N(0, I)), with
+    q(z | x) = N(mean(x), diag(exp(log_var(x)))) and one reparameterised draw
+    z = mean + exp(log_var / 2) * eps per row and step. As a transformer, ``transform``
+    gives the latent means and ``inverse_transform`` decodes latent points back to the
+    input space, so it works as a step of a Pipeline (e.g. StandardScaler -> VAE ->
+    GaussianMixture to cluster in the latent space).
+
+    Inputs are mapped to the net's scale first: rows standardised per feature, images
+    linearly from their [min, max] to [0, 1]; outputs are mapped back, and ELBOs are in
+    nats of the input's own units (the Gaussian likelihood includes the scaling's
+    Jacobian; a Bernoulli likelihood is a probability of the [0, 1] values and has none).
+
+    Parameters
+    ----------
+    latent_dim : int, default=2
+    architecture : {"mlp", "conv"}, default="mlp"
+        "conv" reads images: stride-2 convolutions down, upsampling + convolutions up.
+    hidden : sequence of int, default=(256, 128)
+        Hidden widths of the "mlp" encoder (the decoder mirrors them).
+    channels : sequence of int, default=(32, 64)
+        Channels of the "conv" encoder's levels (the decoder mirrors them).
+    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
+        p(x | z): Gaussian with a learned variance per value, or Bernoulli (needs values
+        that scale to [0, 1]: images, or rows already in [0, 1]).
+    beta : float, default=1.0
+        Weight of the KL term (beta-VAE); the reported ELBO always uses beta = 1.
+    n_elbo_samples : int, default=8
+        Draws of z per row in ``elbo`` / ``score``, from a generator seeded by ``random_state``.
+    image_shape : (H, W) or (C, H, W), optional
+        Shape of one image when X holds flat rows.
+""" + TRAINING_PARAMETERS_DOC
+
+    _parameter_constraints: dict = {
+        **BaseGenerativeNet._parameter_constraints,
+        "latent_dim": [Interval(Integral, 1, None, closed="left")],
+        "architecture": [StrOptions({"mlp", "conv"})],
+        "hidden": ["array-like"],
+        "channels": ["array-like"],
+        "likelihood": [StrOptions({"gaussian", "bernoulli"})],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "n_elbo_samples": [Interval(Integral, 1, None, closed="left")],
+    }
+    _IMAGE_ARCHITECTURES = ("conv",)
+
+    def __init__(
+        self,
+        latent_dim=2,
+        *,
+        architecture="mlp",
+        hidden=(256, 128),
+        channels=(32, 64),
+        likelihood="gaussian",
+        beta=1.0,
+        n_elbo_samples=8,
+        image_shape=None,
+        optimizer="adam",
+        learning_rate=1e-3,
+        momentum=0.9,
+        nesterov=False,
+        weight_decay=0.0,
+        batch_size="auto",
+        max_epochs=200,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        random_state=None,
+        verbose=False,
+        warm_start=False,
+    ):
+        self.latent_dim = latent_dim
+        self.architecture = architecture
+        self.hidden = hidden
+        self.channels = channels
+        self.likelihood = likelihood
+        self.beta = beta
+        self.n_elbo_samples = n_elbo_samples
+        self.image_shape = image_shape
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ the net
+    def _check_parameters(self) -> None:
+        super()._check_parameters()
+        check_positive_ints(self.hidden, "hidden")
+        check_positive_ints(self.channels, "channels")
+
+    def _build_net(self, net_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+        if self.architecture == "conv":
+            encoder = conv_encoder(net_shape, self.latent_dim, check_positive_ints(self.channels, "channels"))
+            decoder = conv_decoder(self.latent_dim, net_shape, check_positive_ints(self.channels, "channels"))
+        else:
+            hidden = check_positive_ints(self.hidden, "hidden")
+            encoder = dense_encoder(net_shape[0], self.latent_dim, hidden)
+            decoder = dense_decoder(self.latent_dim, net_shape, hidden)
+        return VAEModel(VariationalAutoEncoder(encoder, decoder), ObservationModel(self.likelihood, net_shape))
+
+    def _fit_scaling(self, X: np.ndarray) -> None:
+        super()._fit_scaling(X)
+        if self.likelihood == "bernoulli":
+            scaled = self._scale(X)
+            if scaled.min() < -1e-6 or scaled.max() > 1 + 1e-6:
+                raise ValueError(
+                    "likelihood='bernoulli' needs values in [0, 1] after scaling: pass images, or rows in [0, 1] "
+                    f"(X scales to [{scaled.min():.3g}, {scaled.max():.3g}] by per-feature standardisation)"
+                )
+
+    def _log_jacobian(self) -> float:
+        """log |d scaled / d x| summed over one sample: the Gaussian ELBO in input units."""
+        if self.likelihood != "gaussian":
+            return 0.0
+        return -float(np.sum(np.broadcast_to(np.log(self.data_scale_), self.net_shape_)))
+
+    def _elbo_terms(self, x: torch.Tensor, noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log p(x | z), KL) per row for z = mean + std * noise (noise None: training's own draw)."""
+        model = self.module_
+        mean, log_var = model.autoencoder.encoder(x)
+        if noise is None:
+            noise = torch.randn_like(mean)
+        decoded = model.autoencoder.decoder(mean + torch.exp(0.5 * log_var) * noise)
+        return model.observation.log_likelihood(decoded, x), gaussian_kl(mean, log_var)
+
+    def _loss(self, outputs, x: torch.Tensor) -> torch.Tensor:
+        decoded, mean, log_var = outputs
+        reconstruction = self.module_.observation.log_likelihood(decoded, x)
+        return -(reconstruction - self.beta * gaussian_kl(mean, log_var)).mean()
+
+    def _metric(self, outputs, x: torch.Tensor) -> float:
+        return -self._loss(outputs, x).item()
+
+    # --------------------------------------------------------------- transformer
+    @torch.no_grad()
+    def encode(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and log-variance of q(z | x).
+
+        Returns
+        -------
+        mean, log_var : ndarray of shape (n_samples, latent_dim)
+        """
+        check_is_fitted(self, "module_")
+        x = self._scale(self._check_X(X, reset=False))
+        self.module_.eval()
+        parts = [self.module_.autoencoder.encoder(self._to_tensor(x[a:b])) for a, b in self._batches(len(x))]
+        return tuple(torch.cat([p[i] for p in parts]).cpu().numpy() for i in range(2))
+
+    def transform(self, X) -> np.ndarray:
+        """Latent means E[z | x]; shape (n_samples, latent_dim)."""
+        return self.encode(X)[0]
+
+    @torch.no_grad()
+    def inverse_transform(self, Z):
+        """Decode latent points to E[x | z] in the input's units and form.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, latent_dim)
+
+        Returns
+        -------
+        X : DataFrame (fitted on one: its columns), or ndarray of the input's sample shape
+        """
+        check_is_fitted(self, "module_")
+        Z = np.asarray(Z.to_numpy() if isinstance(Z, pd.DataFrame) else Z, dtype=np.float32)
+        if Z.ndim != 2 or Z.shape[1] != self.latent_dim:
+            raise ValueError(f"Z must have shape (n_samples, {self.latent_dim}), got {Z.shape}")
+        if not np.isfinite(Z).all():
+            raise ValueError("Z contains NaN or infinity")
+        return self._to_input_form(self._decode(torch.from_numpy(Z).to(self.device_)))
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
+        self.module_.eval()
+        model = self.module_
+        return torch.cat([model.observation.mean(model.autoencoder.decoder(z[a:b])) for a, b in self._batches(len(z))])
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """z0 .. z{latent_dim - 1}."""
+        check_is_fitted(self, "module_")
+        return np.asarray([f"z{i}" for i in range(self.latent_dim)], dtype=object)
+
+    @torch.no_grad()
+    def sample(self, n_samples: int = 1, random_state=None):
+        """Decode z ~ N(0, I): E[x | z] for ``n_samples`` draws, in the input's units and form."""
+        n_samples = self._check_n_samples(n_samples)
+        z = self._randn((n_samples, self.latent_dim), self._generator(random_state))
+        return self._to_input_form(self._decode(z))
+
+    # ------------------------------------------------------------------- ELBO
+    @torch.no_grad()
+    def elbo(self, X) -> pd.DataFrame:
+        """Per-sample ELBO and its two terms, in nats (``n_elbo_samples`` draws of z per row).
+
+        Returns
+        -------
+        DataFrame with columns ``reconstruction`` (E_q[log p(x | z)]), ``kl``
+        (KL(q(z | x) || p(z)), closed form) and ``elbo`` (reconstruction - kl); index as X's
+        when X is a DataFrame.
+        """
+        check_is_fitted(self, "module_")
+        x = self._scale(self._check_X(X, reset=False))
+        self.module_.eval()
+        generator = self._generator(self.random_state)
+        reconstruction, kl = [], []
+        for a, b in self._batches(len(x)):
+            batch = self._to_tensor(x[a:b])
+            draws = [self._elbo_terms(batch, self._randn((b - a, self.latent_dim), generator)) for _ in range(self.n_elbo_samples)]
+            reconstruction.append(torch.stack([d[0] for d in draws]).mean(dim=0))
+            kl.append(draws[0][1])
+        reconstruction = torch.cat(reconstruction).cpu().numpy().astype(np.float64) + self._log_jacobian()
+        kl = torch.cat(kl).cpu().numpy().astype(np.float64)
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        return pd.DataFrame({"reconstruction": reconstruction, "kl": kl, "elbo": reconstruction - kl}, index=index)
+
+    def score(self, X, y=None) -> float:
+        """Mean ELBO per sample in nats (higher is better)."""
+        return float(self.elbo(X)["elbo"].mean())
+
+    # ------------------------------------------------------------------- export
+    def _inference_spec(self) -> list[InferenceSpec]:
+        """Two graphs: ``encoder`` (X -> mean, log_var) and ``decoder`` (Z -> E[x | z] in input units)."""
+        check_is_fitted(self, "module_")
+        model = self._exportable_module()
+        feature_names = [str(c) for c in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None
+        encoder = nn.Sequential(InputReshape(self.net_shape_), self._scaling(inverse=False), model.autoencoder.encoder)
+        decoder = nn.Sequential(model.autoencoder.decoder, _ObservationMean(model.observation), self._scaling(inverse=True), InputReshape(self.input_shape_))
+        return [
+            InferenceSpec(
+                module=encoder.eval(),
+                sample_shape=self.input_shape_,
+                outputs=[OutputSpec("mean", "transform", 2), OutputSpec("log_var", "encode", 2, item=1)],
+                example=np.zeros((2, *self.input_shape_), dtype=np.float32),
+                feature_names=feature_names,
+                graph="encoder",
+            ),
+            InferenceSpec(
+                module=decoder.eval(),
+                sample_shape=(self.latent_dim,),
+                outputs=[OutputSpec("reconstruction", "inverse_transform", 1 + len(self.input_shape_))],
+                example=np.zeros((2, self.latent_dim), dtype=np.float32),
+                input_name="Z",
+                graph="decoder",
+                input_method="transform",
+            ),
+        ]
+
+
+class _ObservationMean(nn.Module):
+    def __init__(self, observation: ObservationModel) -> None:
+        super().__init__()
+        self.observation = observation
+
+    def forward(self, decoded: torch.Tensor) -> torch.Tensor:
+        return self.observation.mean(decoded)
