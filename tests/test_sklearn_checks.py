@@ -3,6 +3,7 @@
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from toolkit._estimator_checks import expected_failed_checks
+from toolkit.generative import DDPM, VAE
 from toolkit.neural_network import (
     CNNClassifier,
     CNNRegressor,
@@ -21,6 +22,8 @@ ESTIMATORS = [
     CNNRegressor((8,), **SMALL),
     RNNClassifier(8, **SMALL),
     RNNRegressor(8, **SMALL),
+    VAE(2, hidden=(16,), **SMALL),
+    DDPM(n_steps=20, hidden=16, n_blocks=1, **SMALL),
 ]
 
 

@@ -79,6 +79,7 @@ class InferenceSpec:
     metadata: dict = field(default_factory=dict)
     graph: str = "model"
     input_method: str | None = None
+    input_kwargs: dict = field(default_factory=dict)
     extra_inputs: tuple[InputSpec, ...] = ()
     build: Callable[[dict], object] | None = None
 

@@ -7,11 +7,12 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from toolkit._inference import InferenceSpec, OutputSpec
+from toolkit._inference import InferenceSpec, InputSpec, OutputSpec
 from toolkit._validation import check_positive_ints
 from toolkit.generative._base import BaseGenerativeNet
 from toolkit.generative._schedule import NoiseSchedule
@@ -206,7 +207,7 @@ class DDPM(BaseGenerativeNet):
         t = np.broadcast_to(np.asarray(t), (len(x),))
         if t.dtype.kind not in "iu" or t.min(initial=0) < 0 or t.max(initial=0) >= self.n_steps:
             raise ValueError(f"t must hold integer steps in [0, {self.n_steps - 1}]")
-        t = torch.as_tensor(np.ascontiguousarray(t), dtype=torch.int64, device=self.device_)
+        t = torch.as_tensor(np.array(t, dtype=np.int64), device=self.device_)
         self.module_.eval()
         denoiser = self.module_.denoiser
         return torch.cat([denoiser(x[a:b], t[a:b]) for a, b in self._batches(len(x))]).cpu().numpy()
@@ -301,3 +302,95 @@ class DDPM(BaseGenerativeNet):
             raise ValueError(f"step_noise must have shape {expected} (n, steps, *net_shape_), got {noise.shape}")
         noise = torch.from_numpy(np.ascontiguousarray(noise)).to(self.device_)
         return self._to_input_form(self._reverse_process(x, timesteps, coefficients, lambda i: noise[:, i]))
+
+    def sampling_noise(self, n_samples: int, random_state=None, *, n_sampling_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Noise for :meth:`sample_from_noise` (and the exported sampler graph).
+
+        Returns
+        -------
+        initial_noise : ndarray of shape (n_samples, *net_shape_)
+        step_noise : ndarray of shape (n_samples, S, *net_shape_)
+        """
+        n_samples = self._check_n_samples(n_samples)
+        n_visited = len(self.schedule_.timesteps(n_sampling_steps))
+        rng = check_random_state(random_state)
+        initial = rng.standard_normal((n_samples, *self.net_shape_)).astype(np.float32)
+        return initial, rng.standard_normal((n_samples, n_visited, *self.net_shape_)).astype(np.float32)
+
+    def diffuse(self, X, t=None, random_state=None) -> tuple[np.ndarray, np.ndarray]:
+        """Draw x_t ~ q(x_t | x_0) for the rows of X (the forward process, in the net's scale).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            Clean samples x_0 in the input's units and form.
+        t : int or array of int of shape (n,), optional
+            Steps; default evenly spread over 0..n_steps-1 across the rows.
+        random_state : int, RandomState instance or None
+
+        Returns
+        -------
+        X_t : ndarray of shape (n, *net_shape_)
+        t : ndarray of int64 of shape (n,)
+        """
+        check_is_fitted(self, "module_")
+        x0 = self._scale(self._check_X(X, reset=False))
+        if t is None:
+            t = np.linspace(0, self.n_steps - 1, len(x0)).round()
+        t = np.broadcast_to(np.asarray(t), (len(x0),)).astype(np.int64)
+        if t.min(initial=0) < 0 or t.max(initial=0) >= self.n_steps:
+            raise ValueError(f"t must hold integer steps in [0, {self.n_steps - 1}]")
+        eps = check_random_state(random_state).standard_normal(x0.shape).astype(np.float32)
+        shape = (-1,) + (1,) * (x0.ndim - 1)
+        alpha_bar = self.schedule_.alpha_bar[t].reshape(shape)
+        return (np.sqrt(alpha_bar) * x0 + np.sqrt(1 - alpha_bar) * eps).astype(np.float32), t
+
+    def _sampler_validation_inputs(self, X, n_sampling_steps=None) -> tuple[np.ndarray, np.ndarray]:
+        """Noise for 8 samples (seeded): the sampler graph runs every step per batch."""
+        return self.sampling_noise(min(len(X), 8), random_state=0, n_sampling_steps=n_sampling_steps)
+
+    # ------------------------------------------------------------------- export
+    def _inference_spec(self, sampler: str = "ddpm", n_sampling_steps: int | None = None, eta: float = 0.0) -> list[InferenceSpec]:
+        """Two graphs: ``denoiser`` (X_t, t) -> eps in the net's scale, and ``sampler``:
+        (initial_noise, step_noise) -> samples in the data's units, the whole reverse process
+        for the sampler settings given here (recorded in model.json)."""
+        from toolkit.generative._sampler_graph import sampler_graph
+
+        check_is_fitted(self, "module_")
+        timesteps, coefficients = self._sampling_plan(sampler, n_sampling_steps, eta)
+        denoiser = self._exportable_module().denoiser
+        n_net = 1 + len(self.net_shape_)
+        settings = {"sampler": sampler, "n_sampling_steps": n_sampling_steps, "eta": eta}
+        # 1e-3 in the net's scale (standardised rows, images in [-1, 1]), in data units: the
+        # float32 rounding of the two runtimes compounds over the steps (observed 1e-5 to 4e-4).
+        sampler_tolerance = {"atol": 1e-3 * float(np.max(self.data_scale_)), "rtol": 0.0}
+
+        def build(graphs: dict):
+            return sampler_graph(
+                graphs["denoiser"], timesteps, coefficients, self.data_offset_, self.data_scale_, tuple(self.net_shape_), tuple(self.input_shape_)
+            )
+
+        return [
+            InferenceSpec(
+                module=denoiser,
+                sample_shape=tuple(self.net_shape_),
+                outputs=[OutputSpec("eps", "predict_noise", n_net)],
+                example=np.zeros((2, *self.net_shape_), dtype=np.float32),
+                input_name="X_t",
+                extra_inputs=(InputSpec("t", (), np.zeros(2, dtype=np.int64)),),
+                graph="denoiser",
+                input_method="diffuse",
+            ),
+            InferenceSpec(
+                module=None,
+                sample_shape=tuple(self.net_shape_),
+                outputs=[OutputSpec("samples", "sample_from_noise", 1 + len(self.input_shape_), kwargs=settings, tolerance=sampler_tolerance)],
+                example=np.zeros((2, *self.net_shape_), dtype=np.float32),
+                input_name="initial_noise",
+                extra_inputs=(InputSpec("step_noise", (len(timesteps), *self.net_shape_), np.zeros((2, len(timesteps), *self.net_shape_), dtype=np.float32)),),
+                graph="sampler",
+                input_method="_sampler_validation_inputs",
+                input_kwargs={"n_sampling_steps": n_sampling_steps},
+                build=build,
+            ),
+        ]

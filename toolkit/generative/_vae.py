@@ -160,6 +160,11 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         self.verbose = verbose
         self.warm_start = warm_start
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # the net computes in float32
+        return tags
+
     # ------------------------------------------------------------------ the net
     def _check_parameters(self) -> None:
         super()._check_parameters()
@@ -241,7 +246,7 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         X : DataFrame (fitted on one: its columns), or ndarray of the input's sample shape
         """
         check_is_fitted(self, "module_")
-        Z = np.asarray(Z.to_numpy() if isinstance(Z, pd.DataFrame) else Z, dtype=np.float32)
+        Z = np.array(Z.to_numpy() if isinstance(Z, pd.DataFrame) else Z, dtype=np.float32)
         if Z.ndim != 2 or Z.shape[1] != self.latent_dim:
             raise ValueError(f"Z must have shape (n_samples, {self.latent_dim}), got {Z.shape}")
         if not np.isfinite(Z).all():

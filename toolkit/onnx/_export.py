@@ -225,6 +225,7 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
             "file": f"{spec.graph}.onnx",
             "inputs": inputs,
             "input_method": spec.input_method,
+            "input_kwargs": json_safe(spec.input_kwargs),
             "feature_names": feature_names,
             "classes": None if spec.classes is None else spec.classes.tolist(),
             "outputs": [

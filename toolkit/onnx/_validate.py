@@ -164,7 +164,7 @@ def validate(
     report = None
     for graph, entry in metadata["graphs"].items():
         model = OnnxModel(folder, graph=graph, providers=providers)
-        inputs = (X,) if entry.get("input_method") is None else tuple(_as_tuple(getattr(estimator, entry["input_method"])(X)))
+        inputs = (X,) if entry.get("input_method") is None else _as_tuple(getattr(estimator, entry["input_method"])(X, **(entry.get("input_kwargs") or {})))
         n_rows = len(inputs[0])
         sizes = sorted({min(size, n_rows) for size in batch_sizes})
         if report is None:

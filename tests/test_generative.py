@@ -1,0 +1,241 @@
+"""VAE and DDPM: closed forms, gradients, samplers, ONNX parity (encoder / decoder, denoiser, sampler graph), errors."""
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.datasets import load_digits, make_moons
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from toolkit.generative import DDPM, VAE, NoiseSchedule
+from toolkit.generative._vae import gaussian_kl
+from toolkit.mixture import GaussianMixture
+from toolkit.onnx import export, load, validate
+
+FAST = dict(max_epochs=3, random_state=0, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return make_moons(300, noise=0.05, random_state=0)[0]
+
+
+@pytest.fixture(scope="module")
+def digit_images():
+    return load_digits().images[:120]  # (N, 8, 8)
+
+
+# ------------------------------------------------------------------ schedule
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_schedule_closed_forms_match_direct_computation(kind):
+    schedule = NoiseSchedule(kind, 100)
+    product, alpha_bar = 1.0, []
+    for beta in schedule.betas:
+        product *= 1 - beta
+        alpha_bar.append(product)
+    np.testing.assert_allclose(schedule.alpha_bar, alpha_bar, rtol=1e-12)
+    # q(x_(t-1) | x_t, x_0) by conditioning the joint Gaussian of (x_(t-1), x_t) given x_0.
+    for t in range(1, 100):
+        var_prev, var_t = 1 - schedule.alpha_bar[t - 1], 1 - schedule.alpha_bar[t]
+        cov = np.sqrt(schedule.alphas[t]) * var_prev
+        assert schedule.posterior_variance[t] == pytest.approx(var_prev - cov**2 / var_t, rel=1e-9)
+        assert schedule.posterior_mean_coef_xt[t] == pytest.approx(cov / var_t, rel=1e-9)
+        coef_x0 = np.sqrt(schedule.alpha_bar[t - 1]) - cov / var_t * np.sqrt(schedule.alpha_bar[t])
+        assert schedule.posterior_mean_coef_x0[t] == pytest.approx(coef_x0, rel=1e-9, abs=1e-12)
+    assert schedule.posterior_variance[0] == 0.0
+
+
+def test_schedule_shapes_of_the_papers():
+    linear = NoiseSchedule("linear", 1000)
+    assert linear.betas[0] == pytest.approx(1e-4) and linear.betas[-1] == pytest.approx(0.02)
+    cosine = NoiseSchedule("cosine", 1000)
+    f = np.cos((np.arange(1001) / 1000 + 0.008) / 1.008 * np.pi / 2) ** 2
+    np.testing.assert_allclose(cosine.alpha_bar[:900], (f[1:] / f[0])[:900], rtol=1e-9)
+    assert NoiseSchedule("linear", 50).timesteps(10).tolist() == [49, 44, 38, 33, 27, 22, 16, 11, 5, 0]
+
+
+def test_ddim_with_eta_one_is_ddpm():
+    schedule = NoiseSchedule("linear", 200)
+    steps = schedule.timesteps(None)
+    np.testing.assert_allclose(schedule.update_coefficients(steps, "ddim", eta=1.0), schedule.update_coefficients(steps, "ddpm"), rtol=1e-9, atol=1e-12)
+    a, b, c = schedule.update_coefficients(steps, "ddpm").T  # Algorithm 2, step t (index t - 1 here)
+    t = steps[0]
+    assert a[0] == pytest.approx(1 / np.sqrt(schedule.alphas[t]))
+    assert b[0] == pytest.approx(-schedule.betas[t] / np.sqrt(schedule.alphas[t] * (1 - schedule.alpha_bar[t])))
+    assert c[0] == pytest.approx(np.sqrt(schedule.posterior_variance[t])) and c[-1] == 0.0
+
+
+# ------------------------------------------------------------------------ VAE
+def test_gaussian_kl_is_the_closed_form():
+    mean, log_var = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    q = torch.distributions.Normal(mean, torch.exp(0.5 * log_var))
+    p = torch.distributions.Normal(torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64))
+    np.testing.assert_allclose(gaussian_kl(mean, log_var), torch.distributions.kl_divergence(q, p).sum(dim=1), rtol=1e-12)
+
+
+def test_reparameterised_gradients_reach_the_encoder(moons):
+    model = VAE(2, hidden=(8,), **FAST).fit(moons)
+    x = torch.as_tensor(model._scale(moons[:16].astype(np.float32)))
+    model.module_.train()
+    loss = model._loss(model.module_(x), x)
+    model.module_.zero_grad()
+    loss.backward()
+    encoder_grads = [p.grad for p in model.module_.autoencoder.encoder.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in encoder_grads)
+    assert sum(float(g.abs().sum()) for g in encoder_grads) > 0
+
+
+def test_vae_transformer_interface_and_dataframes(moons):
+    frame = pd.DataFrame(moons, columns=["a", "b"])
+    model = VAE(3, hidden=(16,), **FAST).fit(frame)
+    assert model.get_feature_names_out().tolist() == ["z0", "z1", "z2"]
+    latent = model.set_output(transform="pandas").transform(frame)
+    assert list(latent.columns) == ["z0", "z1", "z2"]
+    decoded = model.inverse_transform(latent.to_numpy())
+    assert isinstance(decoded, pd.DataFrame) and list(decoded.columns) == ["a", "b"]
+    assert list(model.sample(4, random_state=0).columns) == ["a", "b"]
+    pd.testing.assert_frame_equal(model.sample(4, random_state=0), model.sample(4, random_state=0))
+    terms = model.elbo(frame.iloc[:10])
+    assert list(terms.columns) == ["reconstruction", "kl", "elbo"]
+    np.testing.assert_allclose(terms["elbo"], terms["reconstruction"] - terms["kl"])
+    assert (terms["kl"] >= 0).all()
+    assert model.score(frame) == pytest.approx(model.elbo(frame)["elbo"].mean())
+
+
+def test_vae_in_a_pipeline_clusters_in_latent_space(moons):
+    pipeline = make_pipeline(StandardScaler(), VAE(2, hidden=(16,), **FAST), GaussianMixture(2, random_state=0)).fit(moons)
+    assert set(np.unique(pipeline.predict(moons))) <= {0, 1}
+
+
+def test_conv_vae_reads_images_and_returns_them(digit_images):
+    model = VAE(4, architecture="conv", channels=(8, 16), likelihood="bernoulli", **FAST).fit(digit_images)
+    assert model.transform(digit_images).shape == (120, 4)
+    assert model.sample(3, random_state=0).shape == (3, 8, 8)
+    assert model.inverse_transform(np.zeros((2, 4))).shape == (2, 8, 8)
+    samples = model.sample(50, random_state=0)
+    assert samples.min() >= 0 and samples.max() <= 16  # Bernoulli means mapped back to [min, max]
+
+
+@pytest.mark.parametrize(
+    "make, data",
+    [
+        (lambda: VAE(2, hidden=(16,), **FAST), "moons"),
+        (lambda: VAE(3, architecture="conv", channels=(8,), likelihood="bernoulli", **FAST), "images"),
+    ],
+)
+def test_vae_exports_encoder_and_decoder(make, data, moons, digit_images, tmp_path):
+    X = moons if data == "moons" else digit_images
+    model = make().fit(X)
+    export(model, tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} >= {"encoder.onnx", "decoder.onnx", "model.json"}
+    report = validate(model, tmp_path, X)
+    assert report.passed and set(report.outputs) == {"encoder.mean", "encoder.log_var", "decoder.reconstruction"}
+    assert report.outputs["encoder.mean"].max_abs_error < 1e-4
+    np.testing.assert_allclose(load(tmp_path, graph="encoder").transform(X[:5]), model.transform(X[:5]), atol=1e-5)
+    with pytest.raises(ValueError, match="several graphs"):
+        load(tmp_path)
+
+
+# ----------------------------------------------------------------------- DDPM
+def test_ddpm_samples_in_the_input_form(moons, digit_images):
+    frame = pd.DataFrame(moons, columns=["x", "y"])
+    model = DDPM(n_steps=20, hidden=16, n_blocks=1, **FAST).fit(frame)
+    assert model.architecture_ == "mlp"
+    samples = model.sample(5, random_state=0)
+    assert list(samples.columns) == ["x", "y"] and len(samples) == 5
+    pd.testing.assert_frame_equal(samples, model.sample(5, random_state=0))
+    assert model.sample(5, random_state=0, sampler="ddim", n_sampling_steps=5).shape == (5, 2)
+    images = DDPM(n_steps=10, channels=(8, 16), **FAST).fit(digit_images)
+    assert images.architecture_ == "unet" and images.sample(2, random_state=0, n_sampling_steps=3).shape == (2, 8, 8)
+    assert np.isfinite(images.score(digit_images)) and images.score(digit_images) == -images.denoising_loss(digit_images)
+
+
+def test_sample_from_noise_is_sample_for_the_same_draws(moons):
+    model = DDPM(n_steps=30, hidden=16, n_blocks=1, **FAST).fit(moons)
+    initial, steps = model.sampling_noise(6, random_state=3)
+    first = model.sample_from_noise(initial, steps)
+    np.testing.assert_array_equal(first, model.sample_from_noise(initial, steps))
+    deterministic = model.sample_from_noise(initial, steps * 0, sampler="ddim")
+    np.testing.assert_allclose(deterministic, model.sample_from_noise(initial, steps, sampler="ddim"))  # eta = 0 ignores z
+
+
+@pytest.mark.parametrize("settings", [{}, {"sampler": "ddim", "n_sampling_steps": 10}])
+@pytest.mark.parametrize("data", ["moons", "images"])
+def test_ddpm_exports_denoiser_and_a_one_graph_sampler(settings, data, moons, digit_images, tmp_path):
+    if data == "moons":
+        model, X = DDPM(n_steps=40, hidden=32, n_blocks=2, **FAST).fit(moons), moons
+    else:
+        model, X = DDPM(n_steps=40, channels=(8, 16), **FAST).fit(digit_images), digit_images
+    export(model, tmp_path, **settings)
+    report = validate(model, tmp_path, X)
+    assert report.passed
+    assert report.outputs["denoiser.eps"].max_abs_error <= 1e-4
+    samples_error = report.outputs["sampler.samples"].max_abs_error / float(np.max(model.data_scale_))
+    assert samples_error <= 1e-3  # in the net's scale
+    metadata = json.loads((tmp_path / "model.json").read_text())
+    assert metadata["graphs"]["sampler"]["outputs"][0]["kwargs"]["sampler"] == settings.get("sampler", "ddpm")
+
+
+SAMPLER_SCRIPT = """
+import json, sys
+import numpy as np
+import onnxruntime as ort
+folder = sys.argv[1]
+data = np.load(folder + "/noise.npz")
+session = ort.InferenceSession(folder + "/sampler.onnx", providers=["CPUExecutionProvider"])
+samples = session.run(None, {"initial_noise": data["initial"], "step_noise": data["steps"]})[0]
+np.save(folder + "/samples.npy", samples)
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "toolkit", "sklearn"))))
+"""
+
+
+def test_sampler_graph_runs_with_onnxruntime_alone(moons, tmp_path):
+    model = DDPM(n_steps=25, hidden=16, n_blocks=1, **FAST).fit(moons)
+    export(model, tmp_path)
+    initial, steps = model.sampling_noise(5, random_state=1)
+    np.savez(tmp_path / "noise.npz", initial=initial, steps=steps)
+    result = subprocess.run([sys.executable, "-c", SAMPLER_SCRIPT, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == []
+    np.testing.assert_allclose(np.load(tmp_path / "samples.npy"), model.sample_from_noise(initial, steps), atol=1e-4, rtol=1e-5)
+
+
+# --------------------------------------------------------------------- errors
+def test_bad_input_gets_clear_errors(moons):
+    model = DDPM(n_steps=10, hidden=8, n_blocks=1, **FAST).fit(moons)
+    with pytest.raises(ValueError, match="NaN"):
+        DDPM(**FAST).fit(np.where(moons > 1.5, np.nan, moons))
+    with pytest.raises(ValueError, match="n_samples must be a positive int"):
+        model.sample(0)
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        model.sample(2, sampler="euler")
+    with pytest.raises(ValueError, match=r"n_sampling_steps must be an int in \[1, 10\]"):
+        model.sample(2, n_sampling_steps=11)
+    with pytest.raises(ValueError, match="X has 3 features, but DDPM is expecting 2"):
+        model.score(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"step_noise must have shape \(2, 10, 2\)"):
+        model.sample_from_noise(np.zeros((2, 2)), np.zeros((2, 9, 2)))
+    with pytest.raises(ValueError, match=r"t must hold integer steps in \[0, 9\]"):
+        model.predict_noise(np.zeros((2, 2)), 10)
+    vae = VAE(2, hidden=(8,), **FAST).fit(moons)
+    with pytest.raises(ValueError, match=r"Z must have shape \(n_samples, 2\)"):
+        vae.inverse_transform(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="n_samples must be a positive int"):
+        vae.sample(-1)
+    with pytest.raises(ValueError, match="likelihood='bernoulli' needs values in"):
+        VAE(2, likelihood="bernoulli", **FAST).fit(moons)
+    with pytest.raises(ValueError, match=r"image_shape=\(1, 4, 4\) holds 16 values per image, but X has 64"):
+        VAE(2, architecture="conv", image_shape=(4, 4), **FAST).fit(np.zeros((10, 64)))

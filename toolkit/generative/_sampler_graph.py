@@ -1,0 +1,124 @@
+"""A diffusion sampler as ONE ONNX graph: the denoiser's graph inside a ``Loop`` over the steps.
+
+The loop carries x (starting from the input ``initial_noise``); iteration i reads step
+t_i, the update coefficients (a_i, b_i, c_i) and the noise ``step_noise[:, i]``, runs the
+denoiser's nodes on (x, t_i) and computes x <- a_i x + b_i eps + c_i z. After the loop, x
+is mapped back to the data's units and shape. Nothing but standard ONNX operators: it runs
+under onnxruntime alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+PREFIX = "denoiser_"
+
+
+def _renamed(name: str, renames: dict[str, str]) -> str:
+    return renames.get(name, PREFIX + name if name else name)
+
+
+def sampler_graph(
+    denoiser: onnx.ModelProto,
+    timesteps: np.ndarray,
+    coefficients: np.ndarray,
+    offset: np.ndarray,
+    scale: np.ndarray,
+    net_shape: tuple[int, ...],
+    output_shape: tuple[int, ...],
+) -> onnx.ModelProto:
+    """The sampler graph for a denoiser graph with inputs (X_t, t) and output eps.
+
+    Parameters
+    ----------
+    denoiser : onnx.ModelProto
+        Inputs ``X_t`` (batch, *net_shape) float32 and ``t`` (batch,) int64; one output.
+    timesteps : (S,) int
+        Steps visited, in order.
+    coefficients : (S, 3)
+        (a, b, c) of each step.
+    offset, scale : arrays broadcast over one sample of ``net_shape``
+        samples = x * scale + offset.
+    net_shape, output_shape : per-sample shapes of x and of the output.
+    """
+    source = denoiser.graph
+    x_in, t_in = (i.name for i in source.input)
+    eps_out = source.output[0].name
+    renames = {x_in: "x", t_in: "t_batch", eps_out: "eps"}
+    body_nodes = [
+        helper.make_node("Gather", ["timesteps", "i"], ["t_i"], axis=0),
+        helper.make_node("Shape", ["x"], ["x_shape"]),
+        helper.make_node("Slice", ["x_shape", "zero_1d", "one_1d"], ["batch_1d"]),
+        helper.make_node("Expand", ["t_i", "batch_1d"], ["t_batch"]),
+    ]
+    for node in source.node:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        copy.name = PREFIX + node.name
+        copy.input[:] = [_renamed(n, renames) for n in node.input]
+        copy.output[:] = [_renamed(n, renames) for n in node.output]
+        body_nodes.append(copy)
+    body_nodes += [
+        helper.make_node("Gather", ["coef_a", "i"], ["a_i"], axis=0),
+        helper.make_node("Gather", ["coef_b", "i"], ["b_i"], axis=0),
+        helper.make_node("Gather", ["coef_c", "i"], ["c_i"], axis=0),
+        helper.make_node("Gather", ["step_noise", "i"], ["z"], axis=1),
+        helper.make_node("Mul", ["a_i", "x"], ["ax"]),
+        helper.make_node("Mul", ["b_i", "eps"], ["beps"]),
+        helper.make_node("Mul", ["c_i", "z"], ["cz"]),
+        helper.make_node("Add", ["ax", "beps"], ["mean"]),
+        helper.make_node("Add", ["mean", "cz"], ["x_next"]),
+        helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+    ]
+    body = helper.make_graph(
+        body_nodes,
+        "sampler_step",
+        inputs=[
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *net_shape]),
+        ],
+        outputs=[
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x_next", TensorProto.FLOAT, ["batch", *net_shape]),
+        ],
+    )
+    initializers = [
+        numpy_helper.from_array(np.asarray(timesteps, dtype=np.int64), "timesteps"),
+        numpy_helper.from_array(np.asarray(coefficients[:, 0], dtype=np.float32), "coef_a"),
+        numpy_helper.from_array(np.asarray(coefficients[:, 1], dtype=np.float32), "coef_b"),
+        numpy_helper.from_array(np.asarray(coefficients[:, 2], dtype=np.float32), "coef_c"),
+        numpy_helper.from_array(np.asarray(len(timesteps), dtype=np.int64), "trip_count"),
+        numpy_helper.from_array(np.asarray(True), "keep_going"),
+        numpy_helper.from_array(np.asarray([0], dtype=np.int64), "zero_1d"),
+        numpy_helper.from_array(np.asarray([1], dtype=np.int64), "one_1d"),
+        numpy_helper.from_array(np.asarray(scale, dtype=np.float32), "data_scale"),
+        numpy_helper.from_array(np.asarray(offset, dtype=np.float32), "data_offset"),
+        numpy_helper.from_array(np.asarray([-1, *output_shape], dtype=np.int64), "output_shape"),
+    ]
+    for tensor in source.initializer:
+        copy = onnx.TensorProto()
+        copy.CopyFrom(tensor)
+        copy.name = PREFIX + tensor.name
+        initializers.append(copy)
+    nodes = [
+        helper.make_node("Loop", ["trip_count", "keep_going", "initial_noise"], ["x_0"], body=body, name="reverse_process"),
+        helper.make_node("Mul", ["x_0", "data_scale"], ["x_scaled"]),
+        helper.make_node("Add", ["x_scaled", "data_offset"], ["x_data"]),
+        helper.make_node("Reshape", ["x_data", "output_shape"], ["samples"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "diffusion_sampler",
+        inputs=[
+            helper.make_tensor_value_info("initial_noise", TensorProto.FLOAT, ["batch", *net_shape]),
+            helper.make_tensor_value_info("step_noise", TensorProto.FLOAT, ["batch", len(timesteps), *net_shape]),
+        ],
+        outputs=[helper.make_tensor_value_info("samples", TensorProto.FLOAT, ["batch", *output_shape])],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=list(denoiser.opset_import), ir_version=denoiser.ir_version)
+    model.functions.extend(denoiser.functions)
+    return model
