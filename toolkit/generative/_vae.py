@@ -45,6 +45,14 @@ class ObservationModel(nn.Module):
         """E[x | z]: the Gaussian mean, or sigmoid(logits)."""
         return decoded if self.likelihood == "gaussian" else torch.sigmoid(decoded)
 
+    def draw(self, mean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """x ~ p(x | z) given E[x | z], with the CPU ``generator``."""
+        uniform = torch.rand(mean.shape, generator=generator).to(mean.device)
+        if self.likelihood == "bernoulli":
+            return (uniform < mean).to(mean.dtype)
+        normal = torch.randn(mean.shape, generator=generator).to(mean.device)
+        return mean + torch.exp(0.5 * self.log_var) * normal
+
 
 class VAEModel(nn.Module):
     """The auto-encoder and its observation model; forward(x) -> (decoded, mean, log_var) for one z per row."""
@@ -264,11 +272,23 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         return np.asarray([f"z{i}" for i in range(self.latent_dim)], dtype=object)
 
     @torch.no_grad()
-    def sample(self, n_samples: int = 1, random_state=None):
-        """Decode z ~ N(0, I): E[x | z] for ``n_samples`` draws, in the input's units and form."""
+    def sample(self, n_samples: int = 1, random_state=None, *, observation_noise: bool = False):
+        """Draw z ~ N(0, I) and decode it, in the input's units and form.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState instance or None
+        observation_noise : bool, default=False
+            Draw x ~ p(x | z) (the model's full generative process) instead of returning the
+            mean E[x | z] (the usual picture of a VAE's samples).
+        """
         n_samples = self._check_n_samples(n_samples)
-        z = self._randn((n_samples, self.latent_dim), self._generator(random_state))
-        return self._to_input_form(self._decode(z))
+        generator = self._generator(random_state)
+        mean = self._decode(self._randn((n_samples, self.latent_dim), generator))
+        if observation_noise:
+            mean = self.module_.observation.draw(mean, generator)
+        return self._to_input_form(mean)
 
     # ------------------------------------------------------------------- ELBO
     @torch.no_grad()

@@ -105,6 +105,22 @@ def compare(name: str, method: str, exact: bool, got: np.ndarray, want: np.ndarr
     )
 
 
+def graph_inputs(estimator, entry: dict, X) -> tuple:
+    """The inputs of a graph for the estimator's inputs X: X itself, or what the graph's
+    ``input_method`` makes of it (e.g. a decoder's latent points)."""
+    method = entry.get("input_method")
+    if method is None:
+        return (X,)
+    inputs = getattr(estimator, method)(X, **(entry.get("input_kwargs") or {}))
+    return inputs if isinstance(inputs, tuple) else (inputs,)
+
+
+def graph_feed(model: OnnxModel, inputs: tuple):
+    """What :meth:`OnnxModel.run` takes for a graph's inputs: the array, or a dict by name."""
+    names = [spec["name"] for spec in model.inputs]
+    return inputs[0] if len(names) == 1 else dict(zip(names, inputs))
+
+
 def _rows(data, start: int, stop: int):
     """Rows [start, stop) of an array, a DataFrame, or each array of a tuple of inputs."""
     if isinstance(data, tuple):
@@ -164,13 +180,11 @@ def validate(
     report = None
     for graph, entry in metadata["graphs"].items():
         model = OnnxModel(folder, graph=graph, providers=providers)
-        inputs = (X,) if entry.get("input_method") is None else _as_tuple(getattr(estimator, entry["input_method"])(X, **(entry.get("input_kwargs") or {})))
+        inputs = graph_inputs(estimator, entry, X)
         n_rows = len(inputs[0])
         sizes = sorted({min(size, n_rows) for size in batch_sizes})
         if report is None:
             report = ValidationReport(provider=model.provider, batch_sizes=sizes, n_rows=n_rows)
-        names = [spec["name"] for spec in model.inputs]
-        feed = (lambda part: part[0]) if len(names) == 1 else (lambda part: dict(zip(names, part)))
         for name, output in model.outputs.items():
             want = getattr(estimator, output["method"])(*inputs, **output.get("kwargs", {}))
             want = np.asarray(want if output.get("item") is None else want[output["item"]])
@@ -182,7 +196,7 @@ def validate(
             }
             checks = []
             for size in sizes:
-                got = np.concatenate([model.run(feed(_rows(inputs, a, a + size)), [name])[name] for a in range(0, n_rows, size)])
+                got = np.concatenate([model.run(graph_feed(model, _rows(inputs, a, a + size)), [name])[name] for a in range(0, n_rows, size)])
                 checks.append(compare(name, output["method"], output["exact"], got, want, tolerance))
             report.outputs[key] = max(checks, key=lambda c: (not c.passed, c.mismatches, c.max_abs_error))
     metadata["validation"] = report.to_dict()
@@ -190,7 +204,3 @@ def validate(
     if raise_on_failure and not report.passed:
         raise ValidationError(f"{folder}: exported model disagrees with {type(estimator).__name__}\n{report}")
     return report
-
-
-def _as_tuple(value) -> tuple:
-    return value if isinstance(value, tuple) else (value,)
