@@ -7,6 +7,11 @@ Not run through ``parametrize_with_checks`` at all:
   ``predict(X)`` on tabular data. ``clone``, ``get_params``, ``set_params`` and parameter
   validation are tested in ``tests/test_ar.py``.
 
+Tags rather than failures: ``VAE`` declares ``transformer_tags.preserves_dtype = ["float32"]``
+(its net computes in float32, so float64 inputs give float32 latents; scikit-learn's
+``check_transformer_preserve_dtypes`` then checks float32 in, float32 out). ``VAE`` and
+``DDPM`` pass every other common check.
+
 This is the one place where such exceptions are listed; ``tests/test_sklearn_checks.py``
 passes :func:`expected_failed_checks` to ``parametrize_with_checks``.
 """

@@ -1,4 +1,5 @@
-"""The ``toolkit`` command: ``toolkit run [NAME ...] [--out exports/] [--full]``."""
+"""The ``toolkit`` command: ``toolkit run [NAME ...] [--out exports/] [--full]`` and
+``toolkit serve [exports/] [--host 127.0.0.1] [--port 8000]``."""
 
 from __future__ import annotations
 
@@ -22,12 +23,43 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pipelines", type=Path, default=None, help="folder of pipeline files")
     run.add_argument("--full", action="store_true", help="full-size runs instead of the quick defaults")
     run.add_argument("--list", action="store_true", help="list the pipelines and exit")
+    serve = commands.add_parser("serve", help="serve exported models over HTTP (Open Inference Protocol V2)")
+    serve.add_argument("directory", nargs="?", type=Path, default=Path("exports"), help="folder of export folders (default: exports/)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes, each with its own sessions")
+    serve.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads per session")
+    serve.add_argument("--max-rows", type=int, default=10_000, help="rows a request may send")
+    serve.add_argument("--max-body-bytes", type=int, default=16 * 2**20, help="larger request bodies get 413")
     return parser
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run uvicorn on the app factory; settings reach every worker process through the environment."""
+    import os
+
+    import uvicorn
+
+    if not args.directory.is_dir():
+        print(f"toolkit: no folder {args.directory} to serve", file=sys.stderr)
+        return 2
+    os.environ["TOOLKIT_SERVE_DIR"] = str(args.directory.resolve())
+    os.environ["TOOLKIT_SERVE_MAX_ROWS"] = str(args.max_rows)
+    os.environ["TOOLKIT_SERVE_MAX_BODY_BYTES"] = str(args.max_body_bytes)
+    if args.threads:
+        os.environ["TOOLKIT_SERVE_THREADS"] = str(args.threads)
+    uvicorn.run("toolkit.serving._server:app_from_environment", factory=True, host=args.host, port=args.port, workers=args.workers, log_level="warning")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from toolkit.jobs import discover, run_all  # heavy imports only once arguments parse
+    if args.command == "serve":
+        return serve(args)
+    from toolkit.jobs import (  # heavy imports only once arguments parse
+        discover,
+        run_all,
+    )
 
     directory = args.pipelines or default_pipelines_dir()
     if not directory.is_dir():

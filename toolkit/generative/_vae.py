@@ -19,7 +19,13 @@ from toolkit._validation import check_positive_ints
 from toolkit.generative._base import BaseGenerativeNet
 from toolkit.neural_network._base import TRAINING_PARAMETERS_DOC
 from toolkit.nn.heads import InputReshape
-from toolkit.nn.vae import VariationalAutoEncoder, conv_decoder, conv_encoder, dense_decoder, dense_encoder
+from toolkit.nn.vae import (
+    VariationalAutoEncoder,
+    conv_decoder,
+    conv_encoder,
+    dense_decoder,
+    dense_encoder,
+)
 
 
 class ObservationModel(nn.Module):

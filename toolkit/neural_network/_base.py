@@ -29,7 +29,13 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from toolkit._inference import InferenceSpec
-from toolkit._training import StoppingRule, TrainingLoop, make_optimizer, resolve_device, seeded_rng
+from toolkit._training import (
+    StoppingRule,
+    TrainingLoop,
+    make_optimizer,
+    resolve_device,
+    seeded_rng,
+)
 from toolkit._validation import check_features
 from toolkit.nn.heads import InputReshape
 from toolkit.nn.summary import summarize

@@ -8,10 +8,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from toolkit._validation import check_positive_ints
-from toolkit.nn.layers import ACTIVATIONS
-from toolkit.nn.mlp import DenseNet
 from toolkit.neural_network._base import TRAINING_PARAMETERS_DOC, BaseNeuralNet
 from toolkit.neural_network._targets import NeuralClassifierMixin, NeuralRegressorMixin
+from toolkit.nn.layers import ACTIVATIONS
+from toolkit.nn.mlp import DenseNet
 
 
 class _MLPBase(BaseNeuralNet):

@@ -7,9 +7,9 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
-from toolkit.nn.rnn import CELLS, RecurrentNet
 from toolkit.neural_network._base import TRAINING_PARAMETERS_DOC, BaseNeuralNet
 from toolkit.neural_network._targets import NeuralClassifierMixin, NeuralRegressorMixin
+from toolkit.nn.rnn import CELLS, RecurrentNet
 
 
 def sequence_net_shape(sample_shape: tuple[int, ...], sequence_length) -> tuple[int, int]:

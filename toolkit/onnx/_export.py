@@ -1,15 +1,14 @@
-"""``export``: a fitted estimator, or a fitted Pipeline ending in one, to ONNX + model.json.
+"""``export``: a fitted estimator, or a fitted Pipeline around toolkit estimators, to ONNX + model.json.
 
 Every family goes the same way: the estimator's ``_inference_spec()`` gives a torch module
-(input reshaping, the net, softmax / argmax), which ``torch.onnx.export`` turns into a graph
-with a dynamic batch axis. Class indices are mapped to the original labels by a ``Gather``
-appended to the graph. The scikit-learn steps before a toolkit estimator in a Pipeline are
-converted by skl2onnx and joined in front of it with ``onnx.compose.merge_models``.
+per graph (input reshaping, the net, softmax / argmax), which ``torch.onnx.export`` turns
+into a graph with a dynamic batch axis (or a function builds a graph from those, as a
+diffusion sampler's Loop). Class indices are mapped to the original labels by a ``Gather``
+appended to the graph. A Pipeline becomes ONE graph: see :mod:`toolkit.onnx._pipeline`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import io
 import logging
@@ -19,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnx.version_converter
 import torch
 from onnx import helper, numpy_helper
 from sklearn.pipeline import Pipeline
@@ -28,10 +26,8 @@ from sklearn.utils.validation import check_is_fitted
 import toolkit
 from toolkit._inference import InferenceSpec
 from toolkit.onnx._files import atomic_write_files, json_bytes
+from toolkit.onnx._pipeline import OPSET, is_toolkit, pipeline_graph
 from toolkit.serving._format import METADATA_FILE
-
-OPSET = 20
-ML_OPSET = 3
 
 
 @dataclass(frozen=True)
@@ -53,18 +49,6 @@ def inference_specs(estimator, options: dict) -> list[InferenceSpec]:
         )
     specs = estimator._inference_spec(**options)
     return list(specs) if isinstance(specs, (list, tuple)) else [specs]
-
-
-def pipeline_specs(pipeline: Pipeline, specs: list[InferenceSpec]) -> list[InferenceSpec]:
-    """What a Pipeline exports of its last step: the graphs that read X, with the outputs
-    whose method the Pipeline itself offers (it forwards predict, transform, ... but not,
-    say, a VAE's ``encode``)."""
-    kept = []
-    for spec in specs:
-        if spec.input_method is None:
-            outputs = [o for o in spec.outputs if hasattr(pipeline, o.method)]
-            kept.append(dataclasses.replace(spec, outputs=outputs))
-    return kept
 
 
 def torch_to_onnx(spec: InferenceSpec) -> onnx.ModelProto:
@@ -122,32 +106,47 @@ def append_label_lookup(model: onnx.ModelProto, classes: np.ndarray) -> None:
     graph.output.insert(position, helper.make_tensor_value_info("label", elem_type, ["batch"]))
 
 
-def sklearn_prefix_to_onnx(steps: Pipeline, n_features: int, input_name: str, dtype: str) -> onnx.ModelProto:
-    """Convert the scikit-learn steps before a toolkit estimator with skl2onnx, in the dtype
-    the estimator's graph reads (float32 or float64)."""
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+@dataclass
+class Graph:
+    """One graph of an export and what model.json records of it."""
 
-    tensor_type = DoubleTensorType if dtype == "float64" else FloatTensorType
-    try:
-        return convert_sklearn(
-            steps,
-            initial_types=[(input_name, tensor_type([None, n_features]))],
-            target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET},
-        )
-    except Exception as error:  # skl2onnx raises several types for unsupported steps
-        names = [f"{name} ({type(step).__name__})" for name, step in steps.steps]
-        raise TypeError(f"skl2onnx cannot convert the Pipeline steps {names}: {error}") from error
+    name: str
+    model: onnx.ModelProto
+    spec: InferenceSpec
+    inputs: list[dict]
+    feature_names: list[str] | None
+    outputs: list
 
 
-def join_prefix(prefix: onnx.ModelProto, model: onnx.ModelProto, input_name: str) -> onnx.ModelProto:
-    """One graph: ``prefix``'s output feeds ``model``'s input; the prefix's input is kept."""
-    opsets = {entry.domain: entry.version for entry in prefix.opset_import}
-    if opsets.get("", OPSET) != OPSET:  # skl2onnx may pick a lower opset than asked
-        prefix = onnx.version_converter.convert_version(prefix, OPSET)
-    prefix = onnx.compose.add_prefix(prefix, "prep_", rename_inputs=False)
-    prefix.ir_version = model.ir_version
-    return onnx.compose.merge_models(prefix, model, io_map=[(prefix.graph.output[0].name, input_name)])
+def estimator_graphs(estimator, options: dict) -> list[Graph]:
+    """The graphs of a toolkit estimator: torch exports, or built from the ones before."""
+    built: dict[str, onnx.ModelProto] = {}
+    graphs = []
+    for spec in inference_specs(estimator, options):
+        model = spec.build(built) if spec.build is not None else torch_to_onnx(spec)
+        if spec.classes is not None:
+            append_label_lookup(model, spec.classes)
+        built[spec.graph] = model
+        graphs.append(Graph(spec.graph, model, spec, spec.inputs, spec.feature_names, spec.outputs))
+    return graphs
+
+
+def pipeline_graphs(pipeline: Pipeline, options: dict) -> list[Graph]:
+    """ONE graph for a fitted Pipeline (see :mod:`toolkit.onnx._pipeline`), with the outputs
+    of its last step that the Pipeline itself offers (it forwards predict, transform, ...
+    but not, say, a VAE's ``encode``)."""
+    final = pipeline.steps[-1][1]
+    spec = None
+    if is_toolkit(final):
+        spec = next((s for s in inference_specs(final, options) if s.input_method is None), None)
+        if spec is None:
+            raise TypeError(f"the last step {pipeline.steps[-1][0]!r} ({type(final).__name__}) has no graph that reads X")
+    elif not any(is_toolkit(step) for _, step in pipeline.steps):
+        raise TypeError("the Pipeline has no toolkit estimator; export it with skl2onnx directly")
+    graph = pipeline_graph(pipeline, spec, torch_to_onnx, append_label_lookup)
+    outputs = [o for o in graph.spec.outputs if hasattr(pipeline, o.method)]
+    name = spec.graph if spec is not None else "model"
+    return [Graph(name, graph.model, graph.spec, graph.inputs, graph.feature_names, outputs)]
 
 
 def json_safe(value):
@@ -196,38 +195,23 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
     ExportResult
     """
     folder = Path(folder)
-    is_pipeline = isinstance(estimator, Pipeline)
-    final = estimator.steps[-1][1] if is_pipeline else estimator
     check_is_fitted(estimator)
-    specs = inference_specs(final, options)
-    if is_pipeline:
-        specs = pipeline_specs(estimator, specs)
-    graphs: dict[str, onnx.ModelProto] = {}
+    graphs = pipeline_graphs(estimator, options) if isinstance(estimator, Pipeline) else estimator_graphs(estimator, options)
     entries: dict[str, dict] = {}
     extra_metadata: dict = {}
-    for spec in specs:
-        model = spec.build(graphs) if spec.build is not None else torch_to_onnx(spec)
-        if spec.classes is not None:
-            append_label_lookup(model, spec.classes)
-        inputs, feature_names = spec.inputs, spec.feature_names
-        if is_pipeline and len(estimator.steps) > 1:
-            prefix = estimator[:-1]
-            n_features = prefix.n_features_in_
-            model = join_prefix(sklearn_prefix_to_onnx(prefix, n_features, "X", spec.dtype), model, spec.input_name)
-            inputs = [{"name": "X", "dtype": spec.dtype, "shape": [None, n_features]}]
-            names = getattr(prefix, "feature_names_in_", None)
-            feature_names = [str(c) for c in names] if names is not None else None
+    for graph in graphs:
+        model = graph.model
         model.producer_name, model.producer_version = "toolkit", toolkit.__version__
         onnx.checker.check_model(model, full_check=True)
-        graphs[spec.graph] = model
+        spec = graph.spec
         extra_metadata |= spec.metadata
-        entries[spec.graph] = {
-            "file": f"{spec.graph}.onnx",
-            "inputs": inputs,
+        entries[graph.name] = {
+            "file": f"{graph.name}.onnx",
+            "inputs": graph.inputs,
             "input_method": spec.input_method,
             "input_kwargs": json_safe(spec.input_kwargs),
-            "feature_names": feature_names,
-            "classes": None if spec.classes is None else spec.classes.tolist(),
+            "feature_names": graph.feature_names,
+            "classes": None if spec.classes is None else np.asarray(spec.classes).tolist(),
             "outputs": [
                 {
                     "name": o.name,
@@ -238,7 +222,7 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
                     "kwargs": json_safe(o.kwargs),
                     "tolerance": o.tolerance,
                 }
-                for o in spec.outputs
+                for o in graph.outputs
             ],
             "opset": {entry.domain or "ai.onnx": entry.version for entry in model.opset_import},
         }
@@ -251,7 +235,8 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
         **extra_metadata,
         "validation": None,
     }
-    files = {entry["file"]: graphs[name].SerializeToString() for name, entry in entries.items()}
+    models = {graph.name: graph.model for graph in graphs}
+    files = {entry["file"]: models[name].SerializeToString() for name, entry in entries.items()}
     atomic_write_files(folder, files | {METADATA_FILE: json_bytes(metadata)})
     first = next(iter(entries.values()))
     return ExportResult(folder, folder / first["file"], folder / METADATA_FILE, metadata)

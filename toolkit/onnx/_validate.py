@@ -116,9 +116,9 @@ def graph_inputs(estimator, entry: dict, X) -> tuple:
 
 
 def graph_feed(model: OnnxModel, inputs: tuple):
-    """What :meth:`OnnxModel.run` takes for a graph's inputs: the array, or a dict by name."""
-    names = [spec["name"] for spec in model.inputs]
-    return inputs[0] if len(names) == 1 else dict(zip(names, inputs))
+    """What :meth:`OnnxModel.run` takes for a graph's inputs: the one array or DataFrame (a
+    DataFrame also feeds a graph with an input per column), or a dict by input name."""
+    return inputs[0] if len(inputs) == 1 else dict(zip([spec["name"] for spec in model.inputs], inputs))
 
 
 def _rows(data, start: int, stop: int):

@@ -78,6 +78,9 @@ class OnnxModel:
         X is one array or DataFrame for a graph of one input, or a dict {input name: array}.
         Public so that callers timing or batching ``session.run`` feed exactly what ``run`` does.
         """
+        if isinstance(X, pd.DataFrame) and len(self.inputs) > 1:
+            self._check_columns(X)
+            X = {spec["name"]: X[[spec["name"]]] for spec in self.inputs}  # one typed input per column
         if isinstance(X, dict):
             names = [spec["name"] for spec in self.inputs]
             if sorted(X) != sorted(names):
@@ -87,15 +90,19 @@ class OnnxModel:
             raise ValueError(f"this graph takes several inputs {[s['name'] for s in self.inputs]}; pass a dict of arrays")
         return {self.inputs[0]["name"]: self._prepare_input(X, self.inputs[0])}
 
-    def _prepare_input(self, X, spec: dict) -> np.ndarray:
+    def _check_columns(self, X: pd.DataFrame) -> None:
         names = self.entry.get("feature_names")
-        if isinstance(X, pd.DataFrame):
-            columns = [str(c) for c in X.columns]
-            if names is not None and columns != names:
-                missing = [c for c in names if c not in columns]
-                extra = [c for c in columns if c not in names]
-                problem = f"missing {missing}, unexpected {extra}" if missing or extra else "in another order"
-                raise ValueError(f"X's columns do not match the model's: {problem}; expected {names}")
+        columns = [str(c) for c in X.columns]
+        if names is not None and columns != names:
+            missing = [c for c in names if c not in columns]
+            extra = [c for c in columns if c not in names]
+            problem = f"missing {missing}, unexpected {extra}" if missing or extra else "in another order"
+            raise ValueError(f"X's columns do not match the model's: {problem}; expected {names}")
+
+    def _prepare_input(self, X, spec: dict) -> np.ndarray:
+        if isinstance(X, pd.DataFrame) and len(self.inputs) == 1:
+            self._check_columns(X)
+        if isinstance(X, pd.DataFrame) and spec["dtype"] != "string":
             non_numeric = [c for c, dtype in X.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)]
             if non_numeric:
                 raise TypeError(f"X has non-numeric column(s) {[str(c) for c in non_numeric]}")

@@ -1,0 +1,101 @@
+"""Diffusion sampling: DDIM (50 steps) vs DDPM (1000 steps), and torch's sampler vs the ONNX sampler graph.
+
+(1) Time per 1,000 samples and the quality of each sampler (and of DDPM respaced to 50 steps): the energy distance of the
+samples to 2,000 held-out points (moons; lower is better), and with --digits the share of
+1,000 U-Net samples a digits CNN labels with probability >= 0.9.
+(2) The same reverse process, fed the same noise, in torch (``DDPM.sample_from_noise``) and
+as ONE ONNX graph (a Loop) under onnxruntime, at equal step counts; goal: ONNX no slower.
+
+    python benchmarks/diffusion_sampling.py [--epochs 600] [--digits]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from sklearn.datasets import make_moons
+from sklearn.exceptions import ConvergenceWarning
+
+from toolkit.generative import DDPM, energy_distance
+from toolkit.onnx import export
+
+SETTINGS = {
+    "DDPM-1000": {"sampler": "ddpm"},
+    "DDIM-50": {"sampler": "ddim", "n_sampling_steps": 50},
+    "DDPM-50": {"sampler": "ddpm", "n_sampling_steps": 50},  # ancestral on the respaced schedule
+}
+
+
+def median_seconds(call, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def compare_samplers(model: DDPM, quality, n: int = 1000) -> None:
+    for label, settings in SETTINGS.items():
+        seconds = median_seconds(lambda: model.sample(n, random_state=1, **settings), repeats=1)
+        print(f"  {label:9s}: {seconds:6.2f} s per {n} samples   {quality(model.sample(n, random_state=1, **settings))}")
+
+
+def compare_runtimes(model: DDPM, n: int = 1000, repeats: int = 3) -> None:
+    for label, settings in SETTINGS.items():
+        with tempfile.TemporaryDirectory() as folder:
+            export(model, folder, **settings)
+            session = ort.InferenceSession(str(Path(folder) / "sampler.onnx"), providers=["CPUExecutionProvider"])
+            initial, steps = model.sampling_noise(n, random_state=2, n_sampling_steps=settings.get("n_sampling_steps"))
+            feed = {"initial_noise": initial, "step_noise": steps}
+            # Interleaved, so that drift in the machine's speed hits both sides alike.
+            times = [(median_seconds(lambda: model.sample_from_noise(initial, steps, **settings), 1), median_seconds(lambda: session.run(None, feed), 1)) for _ in range(repeats)]
+            t_torch, t_onnx = (statistics.median(side) for side in zip(*times))
+            error = np.abs(session.run(None, feed)[0] - np.asarray(model.sample_from_noise(initial, steps, **settings))).max()
+        print(f"  {label:9s}: torch {t_torch:6.3f} s   onnxruntime {t_onnx:6.3f} s   torch/onnx {t_torch / t_onnx:4.2f}x   max abs diff {error:.2e}")
+
+
+def moons(epochs: int) -> None:
+    X = make_moons(4000, noise=0.05, random_state=0)[0]
+    train, test = X[:2000], X[2000:]
+    model = DDPM(hidden=128, batch_size=128, max_epochs=epochs, n_iter_no_change=10_000, random_state=0).fit(train)
+    print(f"moons, MLP denoiser ({epochs} epochs); energy distance to 2,000 held-out points:")
+    compare_samplers(model, lambda samples: f"energy {energy_distance(samples, test):.4f}")
+    print("moons, 1,000 samples, same noise:")
+    compare_runtimes(model)
+
+
+def digits(epochs: int) -> None:
+    spec = importlib.util.spec_from_file_location("_digits", Path(__file__).resolve().parents[1] / "pipelines" / "_digits.py")
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    X_train, _, y_train, _ = helpers.split()
+    model = DDPM(image_shape=(8, 8), channels=(32, 64), batch_size=64, max_epochs=epochs, n_iter_no_change=10_000, random_state=0).fit(X_train)
+    judge = helpers.classifier(X_train, y_train)
+    print(f"digits, U-Net denoiser ({epochs} epochs):")
+    compare_samplers(model, lambda samples: helpers.judged(samples, judge)[0])
+    print("digits, 250 samples, same noise:")
+    compare_runtimes(model, n=250, repeats=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=600)
+    parser.add_argument("--digits", action="store_true", help="also the digits U-Net (200 epochs, a few minutes)")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    moons(args.epochs)
+    if args.digits:
+        digits(200)
+
+
+if __name__ == "__main__":
+    main()

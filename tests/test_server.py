@@ -1,0 +1,193 @@
+"""``toolkit serve`` as a real process on a loopback port, spoken to with a real HTTP client."""
+
+import json
+import math
+import socket
+import subprocess
+import sys
+import time
+import warnings
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer, load_wine, make_moons
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from toolkit.generative import DDPM, VAE
+from toolkit.mixture import GaussianMixture
+from toolkit.neural_network import MLPClassifier
+from toolkit.onnx import export
+from toolkit.timeseries import ARForecaster
+
+MAX_ROWS, MAX_BODY = 300, 200_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """One fitted model per family, exported under one directory (plus a symlink pointing out of it)."""
+    root = tmp_path_factory.mktemp("exports")
+    cancer = load_breast_cancer(as_frame=True)
+    frame = cancer.data.iloc[:, :6]
+    moons = make_moons(200, noise=0.05, random_state=0)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        models = {
+            "cancer_mlp": (make_pipeline(StandardScaler(), MLPClassifier((16,), max_epochs=5, random_state=0)).fit(frame, cancer.target), frame),
+            "wine_gmm": (GaussianMixture(3, random_state=0).fit(load_wine().data), load_wine().data),
+            "moons_vae": (VAE(2, hidden=(16,), max_epochs=3, random_state=0).fit(moons), moons),
+            "moons_ddpm": (DDPM(n_steps=20, hidden=16, n_blocks=1, max_epochs=3, random_state=0).fit(moons), moons),
+        }
+    series = pd.Series(np.sin(np.arange(300) / 5.0) + np.random.default_rng(0).normal(0, 0.1, 300))
+    models["sine_ar"] = (ARForecaster(lags=3).fit(series), None)
+    for name, (model, _) in models.items():
+        export(model, root / name)
+    outside = tmp_path_factory.mktemp("outside")
+    export(models["wine_gmm"][0], outside / "secret")
+    (root / "escape").symlink_to(outside / "secret", target_is_directory=True)
+    return root, models
+
+
+@pytest.fixture(scope="module")
+def server(fitted):
+    root, _ = fitted
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolkit.cli", "serve", str(root), "--port", str(port), "--max-rows", str(MAX_ROWS), "--max-body-bytes", str(MAX_BODY)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    deadline = time.time() + 60
+    while True:
+        try:
+            if client.get("/v2/health/live").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.time() > deadline:
+            process.kill()
+            raise RuntimeError(f"server did not start: {process.stderr.read().decode()}")
+        time.sleep(0.2)
+    yield client
+    client.close()
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def tensor(name, array, datatype="FP32"):
+    array = np.asarray(array)
+    return {"name": name, "shape": list(array.shape), "datatype": datatype, "data": array.reshape(-1).tolist()}
+
+
+def outputs(response):
+    assert response.status_code == 200, response.text
+    return {o["name"]: np.asarray(o["data"]).reshape(o["shape"]) for o in response.json()["outputs"]}
+
+
+# ------------------------------------------------------------------- endpoints
+def test_health_server_and_model_metadata(server):
+    assert server.get("/v2/health/live").json() == {"live": True}
+    assert server.get("/v2/health/ready").json() == {"ready": True}
+    models = server.get("/v2").json()["models"]
+    assert models == sorted(["cancer_mlp", "wine_gmm", "moons_vae.encoder", "moons_vae.decoder", "moons_ddpm.denoiser", "moons_ddpm.sampler", "sine_ar"])
+    meta = server.get("/v2/models/wine_gmm").json()
+    assert meta["inputs"] == [{"name": "X", "datatype": "FP64", "shape": [-1, 13]}]
+    assert [(o["name"], o["datatype"]) for o in meta["outputs"]] == [("label", "INT64"), ("probabilities", "FP64"), ("score_samples", "FP64")]
+    denoiser = server.get("/v2/models/moons_ddpm.denoiser").json()
+    assert [(i["name"], i["datatype"]) for i in denoiser["inputs"]] == [("X_t", "FP32"), ("t", "INT64")]
+    assert server.get("/v2/models/cancer_mlp/ready").json() == {"name": "cancer_mlp", "ready": True}
+
+
+# ------------------------------------------------------------------ round trips
+def test_served_outputs_equal_each_estimators_own(server, fitted):
+    _, models = fitted
+    mlp, frame = models["cancer_mlp"]
+    got = outputs(server.post("/v2/models/cancer_mlp/infer", json={"inputs": [tensor("X", frame.iloc[:20].to_numpy())]}))
+    np.testing.assert_allclose(got["probabilities"], mlp.predict_proba(frame.iloc[:20]), atol=1e-5)
+    np.testing.assert_array_equal(got["label"], mlp.predict(frame.iloc[:20]))
+
+    gmm, X = models["wine_gmm"]
+    got = outputs(server.post("/v2/models/wine_gmm/infer", json={"inputs": [tensor("X", X[:30], "FP64")], "id": "r1"}))
+    np.testing.assert_allclose(got["probabilities"], gmm.predict_proba(X[:30]), atol=1e-8)
+    np.testing.assert_array_equal(got["label"], gmm.predict(X[:30]))
+
+    vae, moons = models["moons_vae"]
+    got = outputs(server.post("/v2/models/moons_vae.encoder/infer", json={"inputs": [tensor("X", moons[:10])]}))
+    np.testing.assert_allclose(got["mean"], vae.transform(moons[:10]), atol=1e-5)
+    got = outputs(server.post("/v2/models/moons_vae.decoder/infer", json={"inputs": [tensor("Z", vae.transform(moons[:10]))]}))
+    np.testing.assert_allclose(got["reconstruction"], vae.inverse_transform(vae.transform(moons[:10])), atol=1e-4)
+
+    ddpm, _ = models["moons_ddpm"]
+    initial, steps = ddpm.sampling_noise(4, random_state=0)
+    body = {"inputs": [tensor("initial_noise", initial), tensor("step_noise", steps)], "outputs": [{"name": "samples"}]}
+    np.testing.assert_allclose(outputs(server.post("/v2/models/moons_ddpm.sampler/infer", json=body))["samples"], ddpm.sample_from_noise(initial, steps), atol=1e-4)
+    x_t, t = ddpm.diffuse(moons[:5], random_state=0)
+    body = {"inputs": [tensor("X_t", x_t), tensor("t", t, "INT64")]}
+    np.testing.assert_allclose(outputs(server.post("/v2/models/moons_ddpm.denoiser/infer", json=body))["eps"], ddpm.predict_noise(x_t, t), atol=1e-5)
+
+    ar, _ = models["sine_ar"]
+    windows = np.lib.stride_tricks.sliding_window_view(np.sin(np.arange(40) / 5.0), 3)[:8]
+    got = outputs(server.post("/v2/models/sine_ar/infer", json={"inputs": [tensor("X", windows, "FP64")]}))
+    np.testing.assert_allclose(got["forecast"], ar.predict_from_windows(windows, horizon=10), rtol=1e-10)
+
+
+def test_predict_takes_records_by_column_name(server, fitted):
+    mlp, frame = fitted[1]["cancer_mlp"]
+    records = frame.iloc[:5].sample(frac=1, axis=1, random_state=0).to_dict(orient="records")  # columns in any order
+    response = server.post("/v2/models/cancer_mlp/predict", json={"records": records})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    np.testing.assert_allclose(body["outputs"]["probabilities"], mlp.predict_proba(frame.iloc[:5]), atol=1e-5)
+    assert body["classes"] == [0, 1]
+
+
+# ---------------------------------------------------------------- bad requests
+def test_bad_requests_get_4xx_with_the_problem_named(server, fitted):
+    frame = fitted[1]["cancer_mlp"][1]
+    good = tensor("X", frame.iloc[:2].to_numpy())
+    cases = [
+        ("post", "/v2/models/nope/infer", {"json": {"inputs": [good]}}, 404, "unknown model 'nope'"),
+        ("post", "/v2/models/cancer_mlp/infer", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "malformed JSON"),
+        ("post", "/v2/models/cancer_mlp/infer", {"json": [1, 2]}, 400, "must be a JSON object"),
+        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [dict(good, name="x")]}}, 400, "unknown ['x']"),
+        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [dict(good, datatype="FP64")]}}, 400, "datatype 'FP64'; the model takes FP32"),
+        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [dict(good, shape=[3, 6])]}}, 400, "holds 18 values but data has 12"),
+        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [dict(good, shape=[3, 4], data=[0.0] * 12)]}}, 400, "the model expects ('batch', 6)"),
+        ("post", "/v2/models/cancer_mlp/infer", {"content": json.dumps({"inputs": [dict(good, data=[math.nan] + good["data"][1:])]})}, 400, "NaN"),
+        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [dict(good, data=[None] + good["data"][1:])]}}, 400, "NaN, infinity or null"),
+        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [tensor("X", np.zeros((MAX_ROWS + 1, 6)))]}}, 400, f"at most {MAX_ROWS}"),
+        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [tensor("X", np.full((MAX_ROWS, 60), 0.123456789))]}}, 413, "over this server's limit"),
+        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [good], "outputs": [{"name": "nope"}]}}, 400, "outputs ['nope']"),
+        ("post", "/v2/models/cancer_mlp/predict", {"json": {"records": [{"mean radius": 1.0}]}}, 400, "missing ["),
+        ("post", "/v2/models/cancer_mlp/predict", {"json": {"rows": []}}, 400, '"records"'),
+        ("get", "/v2/models/escape", {}, 404, "unknown model 'escape'"),
+        ("get", "/v2/models/..%2F..%2Fetc%2Fpasswd", {}, 404, "/etc/passwd"),
+        ("get", "/v2/models/%2E%2E", {}, 404, "unknown model"),
+        ("get", "/v2/models/%2Fetc%2Fpasswd/ready", {}, 404, ""),
+        ("get", "/v2/nothing/here", {}, 404, "no route"),
+    ]
+    for method, url, kwargs, status, message in cases:
+        response = getattr(server, method)(url, **kwargs)
+        assert response.status_code == status, (url, kwargs.get("json"), response.text)
+        assert message in response.json()["error"], (url, response.json())
+    assert server.get("/v2/health/live").status_code == 200  # still alive
+
+
+def test_metrics_count_requests_latency_and_errors(server, fitted):
+    frame = fitted[1]["cancer_mlp"][1]
+    server.post("/v2/models/cancer_mlp/infer", json={"inputs": [tensor("X", frame.iloc[:2].to_numpy())]})
+    server.post("/v2/models/cancer_mlp/infer", content=b"{")
+    text = server.get("/metrics").text
+    assert 'toolkit_requests_total{code="200",endpoint="infer",model="cancer_mlp"}' in text
+    assert 'toolkit_request_errors_total{endpoint="infer",model="cancer_mlp"}' in text
+    assert 'toolkit_request_seconds_bucket{endpoint="infer",le="0.005",model="cancer_mlp"}' in text

@@ -1,0 +1,129 @@
+"""The models a server offers: every export folder directly under one directory, by name.
+
+Names are discovered once, when the repository is built, and requests only look names up
+in that table: no path is ever built from a request, so ``..``, absolute paths and the
+like can only miss. A folder (or a symlink) that resolves outside the directory is refused
+at discovery. Folders holding several graphs (a VAE's encoder and decoder) offer each as
+``<folder>.<graph>``. Nothing is unpickled: a model is its ONNX files and ``model.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.serving._format import METADATA_FILE, read_metadata
+from toolkit.serving._model import OnnxModel
+
+LOG = logging.getLogger("toolkit.serving")
+
+# Open Inference Protocol (V2) tensor datatypes of the dtypes model.json and onnxruntime use.
+OIP_DATATYPES = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32", "bool": "BOOL", "string": "BYTES"}
+ORT_TYPES = {
+    "tensor(float)": "FP32",
+    "tensor(double)": "FP64",
+    "tensor(int64)": "INT64",
+    "tensor(int32)": "INT32",
+    "tensor(bool)": "BOOL",
+    "tensor(string)": "BYTES",
+}
+
+
+@dataclass
+class ServedModel:
+    """One graph a server offers: its name, the loaded model and its OIP metadata."""
+
+    name: str
+    model: OnnxModel
+
+    def metadata(self) -> dict:
+        """``GET /v2/models/{name}``: inputs and outputs with name, datatype and shape (-1: any)."""
+        inputs = [
+            {"name": spec["name"], "datatype": OIP_DATATYPES[spec["dtype"]], "shape": [-1 if d is None else d for d in spec["shape"]]}
+            for spec in self.model.inputs
+        ]
+        outputs = [
+            {
+                "name": out.name,
+                "datatype": ORT_TYPES.get(out.type, out.type),
+                "shape": [d if isinstance(d, int) else -1 for d in out.shape],
+            }
+            for out in self.model.session.get_outputs()
+        ]
+        return {
+            "name": self.name,
+            "versions": [],
+            "platform": "onnxruntime_onnx",
+            "inputs": inputs,
+            "outputs": outputs,
+            "parameters": {"estimator": self.model.metadata["estimator"]["class"], "feature_names": self.model.entry.get("feature_names")},
+        }
+
+
+def discover_models(directory: str | Path, *, intra_op_num_threads: int | None = None) -> dict[str, ServedModel]:
+    """{name: ServedModel} for every export folder directly under ``directory``."""
+    root = Path(directory).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{directory} is not a directory of exported models")
+    models: dict[str, ServedModel] = {}
+    for folder in sorted(root.iterdir()):
+        if not (folder / METADATA_FILE).is_file():
+            continue
+        resolved = folder.resolve()
+        if resolved.parent != root and root not in resolved.parents:
+            LOG.warning("refusing %s: it resolves to %s, outside %s", folder.name, resolved, root)
+            continue
+        graphs = read_metadata(folder)["graphs"]
+        for graph in graphs:
+            name = folder.name if len(graphs) == 1 else f"{folder.name}.{graph}"
+            model = OnnxModel(folder, graph=graph, intra_op_num_threads=intra_op_num_threads)
+            files = [(folder / model.entry["file"]).resolve()]
+            if any(root not in path.parents for path in files):
+                LOG.warning("refusing %s: its graph file resolves outside %s", name, root)
+                continue
+            models[name] = ServedModel(name, model)
+    return models
+
+
+def decode_tensor(spec: dict, request_input: dict, max_rows: int) -> np.ndarray:
+    """An OIP request tensor {"name", "shape", "datatype", "data"} as the array the graph's
+    input ``spec`` takes; ValueError naming the problem otherwise."""
+    name = request_input.get("name")
+    expected = OIP_DATATYPES[spec["dtype"]]
+    datatype, shape, data = request_input.get("datatype"), request_input.get("shape"), request_input.get("data")
+    if datatype != expected:
+        raise ValueError(f"input {name!r} has datatype {datatype!r}; the model takes {expected}")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise ValueError(f"input {name!r}: shape must be a list of non-negative ints, got {shape!r}")
+    if not isinstance(data, list):
+        raise ValueError(f"input {name!r}: data must be a list, got {type(data).__name__}")
+    if len(shape) != len(spec["shape"]):
+        raise ValueError(f"input {name!r} has {len(shape)} dimensions {shape}; the model expects {len(spec['shape'])}: {spec['shape']}")
+    if shape and shape[0] > max_rows:
+        raise ValueError(f"input {name!r} has {shape[0]} rows; this server takes at most {max_rows} per request")
+    values = np.asarray(data, dtype=object).reshape(-1) if expected == "BYTES" else _numeric(data, name)
+    if expected in ("INT64", "INT32") and not np.array_equal(values, np.round(values)):
+        raise ValueError(f"input {name!r} is {expected} but data holds non-integers")
+    if values.size != int(np.prod(shape)):
+        raise ValueError(f"input {name!r}: shape {shape} holds {int(np.prod(shape))} values but data has {values.size}")
+    return values.reshape(shape)
+
+
+def _numeric(data: list, name: str) -> np.ndarray:
+    try:
+        values = np.asarray(data, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"input {name!r}: data must be numbers (nested lists of one depth are fine)") from None
+    if not np.isfinite(values).all():
+        raise ValueError(f"input {name!r} contains NaN, infinity or null")
+    return values
+
+
+def encode_tensor(name: str, value: np.ndarray) -> dict:
+    """An output array as an OIP response tensor (row-major flattened data)."""
+    datatype = "BYTES" if value.dtype.kind in "OUS" else {"f": "FP64" if value.dtype == np.float64 else "FP32", "i": "INT64", "b": "BOOL"}[value.dtype.kind]
+    data = value.reshape(-1).tolist()
+    return {"name": name, "datatype": datatype, "shape": list(value.shape), "data": [str(v) for v in data] if datatype == "BYTES" else data}

@@ -1,0 +1,252 @@
+"""``toolkit serve``: exported models over HTTP, speaking the Open Inference Protocol (V2).
+
+The protocol KServe, Triton and MLServer share: health, server and model metadata,
+readiness, and ``POST /v2/models/{name}/infer`` with named, typed, shaped tensors. Beside
+it, ``POST /v2/models/{name}/predict`` takes DataFrame-shaped ``{"records": [...]}`` and
+``GET /metrics`` gives Prometheus counters and latency histograms per model.
+
+Every bad request gets a 4xx with ``{"error": "..."}`` naming the problem; inference runs
+in Starlette's thread pool on onnxruntime sessions shared by all requests (``run`` is
+thread-safe).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+import toolkit
+from toolkit.serving._repository import (
+    ServedModel,
+    decode_tensor,
+    discover_models,
+    encode_tensor,
+)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Limits and threads of a server.
+
+    Parameters
+    ----------
+    max_rows : int
+        Rows (first dimension) a request may send.
+    max_body_bytes : int
+        Request bodies above this get 413 before they are parsed.
+    intra_op_num_threads : int, optional
+        onnxruntime threads per session (None: onnxruntime's default).
+    """
+
+    max_rows: int = 10_000
+    max_body_bytes: int = 16 * 2**20
+    intra_op_num_threads: int | None = None
+
+
+class RequestError(Exception):
+    """A client's mistake: answered with ``status`` and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Metrics:
+    """Prometheus series of one app (its own registry, so apps in one process do not clash)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("toolkit_requests", "Requests by model, endpoint and status code", ["model", "endpoint", "code"], registry=self.registry)
+        self.errors = Counter("toolkit_request_errors", "Requests answered with an error, by model and endpoint", ["model", "endpoint"], registry=self.registry)
+        self.latency = Histogram("toolkit_request_seconds", "Request latency by model and endpoint", ["model", "endpoint"], registry=self.registry)
+
+    def observe(self, model: str, endpoint: str, code: int, seconds: float) -> None:
+        self.requests.labels(model, endpoint, str(code)).inc()
+        self.latency.labels(model, endpoint).observe(seconds)
+        if code >= 400:
+            self.errors.labels(model, endpoint).inc()
+
+
+async def read_json(request: Request, limit: int) -> dict:
+    """The body as a JSON object, 413 above ``limit`` bytes (checked while reading), 400 if malformed."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, f"request body of {declared} bytes is over this server's limit of {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestError(413, f"request body is over this server's limit of {limit} bytes")
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RequestError(400, f"malformed JSON: {error}") from None
+    if not isinstance(payload, dict):
+        raise RequestError(400, f"the body must be a JSON object, got {type(payload).__name__}")
+    return payload
+
+
+def infer_feed(served: ServedModel, payload: dict, settings: ServerSettings) -> tuple[dict, list[str]]:
+    """(feed for the graph, output names) from an OIP inference request."""
+    inputs = payload.get("inputs")
+    if not isinstance(inputs, list) or not inputs or not all(isinstance(i, dict) for i in inputs):
+        raise RequestError(400, 'the body needs "inputs": a non-empty list of {"name", "shape", "datatype", "data"}')
+    specs = {spec["name"]: spec for spec in served.model.inputs}
+    given = [i.get("name") for i in inputs]
+    unknown = [n for n in given if n not in specs]
+    missing = [n for n in specs if n not in given]
+    if unknown or missing or len(set(given)) != len(given):
+        raise RequestError(400, f"inputs {given} do not match the model's {list(specs)} (unknown {unknown}, missing {missing})")
+    try:
+        feed = {i["name"]: decode_tensor(specs[i["name"]], i, settings.max_rows) for i in inputs}
+    except ValueError as error:
+        raise RequestError(400, str(error)) from None
+    available = [o.name for o in served.model.session.get_outputs()]
+    requested = payload.get("outputs")
+    if requested is None:
+        return feed, available
+    names = [o.get("name") if isinstance(o, dict) else None for o in requested] if isinstance(requested, list) else [None]
+    wrong = [n for n in names if n not in available]
+    if wrong:
+        raise RequestError(400, f"outputs {wrong} are not among the model's {available}")
+    return feed, names
+
+
+def run_graph(served: ServedModel, feed: dict, names: list[str]) -> list[np.ndarray]:
+    """Run the session on checked inputs; the model's own checks and onnxruntime's refusals are 400s."""
+    try:
+        prepared = served.model.prepare(feed if len(feed) > 1 else next(iter(feed.values())))
+        return served.model.session.run(names, prepared)
+    except (TypeError, ValueError) as error:
+        raise RequestError(400, str(error)) from None
+    except Exception as error:  # onnxruntime's InvalidArgument, Fail, ... carry the reason
+        raise RequestError(400, f"the model could not run on these inputs: {error}") from None
+
+
+def records_frame(served: ServedModel, payload: dict, settings: ServerSettings) -> pd.DataFrame:
+    """``{"records": [{column: value}]}`` as a DataFrame in the model's column order."""
+    records = payload.get("records")
+    if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
+        raise RequestError(400, 'the body needs "records": a non-empty list of {column: value} objects')
+    if len(records) > settings.max_rows:
+        raise RequestError(400, f"{len(records)} records; this server takes at most {settings.max_rows} per request")
+    frame = pd.DataFrame.from_records(records)
+    names = served.model.entry.get("feature_names")
+    if names is None:
+        raise RequestError(400, f"model {served.name!r} has no named columns; use /v2/models/{served.name}/infer")
+    missing = [c for c in names if c not in frame.columns]
+    extra = [str(c) for c in frame.columns if c not in names]
+    if missing or extra:
+        raise RequestError(400, f"records do not match the model's columns: missing {missing}, unexpected {extra}")
+    if frame.isna().to_numpy().any():
+        raise RequestError(400, "records hold null or missing values: " + ", ".join(c for c in names if frame[c].isna().any()))
+    return frame[names]
+
+
+def create_app(directory: str | Path, settings: ServerSettings | None = None) -> Starlette:
+    """The ASGI app serving every export folder under ``directory``."""
+    settings = settings or ServerSettings()
+    models = discover_models(directory, intra_op_num_threads=settings.intra_op_num_threads)
+    metrics = Metrics()
+
+    def lookup(name: str) -> ServedModel:
+        if name not in models:
+            raise RequestError(404, f"unknown model {name!r}; this server has {sorted(models)}")
+        return models[name]
+
+    def endpoint(kind: str, handler):
+        async def wrapped(request: Request) -> Response:
+            started = time.perf_counter()
+            name = request.path_params.get("name", "")
+            try:
+                response = await handler(request)
+            except RequestError as error:
+                response = JSONResponse({"error": str(error)}, status_code=error.status)
+            label = name if name in models else ("" if not name else "unknown")
+            metrics.observe(label, kind, response.status_code, time.perf_counter() - started)
+            return response
+
+        return wrapped
+
+    async def live(request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    async def ready(request: Request) -> Response:
+        return JSONResponse({"ready": True})
+
+    async def server_metadata(request: Request) -> Response:
+        return JSONResponse({"name": "toolkit", "version": toolkit.__version__, "extensions": ["predict_records", "metrics"], "models": sorted(models)})
+
+    async def model_metadata(request: Request) -> Response:
+        return JSONResponse(lookup(request.path_params["name"]).metadata())
+
+    async def model_ready(request: Request) -> Response:
+        served = lookup(request.path_params["name"])
+        return JSONResponse({"name": served.name, "ready": True})
+
+    async def infer(request: Request) -> Response:
+        served = lookup(request.path_params["name"])
+        payload = await read_json(request, settings.max_body_bytes)
+        feed, names = infer_feed(served, payload, settings)
+        outputs = await run_in_threadpool(run_graph, served, feed, names)
+        body = {"model_name": served.name, "outputs": [encode_tensor(n, v) for n, v in zip(names, outputs)]}
+        if "id" in payload:
+            body["id"] = payload["id"]
+        return JSONResponse(body)
+
+    async def predict(request: Request) -> Response:
+        served = lookup(request.path_params["name"])
+        payload = await read_json(request, settings.max_body_bytes)
+        frame = records_frame(served, payload, settings)
+        names = [o.name for o in served.model.session.get_outputs()]
+        outputs = await run_in_threadpool(run_graph, served, frame, names)
+        return JSONResponse({"model_name": served.name, "outputs": {n: v.tolist() for n, v in zip(names, outputs)}, "classes": served.model.entry.get("classes")})
+
+    async def prometheus(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route("/v2/health/live", endpoint("live", live)),
+        Route("/v2/health/ready", endpoint("ready", ready)),
+        Route("/v2", endpoint("server", server_metadata)),
+        Route("/v2/models/{name}", endpoint("metadata", model_metadata)),
+        Route("/v2/models/{name}/ready", endpoint("ready", model_ready)),
+        Route("/v2/models/{name}/infer", endpoint("infer", infer), methods=["POST"]),
+        Route("/v2/models/{name}/predict", endpoint("predict", predict), methods=["POST"]),
+        Route("/metrics", prometheus),
+    ]
+
+    async def not_found(request: Request, exc) -> Response:
+        return JSONResponse({"error": f"no route {request.method} {request.url.path}"}, status_code=getattr(exc, "status_code", 404))
+
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+
+
+def app_from_environment() -> Starlette:
+    """The app ``toolkit serve`` hands uvicorn's workers (settings travel in TOOLKIT_SERVE_* variables)."""
+    import os
+
+    threads = os.environ.get("TOOLKIT_SERVE_THREADS")
+    settings = ServerSettings(
+        max_rows=int(os.environ.get("TOOLKIT_SERVE_MAX_ROWS", ServerSettings.max_rows)),
+        max_body_bytes=int(os.environ.get("TOOLKIT_SERVE_MAX_BODY_BYTES", ServerSettings.max_body_bytes)),
+        intra_op_num_threads=int(threads) if threads else None,
+    )
+    return create_app(os.environ["TOOLKIT_SERVE_DIR"], settings)
