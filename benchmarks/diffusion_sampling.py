@@ -12,7 +12,6 @@ as ONE ONNX graph (a Loop) under onnxruntime, at equal step counts; goal: ONNX n
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import tempfile
 import time
@@ -25,6 +24,7 @@ from sklearn.datasets import make_moons
 from sklearn.exceptions import ConvergenceWarning
 
 from toolkit.generative import DDPM, energy_distance
+from toolkit.jobs import import_file
 from toolkit.onnx import export
 
 SETTINGS = {
@@ -74,9 +74,7 @@ def moons(epochs: int) -> None:
 
 
 def digits(epochs: int) -> None:
-    spec = importlib.util.spec_from_file_location("_digits", Path(__file__).resolve().parents[1] / "pipelines" / "_digits.py")
-    helpers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(helpers)
+    helpers = import_file(Path(__file__).resolve().parents[1] / "pipelines" / "_digits.py")
     X_train, _, y_train, _ = helpers.split()
     model = DDPM(image_shape=(8, 8), channels=(32, 64), batch_size=64, max_epochs=epochs, n_iter_no_change=10_000, random_state=0).fit(X_train)
     judge = helpers.classifier(X_train, y_train)

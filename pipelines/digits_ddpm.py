@@ -1,17 +1,14 @@
 """A U-Net DDPM on the 8x8 digits: 1,000 samples labelled by a CNN, the held-out denoising loss."""
 
-import importlib.util
 import warnings
 from pathlib import Path
 
 from sklearn.exceptions import ConvergenceWarning
 
 from toolkit.generative import DDPM
-from toolkit.jobs import Job
+from toolkit.jobs import Job, import_file
 
-_spec = importlib.util.spec_from_file_location("_digits", Path(__file__).with_name("_digits.py"))
-digits = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(digits)
+digits = import_file(Path(__file__).with_name("_digits.py"))
 
 
 def run(full: bool = False) -> Job:

@@ -1,6 +1,5 @@
 """A VAE on the 8x8 digits: held-out ELBO, reconstructions beside PCA's, and samples labelled by a CNN."""
 
-import importlib.util
 import warnings
 from pathlib import Path
 
@@ -9,11 +8,9 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
 from toolkit.generative import VAE
-from toolkit.jobs import Job
+from toolkit.jobs import Job, import_file
 
-_spec = importlib.util.spec_from_file_location("_digits", Path(__file__).with_name("_digits.py"))
-digits = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(digits)
+digits = import_file(Path(__file__).with_name("_digits.py"))
 
 LATENT = 8
 

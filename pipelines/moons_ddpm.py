@@ -8,8 +8,7 @@ import numpy as np
 from sklearn.datasets import make_moons, make_swiss_roll
 from sklearn.exceptions import ConvergenceWarning
 
-from toolkit.generative import DDPM, VAE
-from toolkit.generative import energy_distance, shuffled_columns
+from toolkit.generative import DDPM, VAE, energy_distance, shuffled_columns
 from toolkit.jobs import Job
 from toolkit.mixture import GaussianMixture
 

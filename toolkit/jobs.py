@@ -79,11 +79,17 @@ def discover(directory: Path) -> dict[str, Path]:
     return {path.stem: path for path in sorted(directory.glob("*.py")) if not path.stem.startswith("_")}
 
 
-def load_pipeline(path: Path) -> ModuleType:
-    """Import a pipeline file by path (the package never imports ``pipelines/`` by name)."""
+def import_file(path: Path) -> ModuleType:
+    """Import a Python file by path (pipelines and their helpers are not a package)."""
     spec = importlib.util.spec_from_file_location(f"toolkit_pipeline_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def load_pipeline(path: Path) -> ModuleType:
+    """Import a pipeline file by path (the package never imports ``pipelines/`` by name)."""
+    module = import_file(path)
     if not callable(getattr(module, "run", None)):
         raise TypeError(f"{path} defines no run(full=False) function")
     return module
