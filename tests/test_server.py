@@ -191,3 +191,24 @@ def test_metrics_count_requests_latency_and_errors(server, fitted):
     assert 'toolkit_requests_total{code="200",endpoint="infer",model="cancer_mlp"}' in text
     assert 'toolkit_request_errors_total{endpoint="infer",model="cancer_mlp"}' in text
     assert 'toolkit_request_seconds_bucket{endpoint="infer",le="0.005",model="cancer_mlp"}' in text
+
+
+def test_concurrent_answers_equal_serial_ones(server, fitted):
+    """Sessions are shared across requests (onnxruntime#22967 reports wrong results under a shared
+    session): 8 threads x 25 requests of different rows, each answer equal to the serial one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, models = fitted
+    gmm, X = models["wine_gmm"]
+    serial = [outputs(server.post("/v2/models/wine_gmm/infer", json={"inputs": [tensor("X", X[i : i + 3], "FP64")]})) for i in range(100)]
+
+    def worker(offset):
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            return [(i, outputs(client.post("/v2/models/wine_gmm/infer", json={"inputs": [tensor("X", X[i : i + 3], "FP64")]}))) for i in range(offset, 100, 4)]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = [a for batch in pool.map(worker, [0, 1, 2, 3, 0, 1, 2, 3]) for a in batch]
+    assert len(answers) == 200
+    for i, got in answers:
+        np.testing.assert_array_equal(got["probabilities"], serial[i]["probabilities"])
+        np.testing.assert_array_equal(got["label"], serial[i]["label"])

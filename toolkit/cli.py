@@ -35,20 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run uvicorn on the app factory; settings reach every worker process through the environment."""
-    import os
-
-    import uvicorn
+    from toolkit.serving import ServerSettings, serve
 
     if not args.directory.is_dir():
         print(f"toolkit: no folder {args.directory} to serve", file=sys.stderr)
         return 2
-    os.environ["TOOLKIT_SERVE_DIR"] = str(args.directory.resolve())
-    os.environ["TOOLKIT_SERVE_MAX_ROWS"] = str(args.max_rows)
-    os.environ["TOOLKIT_SERVE_MAX_BODY_BYTES"] = str(args.max_body_bytes)
-    if args.threads:
-        os.environ["TOOLKIT_SERVE_THREADS"] = str(args.threads)
-    uvicorn.run("toolkit.serving._server:app_from_environment", factory=True, host=args.host, port=args.port, workers=args.workers, log_level="warning")
+    settings = ServerSettings(max_rows=args.max_rows, max_body_bytes=args.max_body_bytes, intra_op_num_threads=args.threads)
+    serve(args.directory, host=args.host, port=args.port, workers=args.workers, settings=settings)
     return 0
 
 

@@ -72,9 +72,18 @@ def sampler_graph(
         helper.make_node("Add", ["mean", "cz"], ["x_next"]),
         helper.make_node("Identity", ["cond_in"], ["cond_out"]),
     ]
+    # The denoiser's weights live in the loop body itself: onnxruntime pre-packs constant
+    # initializers of a graph (convolution and GEMM weights), but not values from an outer scope.
+    weights = []
+    for tensor in source.initializer:
+        copy = onnx.TensorProto()
+        copy.CopyFrom(tensor)
+        copy.name = PREFIX + tensor.name
+        weights.append(copy)
     body = helper.make_graph(
         body_nodes,
         "sampler_step",
+        initializer=weights,
         inputs=[
             helper.make_tensor_value_info("i", TensorProto.INT64, []),
             helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
@@ -98,11 +107,6 @@ def sampler_graph(
         numpy_helper.from_array(np.asarray(offset, dtype=np.float32), "data_offset"),
         numpy_helper.from_array(np.asarray([-1, *output_shape], dtype=np.int64), "output_shape"),
     ]
-    for tensor in source.initializer:
-        copy = onnx.TensorProto()
-        copy.CopyFrom(tensor)
-        copy.name = PREFIX + tensor.name
-        initializers.append(copy)
     nodes = [
         helper.make_node("Loop", ["trip_count", "keep_going", "initial_noise"], ["x_0"], body=body, name="reverse_process"),
         helper.make_node("Mul", ["x_0", "data_scale"], ["x_scaled"]),

@@ -8,4 +8,14 @@ from toolkit.serving._format import (
 )
 from toolkit.serving._model import OnnxModel
 
-__all__ = ["METADATA_FILE", "MODEL_FILE", "OnnxModel", "graph_entry", "read_metadata"]
+
+def __getattr__(name: str):
+    """``serve`` and ``ServerSettings`` need the [serve] extras (Starlette, uvicorn), so they load on use."""
+    if name in ("serve", "ServerSettings", "create_app"):
+        from toolkit.serving import _server
+
+        return getattr(_server, name)
+    raise AttributeError(f"module 'toolkit.serving' has no attribute {name!r}")
+
+
+__all__ = ["METADATA_FILE", "MODEL_FILE", "OnnxModel", "ServerSettings", "create_app", "graph_entry", "read_metadata", "serve"]

@@ -250,3 +250,19 @@ def app_from_environment() -> Starlette:
         intra_op_num_threads=int(threads) if threads else None,
     )
     return create_app(os.environ["TOOLKIT_SERVE_DIR"], settings)
+
+
+def serve(directory: str | Path = "exports", *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, settings: ServerSettings | None = None) -> None:
+    """Serve every export folder under ``directory`` until interrupted (uvicorn; ``workers``
+    processes, each with its own sessions; settings reach them through TOOLKIT_SERVE_* variables)."""
+    import os
+
+    import uvicorn
+
+    settings = settings or ServerSettings()
+    os.environ["TOOLKIT_SERVE_DIR"] = str(Path(directory).resolve())
+    os.environ["TOOLKIT_SERVE_MAX_ROWS"] = str(settings.max_rows)
+    os.environ["TOOLKIT_SERVE_MAX_BODY_BYTES"] = str(settings.max_body_bytes)
+    if settings.intra_op_num_threads:
+        os.environ["TOOLKIT_SERVE_THREADS"] = str(settings.intra_op_num_threads)
+    uvicorn.run("toolkit.serving._server:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="warning")
