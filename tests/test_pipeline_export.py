@@ -4,7 +4,6 @@ import warnings
 
 import numpy as np
 import onnx
-import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_wine

@@ -199,7 +199,7 @@ def test_concurrent_answers_equal_serial_ones(server, fitted):
     from concurrent.futures import ThreadPoolExecutor
 
     _, models = fitted
-    gmm, X = models["wine_gmm"]
+    _, X = models["wine_gmm"]
     serial = [outputs(server.post("/v2/models/wine_gmm/infer", json={"inputs": [tensor("X", X[i : i + 3], "FP64")]})) for i in range(100)]
 
     def worker(offset):

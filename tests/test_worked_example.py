@@ -4,8 +4,8 @@ import numpy as np
 import torch
 
 from toolkit._training import TrainingLoop, make_optimizer
-from toolkit.nn import DenseNet
 from toolkit.neural_network import MLPRegressor
+from toolkit.nn import DenseNet
 
 
 def test_two_two_one_network_forward_loss_and_gradients():
