@@ -144,20 +144,19 @@ def pipeline_graph(pipeline: Pipeline, final_spec: InferenceSpec | None, torch_t
     forecasters), else the previous part's output; ``join`` casts where parts disagree.
     """
     steps = pipeline.steps
-    toolkit_steps = [(name, step) for name, step in steps if is_toolkit(step)]
-    numeric = "float32"
-    if toolkit_steps:
-        first_name, first_step = toolkit_steps[0]
-        numeric = final_spec.dtype if first_step is steps[-1][1] else _transform_spec(first_name, first_step).dtype
+    # Each toolkit step's spec, once: the last step's is given, the others give their transform.
+    specs = {
+        k: final_spec if k == len(steps) - 1 else _transform_spec(name, step) for k, (name, step) in enumerate(steps) if is_toolkit(step)
+    }
+    numeric = specs[min(specs)].dtype if specs else "float32"
     columns = column_inputs(pipeline, numeric)
     inputs = columns or [{"name": "X", "dtype": numeric, "shape": [None, pipeline.n_features_in_]}]
     parts: list[Part] = []
     spec, start = final_spec, 0
     while start < len(steps):
-        name, step = steps[start]
-        if is_toolkit(step):
+        if start in specs:
             last = start == len(steps) - 1
-            step_spec = final_spec if last else _transform_spec(name, step)
+            step_spec = specs[start]
             model = torch_to_onnx(step_spec)
             if step_spec.classes is not None:
                 append_label_lookup(model, step_spec.classes)
@@ -165,7 +164,7 @@ def pipeline_graph(pipeline: Pipeline, final_spec: InferenceSpec | None, torch_t
             parts.append(Part(model, step_spec.input_name, output))
             start += 1
             continue
-        stop = next((k for k in range(start, len(steps)) if is_toolkit(steps[k][1])), len(steps))
+        stop = next((k for k in range(start, len(steps)) if k in specs), len(steps))
         if start == 0:
             run_inputs = inputs
         else:
