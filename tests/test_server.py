@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_wine, make_moons
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from toolkit.generative import DDPM, VAE
 from toolkit.mixture import GaussianMixture
@@ -47,6 +48,12 @@ def fitted(tmp_path_factory):
             "moons_vae": (VAE(2, hidden=(16,), max_epochs=3, random_state=0).fit(moons), moons),
             "moons_ddpm": (DDPM(n_steps=20, hidden=16, n_blocks=1, max_epochs=3, random_state=0).fit(moons), moons),
         }
+    wine = load_wine(as_frame=True).data.iloc[:, :3].copy()
+    wine["region"] = np.where(wine["alcohol"] > 13, "north", "south")
+    prep = ColumnTransformer([("num", StandardScaler(), ["alcohol", "malic_acid", "ash"]), ("cat", OneHotEncoder(), ["region"])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        models["wine_columns"] = (make_pipeline(prep, MLPClassifier((8,), max_epochs=5, random_state=0)).fit(wine, load_wine().target), wine)
     series = pd.Series(np.sin(np.arange(300) / 5.0) + np.random.default_rng(0).normal(0, 0.1, 300))
     models["sine_ar"] = (ARForecaster(lags=3).fit(series), None)
     for name, (model, _) in models.items():
@@ -99,7 +106,7 @@ def test_health_server_and_model_metadata(server):
     assert server.get("/v2/health/live").json() == {"live": True}
     assert server.get("/v2/health/ready").json() == {"ready": True}
     models = server.get("/v2").json()["models"]
-    assert models == sorted(["cancer_mlp", "wine_gmm", "moons_vae.encoder", "moons_vae.decoder", "moons_ddpm.denoiser", "moons_ddpm.sampler", "sine_ar"])
+    assert models == sorted(["cancer_mlp", "wine_gmm", "wine_columns", "moons_vae.encoder", "moons_vae.decoder", "moons_ddpm.denoiser", "moons_ddpm.sampler", "sine_ar"])
     meta = server.get("/v2/models/wine_gmm").json()
     assert meta["inputs"] == [{"name": "X", "datatype": "FP64", "shape": [-1, 13]}]
     assert [(o["name"], o["datatype"]) for o in meta["outputs"]] == [("label", "INT64"), ("probabilities", "FP64"), ("score_samples", "FP64")]
@@ -149,6 +156,9 @@ def test_predict_takes_records_by_column_name(server, fitted):
     body = response.json()
     np.testing.assert_allclose(body["outputs"]["probabilities"], mlp.predict_proba(frame.iloc[:5]), atol=1e-5)
     assert body["classes"] == [0, 1]
+    single = server.post("/v2/models/cancer_mlp/predict", json={"records": records[:1]})
+    assert single.status_code == 200, single.text
+    np.testing.assert_allclose(single.json()["outputs"]["probabilities"], mlp.predict_proba(frame.iloc[:1]), atol=1e-5)
 
 
 # ---------------------------------------------------------------- bad requests
@@ -212,3 +222,21 @@ def test_concurrent_answers_equal_serial_ones(server, fitted):
     for i, got in answers:
         np.testing.assert_array_equal(got["probabilities"], serial[i]["probabilities"])
         np.testing.assert_array_equal(got["label"], serial[i]["label"])
+
+
+def test_string_and_numeric_columns_as_typed_inputs(server, fitted):
+    """A ColumnTransformer pipeline: one input per column, BYTES for the string column."""
+    pipeline, frame = fitted[1]["wine_columns"]
+    meta = server.get("/v2/models/wine_columns").json()
+    assert [(i["name"], i["datatype"], i["shape"]) for i in meta["inputs"]] == [
+        ("alcohol", "FP32", [-1, 1]), ("malic_acid", "FP32", [-1, 1]), ("ash", "FP32", [-1, 1]), ("region", "BYTES", [-1, 1])
+    ]
+    rows = frame.iloc[:6]
+    inputs = [tensor(c, rows[[c]].to_numpy()) for c in ["alcohol", "malic_acid", "ash"]]
+    inputs.append({"name": "region", "shape": [6, 1], "datatype": "BYTES", "data": rows["region"].tolist()})
+    got = outputs(server.post("/v2/models/wine_columns/infer", json={"inputs": inputs}))
+    np.testing.assert_allclose(got["probabilities"], pipeline.predict_proba(rows), atol=1e-5)
+    body = server.post("/v2/models/wine_columns/predict", json={"records": rows.to_dict(orient="records")}).json()
+    np.testing.assert_array_equal(body["outputs"]["label"], pipeline.predict(rows))
+    wrong = dict(inputs[3], datatype="FP32", data=[1.0] * 6)
+    assert server.post("/v2/models/wine_columns/infer", json={"inputs": inputs[:3] + [wrong]}).status_code == 400

@@ -129,10 +129,10 @@ def infer_feed(served: ServedModel, payload: dict, settings: ServerSettings) -> 
     return feed, names
 
 
-def run_graph(served: ServedModel, feed: dict, names: list[str]) -> list[np.ndarray]:
+def run_graph(served: ServedModel, feed: dict | pd.DataFrame, names: list[str]) -> list[np.ndarray]:
     """Run the session on checked inputs; the model's own checks and onnxruntime's refusals are 400s."""
     try:
-        prepared = served.model.prepare(feed if len(feed) > 1 else next(iter(feed.values())))
+        prepared = served.model.prepare(feed)
         return served.model.session.run(names, prepared)
     except (TypeError, ValueError) as error:
         raise RequestError(400, str(error)) from None
