@@ -213,6 +213,13 @@ def test_sampler_graph_runs_with_onnxruntime_alone(moons, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "samples.npy"), model.sample_from_noise(initial, steps), atol=1e-4, rtol=1e-5)
 
 
+@pytest.mark.parametrize("make", [lambda: VAE(2, hidden=(8,), early_stopping=True, **FAST), lambda: DDPM(n_steps=10, hidden=8, n_blocks=1, early_stopping=True, **FAST)])
+def test_early_stopping_watches_a_held_out_loss(make, moons):
+    """The shared loop's validation pass handles nets that return several tensors."""
+    model = make().fit(moons)
+    assert all(np.isfinite(h["valid_loss"]) for h in model.history_)
+
+
 # --------------------------------------------------------------------- errors
 def test_bad_input_gets_clear_errors(moons):
     model = DDPM(n_steps=10, hidden=8, n_blocks=1, **FAST).fit(moons)

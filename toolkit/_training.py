@@ -162,7 +162,9 @@ class TrainingLoop:
     def evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         """(mean loss, metric) of the module in eval mode on (X, y)."""
         self.module.eval()
-        outputs = torch.cat([self.module(X[a:b]) for a, b in batch_bounds(len(X), 4096, avoid_singletons=False)])
+        chunks = [self.module(X[a:b]) for a, b in batch_bounds(len(X), 4096, avoid_singletons=False)]
+        # A module may return several tensors (a VAE's reconstruction, mean and log-variance).
+        outputs = tuple(torch.cat(parts) for parts in zip(*chunks)) if isinstance(chunks[0], tuple) else torch.cat(chunks)
         return self.loss_fn(outputs, y).item(), self.metric_fn(outputs, y)
 
     def fit_loop(
