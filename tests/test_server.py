@@ -61,6 +61,8 @@ def fitted(tmp_path_factory):
     outside = tmp_path_factory.mktemp("outside")
     export(models["wine_gmm"][0], outside / "secret")
     (root / "escape").symlink_to(outside / "secret", target_is_directory=True)
+    (root / "stale").mkdir()  # an export from an older toolkit: skipped with a warning, not fatal
+    (root / "stale" / "model.json").write_text('{"inputs": [], "outputs": []}')
     return root, models
 
 
@@ -181,6 +183,7 @@ def test_bad_requests_get_4xx_with_the_problem_named(server, fitted):
         ("post", "/v2/models/cancer_mlp/predict", {"json": {"records": [{"mean radius": 1.0}]}}, 400, "missing ["),
         ("post", "/v2/models/cancer_mlp/predict", {"json": {"rows": []}}, 400, '"records"'),
         ("get", "/v2/models/escape", {}, 404, "unknown model 'escape'"),
+        ("get", "/v2/models/stale", {}, 404, "unknown model 'stale'"),
         ("get", "/v2/models/..%2F..%2Fetc%2Fpasswd", {}, 404, "/etc/passwd"),
         ("get", "/v2/models/%2E%2E", {}, 404, "unknown model"),
         ("get", "/v2/models/%2Fetc%2Fpasswd/ready", {}, 404, ""),

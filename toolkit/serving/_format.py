@@ -15,7 +15,10 @@ def read_metadata(folder: str | Path) -> dict:
     path = Path(folder) / METADATA_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {folder} is not a toolkit export folder")
-    return json.loads(path.read_text())
+    metadata = json.loads(path.read_text())
+    if "graphs" not in metadata:
+        raise ValueError(f"{path} was written by an older toolkit (no 'graphs' entry); export the model again")
+    return metadata
 
 
 def graph_entry(metadata: dict, graph: str | None) -> tuple[str, dict]:

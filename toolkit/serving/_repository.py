@@ -76,7 +76,11 @@ def discover_models(directory: str | Path, *, intra_op_num_threads: int | None =
         if resolved.parent != root and root not in resolved.parents:
             LOG.warning("refusing %s: it resolves to %s, outside %s", folder.name, resolved, root)
             continue
-        graphs = read_metadata(folder)["graphs"]
+        try:
+            graphs = read_metadata(folder)["graphs"]
+        except ValueError as error:  # one unreadable folder must not take the others down
+            LOG.warning("skipping %s: %s", folder.name, error)
+            continue
         for graph in graphs:
             name = folder.name if len(graphs) == 1 else f"{folder.name}.{graph}"
             model = OnnxModel(folder, graph=graph, intra_op_num_threads=intra_op_num_threads)
