@@ -10,23 +10,23 @@ appended to the graph. A Pipeline becomes ONE graph: see :mod:`toolkit.onnx._pip
 from __future__ import annotations
 
 import datetime
-import io
-import logging
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
-import torch
-from onnx import helper, numpy_helper
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 import toolkit
 from toolkit._inference import InferenceSpec
 from toolkit.onnx._files import atomic_write_files, json_bytes
-from toolkit.onnx._pipeline import OPSET, is_toolkit, pipeline_graph
+from toolkit.onnx._pipeline import is_toolkit, pipeline_graph
+from toolkit.onnx._torch_graph import (
+    append_label_lookup,
+    inference_specs,
+    torch_to_onnx,
+)
 from toolkit.serving._format import METADATA_FILE
 
 
@@ -38,72 +38,6 @@ class ExportResult:
     model_path: Path
     metadata_path: Path
     metadata: dict
-
-
-def inference_specs(estimator, options: dict) -> list[InferenceSpec]:
-    """The estimator's inference specs (one per graph), or a TypeError naming a class that has none."""
-    if not hasattr(estimator, "_inference_spec"):
-        raise TypeError(
-            f"{type(estimator).__name__} is not a toolkit estimator and cannot be exported on its own; "
-            "export a Pipeline whose last step is a toolkit estimator"
-        )
-    specs = estimator._inference_spec(**options)
-    return list(specs) if isinstance(specs, (list, tuple)) else [specs]
-
-
-def torch_to_onnx(spec: InferenceSpec) -> onnx.ModelProto:
-    """Export ``spec.module`` with torch's exporter (dynamo), with a dynamic batch axis."""
-    output_names = [o.name for o in spec.outputs]
-    if spec.classes is not None:
-        output_names[0] = "label_index"
-    batch = torch.export.Dim("batch")
-    shapes = [spec.sample_shape] + [extra.sample_shape for extra in spec.extra_inputs]
-    dynamic_shapes = tuple(
-        {0: batch} | {i + 1: torch.export.Dim(f"in{k}_axis{i + 1}") for i, d in enumerate(shape) if d is None}
-        for k, shape in enumerate(shapes)
-    )
-    examples = (torch.from_numpy(spec.example),) + tuple(torch.from_numpy(extra.example) for extra in spec.extra_inputs)
-    buffer = io.BytesIO()
-    # The exporter logs that optional torchvision ops are absent and warns about its own
-    # deprecations; neither concerns the user's model.
-    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            spec.module,
-            examples,
-            input_names=[spec.input_name] + [extra.name for extra in spec.extra_inputs],
-            output_names=output_names,
-            dynamic_shapes=dynamic_shapes,
-            opset_version=OPSET,
-            dynamo=True,
-            verbose=False,
-        )
-    program.save(buffer)
-    return onnx.load_from_string(buffer.getvalue())
-
-
-def append_label_lookup(model: onnx.ModelProto, classes: np.ndarray) -> None:
-    """Replace the ``label_index`` output by ``label`` = classes[label_index] (a Gather);
-    classes 0..n-1 need no lookup: the index output is renamed."""
-    graph = model.graph
-    if classes.dtype.kind in "iu" and np.array_equal(classes, np.arange(len(classes))):
-        for node in graph.node:
-            node.output[:] = ["label" if name == "label_index" else name for name in node.output]
-        next(o for o in graph.output if o.name == "label_index").name = "label"
-        return
-    if classes.dtype.kind in "OUS":
-        values = numpy_helper.from_array(np.asarray(classes.astype(str), dtype=object), "classes")
-        elem_type = onnx.TensorProto.STRING
-    else:
-        values = numpy_helper.from_array(classes.astype(np.int64), "classes")
-        elem_type = onnx.TensorProto.INT64
-    graph.initializer.append(values)
-    graph.node.append(helper.make_node("Gather", ["classes", "label_index"], ["label"], axis=0, name="label_lookup"))
-    index_output = next(o for o in graph.output if o.name == "label_index")
-    position = list(graph.output).index(index_output)
-    graph.output.remove(index_output)
-    graph.output.insert(position, helper.make_tensor_value_info("label", elem_type, ["batch"]))
 
 
 @dataclass
@@ -143,7 +77,7 @@ def pipeline_graphs(pipeline: Pipeline, options: dict) -> list[Graph]:
             raise TypeError(f"the last step {pipeline.steps[-1][0]!r} ({type(final).__name__}) has no graph that reads X")
     elif not any(is_toolkit(step) for _, step in pipeline.steps):
         raise TypeError("the Pipeline has no toolkit estimator; export it with skl2onnx directly")
-    graph = pipeline_graph(pipeline, spec, torch_to_onnx, append_label_lookup)
+    graph = pipeline_graph(pipeline, spec)
     outputs = [o for o in graph.spec.outputs if hasattr(pipeline, o.method)]
     name = spec.graph if spec is not None else "model"
     return [Graph(name, graph.model, graph.spec, graph.inputs, graph.feature_names, outputs)]

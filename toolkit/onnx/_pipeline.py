@@ -21,8 +21,13 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from toolkit._inference import InferenceSpec, OutputSpec
+from toolkit.onnx._torch_graph import (
+    OPSET,
+    append_label_lookup,
+    inference_specs,
+    torch_to_onnx,
+)
 
-OPSET = 20
 ML_OPSET = 3
 # skl2onnx's output names and the Pipeline methods they equal.
 SKLEARN_OUTPUTS = {"label": ("predict", 1, True), "probabilities": ("predict_proba", 2, False)}
@@ -134,11 +139,11 @@ class PipelineGraph:
     feature_names: list[str] | None
 
 
-def pipeline_graph(pipeline: Pipeline, final_spec: InferenceSpec | None, torch_to_onnx, append_label_lookup) -> PipelineGraph:
+def pipeline_graph(pipeline: Pipeline, final_spec: InferenceSpec | None) -> PipelineGraph:
     """ONE graph for a fitted Pipeline whose steps mix scikit-learn and toolkit estimators.
 
     ``final_spec`` is the last step's spec that reads X (None when the last step is a
-    scikit-learn estimator); ``torch_to_onnx`` / ``append_label_lookup`` export toolkit steps.
+    scikit-learn estimator).
     Each run of scikit-learn steps reads the dtype of what feeds it: the data's at the
     start, in the dtype of the first toolkit step (float32 nets, float64 mixtures and
     forecasters), else the previous part's output; ``join`` casts where parts disagree.
@@ -183,9 +188,7 @@ def pipeline_graph(pipeline: Pipeline, final_spec: InferenceSpec | None, torch_t
 
 
 def _transform_spec(name: str, step) -> InferenceSpec:
-    specs = step._inference_spec()
-    specs = list(specs) if isinstance(specs, (list, tuple)) else [specs]
-    for spec in specs:
+    for spec in inference_specs(step, {}):
         if spec.input_method is None and any(o.method == "transform" for o in spec.outputs):
             return spec
     raise TypeError(f"Pipeline step {name!r} ({type(step).__name__}) is not a transformer: only the last step may predict")
