@@ -17,6 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from toolkit._training import batch_bounds
 from toolkit._validation import image_net_shape
 from toolkit.neural_network._base import BaseNeuralNet
 
@@ -32,6 +33,7 @@ class DataScaling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.scale + self.offset if self.inverse else (x - self.offset) / self.scale
+
 
 class BaseGenerativeNet(BaseNeuralNet):
     """Base class of the generative nets (not for direct use).
@@ -145,6 +147,8 @@ class BaseGenerativeNet(BaseNeuralNet):
         """A CPU copy of the fitted net in eval mode, for a graph."""
         return copy.deepcopy(self.module_).cpu().eval()
 
-    def _batches(self, n: int, size: int = 4096):
-        return ((start, min(start + size, n)) for start in range(0, n, size))
+    @staticmethod
+    def _batches(n: int) -> list[tuple[int, int]]:
+        """[start, stop) of the 4096-row blocks inference runs in (the training loop's own cutting)."""
+        return batch_bounds(n, 4096, avoid_singletons=False)
 
