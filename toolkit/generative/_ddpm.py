@@ -187,6 +187,13 @@ class DDPM(BaseGenerativeNet):
             raise ValueError(f"{name} contains NaN or infinity")
         return torch.from_numpy(np.ascontiguousarray(X_t)).to(self.device_)
 
+    def _check_steps(self, t, n: int) -> np.ndarray:
+        """Steps t as (n,) int64, broadcast from a scalar; a ValueError unless integers in [0, T-1]."""
+        t = np.broadcast_to(np.asarray(t), (n,))
+        if t.dtype.kind not in "iu" or t.min(initial=0) < 0 or t.max(initial=0) >= self.n_steps:
+            raise ValueError(f"t must hold integer steps in [0, {self.n_steps - 1}]")
+        return np.array(t, dtype=np.int64)
+
     @torch.no_grad()
     def predict_noise(self, X_t, t) -> np.ndarray:
         """eps_theta(x_t, t): the noise the net sees in x_t at step t.
@@ -204,10 +211,7 @@ class DDPM(BaseGenerativeNet):
         """
         check_is_fitted(self, "module_")
         x = self._check_noisy(X_t, "X_t")
-        t = np.broadcast_to(np.asarray(t), (len(x),))
-        if t.dtype.kind not in "iu" or t.min(initial=0) < 0 or t.max(initial=0) >= self.n_steps:
-            raise ValueError(f"t must hold integer steps in [0, {self.n_steps - 1}]")
-        t = torch.as_tensor(np.array(t, dtype=np.int64), device=self.device_)
+        t = torch.as_tensor(self._check_steps(t, len(x)), device=self.device_)
         self.module_.eval()
         denoiser = self.module_.denoiser
         return torch.cat([denoiser(x[a:b], t[a:b]) for a, b in self._batches(len(x))]).cpu().numpy()
@@ -335,11 +339,7 @@ class DDPM(BaseGenerativeNet):
         """
         check_is_fitted(self, "module_")
         x0 = self._scale(self._check_X(X, reset=False))
-        if t is None:
-            t = np.linspace(0, self.n_steps - 1, len(x0)).round()
-        t = np.broadcast_to(np.asarray(t), (len(x0),)).astype(np.int64)
-        if t.min(initial=0) < 0 or t.max(initial=0) >= self.n_steps:
-            raise ValueError(f"t must hold integer steps in [0, {self.n_steps - 1}]")
+        t = self._check_steps(np.linspace(0, self.n_steps - 1, len(x0)).round().astype(np.int64) if t is None else t, len(x0))
         eps = check_random_state(random_state).standard_normal(x0.shape).astype(np.float32)
         shape = (-1,) + (1,) * (x0.ndim - 1)
         alpha_bar = self.schedule_.alpha_bar[t].reshape(shape)

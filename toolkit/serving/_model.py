@@ -13,6 +13,13 @@ from toolkit.serving._format import graph_entry, read_metadata
 ORT_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "string": object}
 
 
+def column_mismatch(expected: list[str], columns: list[str]) -> str:
+    """What one column list lacks and adds against another ("missing [..], unexpected [..]"); "" when the names agree."""
+    missing = [c for c in expected if c not in columns]
+    extra = [c for c in columns if c not in expected]
+    return f"missing {missing}, unexpected {extra}" if missing or extra else ""
+
+
 def default_providers() -> list[str]:
     """CUDA first when this onnxruntime build has it, then the CPU."""
     available = ort.get_available_providers()
@@ -94,9 +101,7 @@ class OnnxModel:
         names = self.entry.get("feature_names")
         columns = [str(c) for c in X.columns]
         if names is not None and columns != names:
-            missing = [c for c in names if c not in columns]
-            extra = [c for c in columns if c not in names]
-            problem = f"missing {missing}, unexpected {extra}" if missing or extra else "in another order"
+            problem = column_mismatch(names, columns) or "in another order"
             raise ValueError(f"X's columns do not match the model's: {problem}; expected {names}")
 
     def _prepare_input(self, X, spec: dict) -> np.ndarray:

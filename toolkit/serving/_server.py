@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import toolkit
+from toolkit.serving._model import column_mismatch
 from toolkit.serving._repository import (
     ServedModel,
     decode_tensor,
@@ -151,10 +152,9 @@ def records_frame(served: ServedModel, payload: dict, settings: ServerSettings) 
     names = served.model.entry.get("feature_names")
     if names is None:
         raise RequestError(400, f"model {served.name!r} has no named columns; use /v2/models/{served.name}/infer")
-    missing = [c for c in names if c not in frame.columns]
-    extra = [str(c) for c in frame.columns if c not in names]
-    if missing or extra:
-        raise RequestError(400, f"records do not match the model's columns: missing {missing}, unexpected {extra}")
+    problem = column_mismatch(names, [str(c) for c in frame.columns])
+    if problem:
+        raise RequestError(400, f"records do not match the model's columns: {problem}")
     if frame.isna().to_numpy().any():
         raise RequestError(400, "records hold null or missing values: " + ", ".join(c for c in names if frame[c].isna().any()))
     return frame[names]
