@@ -9,7 +9,7 @@ from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from toolkit.mixture import GaussianMixture
+from toolkit.mixture import GaussianMixture, _fused_pass
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -19,9 +19,21 @@ def wine():
     return StandardScaler().fit_transform(load_wine().data)
 
 
+@pytest.fixture(params=["compiled", "torch"])
+def em_pass(request, monkeypatch):
+    """Each test twice: with the compiled EM pass (full / tied float64 on the CPU) and without it."""
+    if request.param == "torch":
+        monkeypatch.setattr(_fused_pass, "kernel", None)
+    return request.param
+
+
+def test_the_compiled_pass_was_built():
+    assert _fused_pass.kernel is not None, "toolkit/mixture/_em_kernel.c is built by `pip install -e .` (needs a C compiler)"
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("n_features", [13, 12, 1])  # odd, even (a duplicated offset in the circulant layout), one
-def test_identical_initialisation_gives_sklearns_iterates(wine, covariance_type, n_features):
+def test_identical_initialisation_gives_sklearns_iterates(wine, covariance_type, n_features, em_pass):
     wine = np.ascontiguousarray(wine[:, :n_features])
     start = SklearnGaussianMixture(3, covariance_type=covariance_type, max_iter=0, random_state=0).fit(wine)
     params = dict(
@@ -56,6 +68,47 @@ def test_default_fits_reach_sklearns_likelihood(covariance_type, init_params):
     ours = GaussianMixture(4, covariance_type=covariance_type, init_params=init_params, n_init=2, random_state=0).fit(X)
     assert ours.score(X) >= ref.score(X) - 1e-3
     assert ours.converged_
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+@pytest.mark.parametrize("n_samples, n_features, n_components", [(5000, 16, 8), (3001, 5, 3), (2100, 1, 2), (130, 7, 1)])
+def test_compiled_pass_gives_the_torch_pass_iterates(covariance_type, n_samples, n_features, n_components, monkeypatch):
+    # Row counts that are not multiples of the kernel's 128-row tile, split over threads
+    # (n >= 2048), and a lower-triangular factor in the first pass (from precisions_init).
+    rng = np.random.default_rng(n_features)
+    X = rng.normal(size=(n_samples, n_features)) * rng.uniform(0.5, 3, n_features) + 100.0
+    start = SklearnGaussianMixture(n_components, covariance_type=covariance_type, max_iter=0, random_state=0).fit(X)
+    params = dict(
+        covariance_type=covariance_type,
+        weights_init=start.weights_,
+        means_init=start.means_,
+        precisions_init=start.precisions_,
+        max_iter=6,
+        tol=0,
+    )
+    with pytest.warns(Warning, match="did not converge"):
+        compiled = GaussianMixture(n_components, device="cpu", **params).fit(X)
+    monkeypatch.setattr(_fused_pass, "kernel", None)
+    with pytest.warns(Warning, match="did not converge"):
+        reference = GaussianMixture(n_components, device="cpu", **params).fit(X)
+    np.testing.assert_allclose(compiled.weights_, reference.weights_, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(compiled.means_, reference.means_, rtol=1e-10)
+    np.testing.assert_allclose(compiled.covariances_, reference.covariances_, rtol=1e-9, atol=1e-12)
+    assert compiled.lower_bound_ == pytest.approx(reference.lower_bound_, rel=1e-12)
+
+
+def test_compiled_pass_rejects_inconsistent_buffers():
+    kernel = _fused_pass.kernel
+    d, k = 3, 2
+    dp, kp, fp = kernel.layout(d, k, 1)
+    X, shift, weight, bias = np.zeros((4, d)), np.zeros(d), np.zeros((k, dp, dp)), np.zeros((k, dp))
+    constant, pair, moments = np.zeros(k), np.zeros(1, dtype=np.int64), np.zeros((kp, fp))
+    with pytest.raises(ValueError, match="moments has 8 bytes"):
+        kernel.pass_statistics(X, shift, weight, bias, constant, pair, pair, np.zeros(1), 4, d, k)
+    with pytest.raises(ValueError, match=r"pair 0 is \(3, 0\), outside \[0, 3\)"):
+        kernel.pass_statistics(X, shift, weight, bias, constant, pair + 3, pair, moments, 4, d, k)
+    with pytest.raises(ValueError, match="X has 96 bytes, expected 15"):
+        kernel.pass_statistics(X, shift, weight, bias, constant, pair, pair, moments, 5, d, k)
 
 
 def test_chunk_size_does_not_change_the_fit(wine):

@@ -76,7 +76,7 @@ class MomentFeatures:
         features[:, self.n_second : -1] = x
         return features
 
-    def _cyclic_columns(self, device) -> torch.Tensor:
+    def cyclic_columns(self, device) -> torch.Tensor:
         """(D, S) column index (i + s) mod D of each circulant product."""
         d = self.n_features
         return (torch.arange(d, device=device)[:, None] + torch.arange(self.n_offsets, device=device)) % d
@@ -86,7 +86,7 @@ class MomentFeatures:
         n_components, d = means.shape
         if self.covariance_type in ("full", "tied"):
             precisions = (precisions_cholesky @ precisions_cholesky.mT).expand(n_components, d, d)
-            columns = self._cyclic_columns(means.device)
+            columns = self.cyclic_columns(means.device)
             # x' L x = sum_i L_ii x_i^2 + 2 sum_(i<j) L_ij x_i x_j; the offset D/2 of an even
             # D lists its pairs twice, so they keep weight 1 there.
             multiplicity = torch.full((self.n_offsets,), 2.0, dtype=means.dtype, device=means.device)
@@ -112,7 +112,7 @@ class MomentFeatures:
         n_components, d = moments.shape[0], self.n_features
         second = moments[:, : self.n_second]
         if self.covariance_type in ("full", "tied"):
-            columns = self._cyclic_columns(moments.device)
+            columns = self.cyclic_columns(moments.device)
             rows = torch.arange(d, device=moments.device)[:, None].expand_as(columns)
             matrix = moments.new_zeros((n_components, d, d))
             values = second.reshape(n_components, d, self.n_offsets)
@@ -178,6 +178,18 @@ def precision_cholesky_from_precisions(precisions, covariance_type: str) -> torc
     if covariance_type in ("full", "tied"):
         return torch.linalg.cholesky(precisions)
     return torch.sqrt(precisions)
+
+
+def upper_triangular_factor(precisions_cholesky: torch.Tensor) -> torch.Tensor:
+    """An upper-triangular factor U of the same precision P = C C' (full / tied).
+
+    Factors from covariances are upper triangular already; the Cholesky factor of a given
+    ``precisions_init`` is lower. With J the reversal permutation, J P J = L L' gives U = J L J.
+    """
+    if torch.equal(precisions_cholesky, precisions_cholesky.triu()):
+        return precisions_cholesky
+    precisions = precisions_cholesky @ precisions_cholesky.mT
+    return torch.linalg.cholesky(precisions.flip(-2, -1)).flip(-2, -1)
 
 
 def precisions_from_cholesky(precisions_cholesky, covariance_type: str) -> torch.Tensor:

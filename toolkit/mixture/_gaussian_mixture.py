@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from numbers import Integral, Real
 
@@ -17,6 +18,7 @@ from tqdm.auto import tqdm
 
 from toolkit._training import resolve_device
 from toolkit._validation import reject_non_numeric_columns
+from toolkit.mixture import _fused_pass
 from toolkit.mixture._gaussian_math import (
     MixtureDensity,
     MomentFeatures,
@@ -308,17 +310,30 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return self._labels(X)
 
     def _em(self, X: torch.Tensor, start: float) -> tuple[float, bool, int]:
+        """EM iterations from the current parameters; (lower bound, converged, iterations).
+
+        Full / tied float64 fits on the CPU take the compiled pass (toolkit/mixture/_fused_pass.py)
+        on torch's threads, while torch itself runs the small M-step on one thread: its
+        OpenMP workers spin for a while after every parallel op and would take a core from
+        the kernel. Everything else takes the torch pass.
+        """
         bound, converged, n_iter = start, False, 0
+        if _fused_pass.applies(self._device, X.dtype, self.covariance_type):
+            fused = _fused_pass.FusedPass(X.numpy(), self._moment_features(X), self.n_components)
+            e_step, threads = lambda: fused(*self._state(), self._shift, self.covariance_type), _fused_pass.single_threaded_torch()
+        else:
+            e_step, threads = lambda: self._e_step_pass(X), contextlib.nullcontext()
         bar = tqdm(range(1, self.max_iter + 1), disable=not self.verbose, unit="iter", leave=False)
-        for n_iter in bar:
-            previous = bound
-            bound, stats = self._e_step_pass(X)
-            self._m_step(stats)
-            if n_iter % self.verbose_interval == 0:
-                bar.set_postfix(lower_bound=f"{bound:.6g}", change=f"{bound - previous:.3g}")
-            if abs(bound - previous) < self.tol:
-                converged = True
-                break
+        with threads:
+            for n_iter in bar:
+                previous = bound
+                bound, stats = e_step()
+                self._m_step(stats)
+                if n_iter % self.verbose_interval == 0:
+                    bar.set_postfix(lower_bound=f"{bound:.6g}", change=f"{bound - previous:.3g}")
+                if abs(bound - previous) < self.tol:
+                    converged = True
+                    break
         return bound, converged, n_iter
 
     def _publish(self) -> None:
