@@ -21,7 +21,7 @@ def wine():
 
 @pytest.fixture(params=["compiled", "torch"])
 def em_pass(request, monkeypatch):
-    """Each test twice: with the compiled EM pass (full / tied float64 on the CPU) and without it."""
+    """Each test twice: with the compiled EM pass (float64 on the CPU) and without it."""
     if request.param == "torch":
         monkeypatch.setattr(_fused_pass, "kernel", None)
     return request.param
@@ -70,7 +70,7 @@ def test_default_fits_reach_sklearns_likelihood(covariance_type, init_params):
     assert ours.converged_
 
 
-@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("n_samples, n_features, n_components", [(5000, 16, 8), (3001, 5, 3), (2100, 1, 2), (130, 7, 1)])
 def test_compiled_pass_gives_the_torch_pass_iterates(covariance_type, n_samples, n_features, n_components, monkeypatch):
     # Row counts that are not multiples of the kernel's 128-row tile, split over threads

@@ -1,18 +1,21 @@
-/* One EM pass of a full- or tied-covariance Gaussian mixture over a range of rows, fused.
+/* One EM pass of a Gaussian mixture over a range of rows, fused.
  *
  * Per tile of TILE rows (held transposed: rows along the SIMD lanes) the pass computes
- *   log-densities  lp_k = c_k - |x W_k + b_k|^2          (W_k upper triangular),
+ *   log-densities  lp_k = c_k - |x W_k + b_k|^2,
  *   responsibilities r_k = exp(lp_k - max) / sum,         (and log p(x) for the bound)
  *   sufficient statistics  sum_rows r_k z, z = [x_a x_b for the given pairs (a, b), x, 1],
  * while the tile is in L1/L2: X is read once per pass, nothing of size n x K x D is written.
  * Both products are register-blocked 4 x 4 outer products of SIMD vectors (16 accumulators),
- * so that a pass runs near the FMA peak. scikit-learn's BLAS (and torch's MKL) run AVX2 code
+ * so that a pass runs near the FMA peak; the product x W_k visits only the rows of W that
+ * hold a nonzero in a block of four columns (found once per call), so that the upper-
+ * triangular Cholesky factors of full / tied mixtures cost half, and the diagonal ones of diag /
+ * spherical mixtures a quarter. scikit-learn's BLAS (and torch's MKL) run AVX2 code
  * on AMD CPUs; the clones below pick AVX-512 where the CPU has it.
  *
  * Python interface (x = a row of X minus shift):
  *   pass_statistics(X, shift, weight, bias, constant, pair_a, pair_b, moments, n, d, k)
- *     X (n, d) float64 C-contiguous; shift (d,); weight (k, dp, dp) upper triangular and
- *     bias (k, dp), zero padded; constant (k,); pair_a, pair_b (n_pairs,) int64 in [0, d);
+ *     X (n, d) float64 C-contiguous; shift (d,); weight (k, dp, dp) and bias (k, dp), zero
+ *     padded; constant (k,); pair_a, pair_b (n_pairs,) int64 in [0, d);
  *     moments (kp, fp) float64, ADDED to: row k = sum_rows r_k z, z zero padded.
  *     Returns the sum over rows of log p(x) = log sum_k exp(lp_k).
  *   layout(d, k, n_pairs) -> (dp, kp, fp): the padded sizes.
@@ -67,6 +70,7 @@ typedef struct {
     Py_ssize_t d, k, n_pairs, dp, kp, fp;
     const double *shift, *weight, *bias, *constant;
     const long long *pair_a, *pair_b;
+    Py_ssize_t *row_from, *row_to; /* per block of 4 columns: the rows of W with a nonzero, over all k */
 } Model;
 
 /* lp[k][v] = c_k - |x W_k + b_k|^2 for the tile's NV vectors of rows. */
@@ -79,8 +83,7 @@ static inline __attribute__((always_inline)) void log_densities(const Model *m, 
                 vd acc[4][4];
                 for (int c = 0; c < 4; c++)
                     for (int u = 0; u < 4; u++) acc[c][u] = splat(b[jb + c]);
-                Py_ssize_t top = jb + 4 < m->d ? jb + 4 : m->d; /* W[i][j] = 0 for i > j */
-                for (Py_ssize_t i = 0; i < top; i++) {
+                for (Py_ssize_t i = m->row_from[jb / 4]; i < m->row_to[jb / 4]; i++) {
                     const vd *x = xt + i * NV + v;
                     const double *wi = w + i * m->dp + jb;
                     for (int c = 0; c < 4; c++) {
@@ -165,16 +168,32 @@ static inline __attribute__((always_inline)) void accumulate(const Model *m, con
         }
 }
 
-/* The pass over rows [0, n) of X; NAN when memory runs out. */
-CLONES static double pass(const Model *m, const double *X, Py_ssize_t n, double *moments) {
+/* row_from / row_to of each block of four columns of W. */
+static void find_nonzero_rows(Model *m) {
+    for (Py_ssize_t jb = 0; jb < m->dp; jb += 4) {
+        Py_ssize_t from = m->d, to = 0;
+        for (Py_ssize_t k = 0; k < m->k; k++)
+            for (Py_ssize_t i = 0; i < m->d; i++)
+                for (Py_ssize_t c = jb; c < jb + 4; c++)
+                    if (m->weight[(k * m->dp + i) * m->dp + c] != 0) {
+                        from = i < from ? i : from;
+                        to = i + 1 > to ? i + 1 : to;
+                    }
+        m->row_from[jb / 4] = from < to ? from : 0;
+        m->row_to[jb / 4] = to;
+    }
+}
+
+/* The pass over rows [0, n) of X: *total = sum of log p(x); 0 when memory runs out, else 1. */
+CLONES static int pass(const Model *m, const double *X, Py_ssize_t n, double *moments, double *total) {
     size_t xt_size = m->dp * NV * sizeof(vd), lp_size = m->kp * NV * sizeof(vd);
     size_t z_size = m->fp * NV * sizeof(vd), sums_size = m->kp * m->fp * sizeof(vd);
     char *memory = aligned_alloc(sizeof(vd), xt_size + lp_size + z_size + sums_size);
-    if (memory == NULL) return NAN;
+    if (memory == NULL) return 0;
     memset(memory, 0, xt_size + lp_size + z_size + sums_size);
     vd *xt = (vd *)memory, *lp = (vd *)(memory + xt_size);
     vd *z = (vd *)(memory + xt_size + lp_size), *sums = (vd *)(memory + xt_size + lp_size + z_size);
-    double total = 0;
+    *total = 0;
     for (Py_ssize_t start = 0; start < n; start += TILE) {
         Py_ssize_t valid = n - start < TILE ? n - start : TILE;
         double *xs = (double *)xt;
@@ -185,7 +204,7 @@ CLONES static double pass(const Model *m, const double *X, Py_ssize_t n, double 
         for (Py_ssize_t i = 0; i < m->d; i++)
             for (Py_ssize_t row = valid; row < TILE; row++) xs[i * TILE + row] = 0;
         log_densities(m, xt, lp);
-        total += normalise(m, lp, valid);
+        *total += normalise(m, lp, valid);
         features(m, xt, z);
         accumulate(m, lp, z, sums);
     }
@@ -195,7 +214,7 @@ CLONES static double pass(const Model *m, const double *X, Py_ssize_t n, double 
         moments[i] += s;
     }
     free(memory);
-    return total;
+    return 1;
 }
 
 static int check_size(const Py_buffer *buffer, Py_ssize_t expected, const char *name) {
@@ -229,8 +248,9 @@ static PyObject *pass_statistics(PyObject *self, PyObject *args) {
                           &moments, &n, &d, &k))
         return NULL;
     Py_ssize_t n_pairs = pair_a.len / (Py_ssize_t)sizeof(long long);
-    Model m = {d, k, n_pairs, round4(d), round4(k), round4(n_pairs + d + 1), shift.buf, weight.buf, bias.buf,
-               constant.buf, pair_a.buf, pair_b.buf};
+    Model m = {d, k, n_pairs, round4(d), round4(k), round4(n_pairs + d + 1)};
+    m.shift = shift.buf, m.weight = weight.buf, m.bias = bias.buf, m.constant = constant.buf;
+    m.pair_a = pair_a.buf, m.pair_b = pair_b.buf;
     PyObject *result = NULL;
     if (n < 0 || d <= 0 || k <= 0)
         PyErr_Format(PyExc_ValueError, "need n >= 0, d > 0 and k > 0, got n=%zd, d=%zd, k=%zd", n, d, k);
@@ -238,10 +258,16 @@ static PyObject *pass_statistics(PyObject *self, PyObject *args) {
              check_size(&weight, k * m.dp * m.dp, "weight") && check_size(&bias, k * m.dp, "bias") &&
              check_size(&constant, k, "constant") && check_pairs(&pair_a, &pair_b, d) &&
              check_size(&moments, m.kp * m.fp, "moments")) {
-        double total;
-        Py_BEGIN_ALLOW_THREADS total = pass(&m, X.buf, n, moments.buf);
-        Py_END_ALLOW_THREADS if (isnan(total)) PyErr_NoMemory();
-        else result = PyFloat_FromDouble(total);
+        double total = 0;
+        int done = 0;
+        m.row_from = malloc(2 * (m.dp / 4) * sizeof(Py_ssize_t));
+        if (m.row_from != NULL) {
+            m.row_to = m.row_from + m.dp / 4;
+            Py_BEGIN_ALLOW_THREADS find_nonzero_rows(&m);
+            done = pass(&m, X.buf, n, moments.buf, &total);
+            Py_END_ALLOW_THREADS free(m.row_from);
+        }
+        result = done ? PyFloat_FromDouble(total) : PyErr_NoMemory();
     }
     PyBuffer_Release(&X);
     PyBuffer_Release(&shift);

@@ -1,4 +1,4 @@
-"""The EM pass of full / tied float64 mixtures on the CPU, by the compiled kernel in _em_kernel.c.
+"""The EM pass of float64 mixtures on the CPU, by the compiled kernel in _em_kernel.c.
 
 The torch pass (GaussianMixture._e_step_pass) writes each block's features and
 log-probabilities to memory and reads them back in two GEMMs; on the CPU that is bound by
@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from toolkit.mixture._gaussian_math import MixtureDensity, MomentFeatures, upper_triangular_factor
+from toolkit.mixture._gaussian_math import MomentFeatures, log_normaliser, whitening
 
 try:
     from toolkit.mixture import _em_kernel as kernel
@@ -24,9 +24,9 @@ except ImportError:  # built without a C compiler: the torch pass runs instead
     kernel = None
 
 
-def applies(device: torch.device, dtype: torch.dtype, covariance_type: str) -> bool:
-    """Whether the compiled pass serves this fit."""
-    return kernel is not None and device.type == "cpu" and dtype == torch.float64 and covariance_type in ("full", "tied")
+def applies(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether the compiled pass serves a fit (float64 on the CPU, the kernel built)."""
+    return kernel is not None and device.type == "cpu" and dtype == torch.float64
 
 
 @contextlib.contextmanager
@@ -48,25 +48,20 @@ class FusedPass:
     def __init__(self, X: np.ndarray, features: MomentFeatures, n_components: int) -> None:
         self.X = np.ascontiguousarray(X, dtype=np.float64)
         self.features, self.n_components = features, n_components
-        n_features = X.shape[1]
-        columns = features.cyclic_columns(torch.device("cpu"))  # (D, S): x_i x_(columns[i, s])
-        self.pair_a = np.ascontiguousarray(np.arange(n_features)[:, None].repeat(columns.shape[1], 1).ravel(), dtype=np.int64)
-        self.pair_b = np.ascontiguousarray(columns.numpy().ravel(), dtype=np.int64)
-        self.padded = kernel.layout(n_features, n_components, len(self.pair_a))
+        self.pair_a, self.pair_b = (np.ascontiguousarray(index.numpy(), dtype=np.int64) for index in features.pairs())
+        self.padded = kernel.layout(X.shape[1], n_components, len(self.pair_a))
         self.n_threads = max(1, min(torch.get_num_threads(), X.shape[0] // 1024))
 
     def __call__(self, weights, means, precisions_cholesky, shift, covariance_type: str) -> tuple[float, dict[str, torch.Tensor]]:
         """Mean log-likelihood of X under the mixture and the sufficient statistics of its responsibilities."""
-        # The kernel skips the zeros below the diagonal of an upper-triangular factor.
-        density = MixtureDensity(weights, means, upper_triangular_factor(precisions_cholesky), shift, covariance_type)
         n, d = self.X.shape
         k = self.n_components
         dp, kp, fp = self.padded
-        weight = np.zeros((k, dp, dp))
-        weight[:, :d, :d] = density.weight.reshape(d, k, d).permute(1, 0, 2).numpy()
-        bias = np.zeros((k, dp))
-        bias[:, :d] = density.bias.reshape(k, d).numpy()
-        arguments = (density.shift.numpy(), weight, bias, density.constant.numpy(), self.pair_a, self.pair_b)
+        factors, offsets = whitening(means, precisions_cholesky, covariance_type)
+        weight, bias = np.zeros((k, dp, dp)), np.zeros((k, dp))
+        weight[:, :d, :d], bias[:, :d] = factors.numpy(), offsets.numpy()
+        constant = np.ascontiguousarray(log_normaliser(weights, precisions_cholesky, covariance_type, d).numpy())
+        arguments = (np.ascontiguousarray(shift.numpy()), weight, bias, constant, self.pair_a, self.pair_b)
         n_threads = self.n_threads
         bounds = np.linspace(0, n, n_threads + 1).astype(int)
         moments = np.zeros((n_threads, kp, fp))

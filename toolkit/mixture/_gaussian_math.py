@@ -27,8 +27,7 @@ CHOLESKY_FAILED = (
 # (x - mu)' L (x - mu) = x' L x - 2 x' L mu + mu' L mu costs no (N, K, D) intermediate; the
 # caller centres the data so that the expansion does not cancel.
 #   full / tied: z = [x_i x_(i+s mod D) for s in 0..D/2, x, 1]   (circulant layout, below)
-#   diag:        z = [x * x, x, 1]
-#   spherical:   z = [x' x, x, 1]
+#   diag, spherical: z = [x * x, x, 1]   (spherical sums the squares' statistics)
 # The D(D+1)/2 distinct products of a full covariance are laid out by cyclic offset s: row i
 # holds x_i * x_(i+s mod D) for s = 0..D//2. That is one broadcast product against a strided
 # window of [x, x_0..x_(D//2 - 1)] (no gather, which is several times slower), and it covers
@@ -50,7 +49,7 @@ class MomentFeatures:
     def __init__(self, n_rows: int, n_features: int, covariance_type: str, dtype, device) -> None:
         self.n_features, self.covariance_type = n_features, covariance_type
         self.n_offsets = n_features // 2 + 1 if covariance_type in ("full", "tied") else 0
-        self.n_second = {"full": n_features * self.n_offsets, "tied": n_features * self.n_offsets, "diag": n_features, "spherical": 1}[covariance_type]
+        self.n_second = n_features * self.n_offsets if covariance_type in ("full", "tied") else n_features
         self.width = self.n_second + n_features + 1
         self._features = torch.empty((n_rows, self.width), dtype=dtype, device=device)
         self._features[:, -1] = 1
@@ -69,10 +68,8 @@ class MomentFeatures:
             wrapped[:, d:] = x[:, : self.n_offsets - 1]
             window = wrapped.unfold(1, self.n_offsets, 1)[:, :d]  # (n, D, S): x_(i+s mod D)
             torch.mul(x[:, :, None], window, out=second.view(n, d, self.n_offsets))
-        elif self.covariance_type == "diag":
-            torch.mul(x, x, out=second)
         else:
-            torch.sum(x * x, dim=1, keepdim=True, out=second)
+            torch.mul(x, x, out=second)
         features[:, self.n_second : -1] = x
         return features
 
@@ -80,6 +77,14 @@ class MomentFeatures:
         """(D, S) column index (i + s) mod D of each circulant product."""
         d = self.n_features
         return (torch.arange(d, device=device)[:, None] + torch.arange(self.n_offsets, device=device)) % d
+
+    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a, b): the second-order columns of z are x_a * x_b, in order."""
+        rows = torch.arange(self.n_features)
+        if self.covariance_type in ("full", "tied"):
+            columns = self.cyclic_columns(rows.device)
+            return rows[:, None].expand_as(columns).reshape(-1), columns.reshape(-1)
+        return rows, rows
 
     def coefficients(self, weights, means, precisions_cholesky) -> torch.Tensor:
         """A (K, width) with log pi_k + log N(x | mu_k, Sigma_k) = A z(x)."""
@@ -97,13 +102,11 @@ class MomentFeatures:
             quadratic = (precisions[:, rows, columns] * multiplicity).reshape(n_components, -1)
             linear = torch.einsum("kde,ke->kd", precisions, means)
         else:
-            precisions = precisions_cholesky**2  # (K, D) or (K,)
-            if self.covariance_type == "spherical":
-                precisions = precisions[:, None]
+            precisions = (precisions_cholesky**2).reshape(n_components, -1).expand(n_components, d)
             quadratic = precisions
             linear = precisions * means
         centre = (means * linear).sum(dim=1)  # mu' L mu
-        constant = -0.5 * (d * math.log(2 * math.pi) + centre) + _log_det(precisions_cholesky, self.covariance_type, d) + torch.log(weights)
+        constant = log_normaliser(weights, precisions_cholesky, self.covariance_type, d) - 0.5 * centre
         return torch.cat([-0.5 * quadratic, linear, constant[:, None]], dim=1)
 
     def statistics(self, moments: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -120,8 +123,28 @@ class MomentFeatures:
             matrix[:, columns, rows] = values
             second = matrix.sum(dim=0) if self.covariance_type == "tied" else matrix
         elif self.covariance_type == "spherical":
-            second = second[:, 0]
+            second = second.sum(dim=1)
         return {"nk": moments[:, -1], "sx": moments[:, self.n_second : -1], "sxx": second}
+
+
+def whitening(means, precisions_cholesky, covariance_type: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W, b) with (x - mu_k)' P_k (x - mu_k) / 2 = |x W_k + b_k|^2: W (K, D, D), b (K, D).
+
+    W_k = C_k / sqrt(2) for the precision's Cholesky factor C_k (scikit-learn's Cholesky
+    form), diagonal for diag / spherical.
+    """
+    n_components, d = means.shape
+    if covariance_type in ("full", "tied"):
+        factors = precisions_cholesky.expand(n_components, d, d) * math.sqrt(0.5)
+    else:
+        factors = torch.diag_embed(precisions_cholesky.reshape(n_components, -1).expand(n_components, d)) * math.sqrt(0.5)
+    return factors, -torch.einsum("kd,kde->ke", means, factors)
+
+
+def log_normaliser(weights, precisions_cholesky, covariance_type: str, n_features: int) -> torch.Tensor:
+    """log pi_k + log |P_k|^(1/2) - D log(2 pi) / 2, per component (K,)."""
+    log_det = _log_det(precisions_cholesky, covariance_type, n_features)
+    return (-0.5 * n_features * math.log(2 * math.pi) + log_det + torch.log(weights)).expand(weights.shape)
 
 
 def _log_det(precisions_cholesky: torch.Tensor, covariance_type: str, n_features: int) -> torch.Tensor:
@@ -180,18 +203,6 @@ def precision_cholesky_from_precisions(precisions, covariance_type: str) -> torc
     return torch.sqrt(precisions)
 
 
-def upper_triangular_factor(precisions_cholesky: torch.Tensor) -> torch.Tensor:
-    """An upper-triangular factor U of the same precision P = C C' (full / tied).
-
-    Factors from covariances are upper triangular already; the Cholesky factor of a given
-    ``precisions_init`` is lower. With J the reversal permutation, J P J = L L' gives U = J L J.
-    """
-    if torch.equal(precisions_cholesky, precisions_cholesky.triu()):
-        return precisions_cholesky
-    precisions = precisions_cholesky @ precisions_cholesky.mT
-    return torch.linalg.cholesky(precisions.flip(-2, -1)).flip(-2, -1)
-
-
 def precisions_from_cholesky(precisions_cholesky, covariance_type: str) -> torch.Tensor:
     if covariance_type in ("full", "tied"):
         return precisions_cholesky @ precisions_cholesky.mT
@@ -225,12 +236,11 @@ class MixtureDensity(torch.nn.Module):
         super().__init__()
         n_components, d = means.shape
         self.n_components, self.n_features, self.covariance_type = n_components, d, covariance_type
-        constant = -0.5 * d * math.log(2 * math.pi) + _log_det(precisions_cholesky, covariance_type, d) + torch.log(weights)
-        constant = constant.expand(n_components)  # (K,)
+        constant = log_normaliser(weights, precisions_cholesky, covariance_type, d)  # (K,)
         if covariance_type in ("full", "tied"):
-            factors = precisions_cholesky.expand(n_components, d, d) * math.sqrt(0.5)
+            factors, bias = whitening(means, precisions_cholesky, covariance_type)
             weight = factors.permute(1, 0, 2).reshape(d, n_components * d)
-            bias = -torch.einsum("kd,kde->ke", means, factors).reshape(-1)
+            bias = bias.reshape(-1)
         else:  # linear in [x * x, x]: the constant and the sign fold into the product
             precisions = (precisions_cholesky**2).reshape(n_components, -1).expand(n_components, d)
             weight = -torch.cat([0.5 * precisions.T, -(means * precisions).T])  # (2D, K)

@@ -142,7 +142,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------ helpers
     def _tensor(self, array) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(array), dtype=DTYPES[self.dtype], device=self._device)
+        with warnings.catch_warnings():  # read-only input (a memmap, pandas' copy-on-write): X is never written
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.as_tensor(np.asarray(array), dtype=DTYPES[self.dtype], device=self._device)
 
     def _state(self):
         return self._weights, self._means, self._precisions_cholesky
@@ -312,13 +314,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _em(self, X: torch.Tensor, start: float) -> tuple[float, bool, int]:
         """EM iterations from the current parameters; (lower bound, converged, iterations).
 
-        Full / tied float64 fits on the CPU take the compiled pass (toolkit/mixture/_fused_pass.py)
+        float64 fits on the CPU take the compiled pass (toolkit/mixture/_fused_pass.py)
         on torch's threads, while torch itself runs the small M-step on one thread: its
         OpenMP workers spin for a while after every parallel op and would take a core from
         the kernel. Everything else takes the torch pass.
         """
         bound, converged, n_iter = start, False, 0
-        if _fused_pass.applies(self._device, X.dtype, self.covariance_type):
+        if _fused_pass.applies(self._device, X.dtype):
             fused = _fused_pass.FusedPass(X.numpy(), self._moment_features(X), self.n_components)
             e_step, threads = lambda: fused(*self._state(), self._shift, self.covariance_type), _fused_pass.single_threaded_torch()
         else:
