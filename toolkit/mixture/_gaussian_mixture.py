@@ -38,7 +38,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     p(x) = sum_k pi_k N(x | mu_k, Sigma_k). The EM loop runs in torch (CPU or CUDA), in log
     space with Cholesky-based log-densities, vectorised over components, over ``batch_size``
     rows at a time: each iteration is one pass over X that accumulates the sufficient
-    statistics, so memory does not grow with n_samples * n_components * n_features.
+    statistics, so memory does not grow with n_samples * n_components * n_features. float64
+    fits on the CPU make that pass with a compiled kernel (the same arithmetic, fused per
+    tile of 128 rows; toolkit/mixture/_fused_pass.py) when the install could build it.
 
     Parameters
     ----------
@@ -67,8 +69,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     dtype : {"float64", "float32"}, default="float64"
         float64 for parity with scikit-learn; float32 for speed.
     batch_size : int, default=4096
-        Rows per chunk in the E-step / statistics pass: small enough that a chunk's
-        intermediates stay in the CPU's cache.
+        Rows per chunk in the torch E-step / statistics pass (and in inference): small
+        enough that a chunk's intermediates stay in the CPU's cache. The compiled pass
+        works in tiles of 128 rows whatever this is.
 
     Attributes
     ----------
