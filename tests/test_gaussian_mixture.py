@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.datasets import load_iris, load_wine, make_blobs
 from sklearn.exceptions import NotFittedError
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
@@ -27,8 +28,12 @@ def em_pass(request, monkeypatch):
     return request.param
 
 
-def test_the_compiled_pass_was_built():
+def test_the_compiled_pass_was_built_and_serves_float64_cpu_fits():
     assert _fused_pass.kernel is not None, "toolkit/mixture/_em_kernel.c is built by `pip install -e .` (needs a C compiler)"
+    if not _fused_pass.kernel.supported():
+        pytest.skip("this CPU has no AVX-512: the torch pass serves every fit")
+    assert _fused_pass.applies(torch.device("cpu"), torch.float64)
+    assert not _fused_pass.applies(torch.device("cpu"), torch.float32)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
