@@ -42,12 +42,14 @@ def single_threaded_torch():
 
 
 class FusedPass:
-    """One EM pass over X: mean log-likelihood and the moments resp' z (K, width) of
-    ``features`` (a MomentFeatures, whose pair layout the kernel follows), on as many
-    threads as torch had when this was built, each over its own range of rows."""
+    """One EM pass over X: mean log-likelihood and the sufficient statistics of the
+    responsibilities, on as many threads as torch had when this was built, each over its own
+    range of rows. The kernel computes the moments resp' z in MomentFeatures' layout, whose
+    ``statistics`` turns them into N_k, sums of x and second moments."""
 
-    def __init__(self, X: np.ndarray, features: MomentFeatures, n_components: int) -> None:
+    def __init__(self, X: np.ndarray, covariance_type: str, n_components: int) -> None:
         self.X = np.ascontiguousarray(X, dtype=np.float64)
+        features = MomentFeatures(0, X.shape[1], covariance_type, torch.float64, torch.device("cpu"))  # the layout only
         self.features, self.n_components = features, n_components
         self.pair_a, self.pair_b = (np.ascontiguousarray(index.numpy(), dtype=np.int64) for index in features.pairs())
         self.padded = kernel.layout(X.shape[1], n_components, len(self.pair_a))

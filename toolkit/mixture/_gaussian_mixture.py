@@ -324,7 +324,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         bound, converged, n_iter = start, False, 0
         if _fused_pass.applies(self._device, X.dtype):
-            fused = _fused_pass.FusedPass(X.numpy(), self._moment_features(X), self.n_components)
+            fused = _fused_pass.FusedPass(X.numpy(), self.covariance_type, self.n_components)
             e_step, threads = lambda: fused(*self._state(), self._shift, self.covariance_type), _fused_pass.single_threaded_torch()
         else:
             e_step, threads = lambda: self._e_step_pass(X), contextlib.nullcontext()
