@@ -145,6 +145,16 @@ def test_export_replaces_files_atomically(data, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.onnx"]
 
 
+def test_a_new_export_removes_the_graph_files_only_the_previous_one_listed(data, tmp_path):
+    from toolkit.generative import VAE
+
+    X, y = data
+    export(MLPClassifier((8,), **FAST).fit(X, y), tmp_path)
+    (tmp_path / "notes.txt").write_text("kept")
+    export(VAE(latent_dim=2, max_epochs=1, device="cpu", random_state=0).fit(X), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decoder.onnx", "encoder.onnx", "model.json", "notes.txt"]
+
+
 def test_a_failed_write_leaves_the_previous_export_whole(data, tmp_path, monkeypatch):
     import os
 

@@ -27,7 +27,7 @@ from toolkit.onnx._torch_graph import (
     inference_specs,
     torch_to_onnx,
 )
-from toolkit.serving._format import METADATA_FILE
+from toolkit.serving._format import METADATA_FILE, read_metadata
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,16 @@ def qualified_name(obj) -> str:
     return f"{public}.{cls.__qualname__}"
 
 
+def _previous_graph_files(folder: Path) -> set[str]:
+    """The graph files listed by the ``model.json`` already in ``folder``: plain file names
+    only; none when there is no readable one."""
+    try:
+        entries = read_metadata(folder)["graphs"].values()
+        return {entry["file"] for entry in entries if isinstance(entry["file"], str) and Path(entry["file"]).name == entry["file"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
 def export(estimator, folder: str | Path, **options) -> ExportResult:
     """Export a fitted toolkit estimator, or a fitted Pipeline ending in one, to ``folder``.
 
@@ -113,7 +123,8 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
     ``onnx.checker.check_model(full_check=True)``, and ``model.json`` (toolkit version,
     estimator class and parameters, and per graph: file, inputs with name / dtype / shape,
     feature names, classes, outputs, opset). All files of a previous export are replaced,
-    all or none.
+    all or none; graph files that the previous ``model.json`` listed and this export does not
+    write are then removed (other files in the folder are left alone).
 
     Parameters
     ----------
@@ -171,6 +182,9 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
     }
     models = {graph.name: graph.model for graph in graphs}
     files = {entry["file"]: models[name].SerializeToString() for name, entry in entries.items()}
+    previous = _previous_graph_files(folder)
     atomic_write_files(folder, files | {METADATA_FILE: json_bytes(metadata)})
+    for name in previous - files.keys():
+        (folder / name).unlink(missing_ok=True)
     first = next(iter(entries.values()))
     return ExportResult(folder, folder / first["file"], folder / METADATA_FILE, metadata)
