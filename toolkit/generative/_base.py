@@ -20,19 +20,19 @@ from torch import nn
 from toolkit._training import batch_bounds
 from toolkit._validation import image_net_shape
 from toolkit.neural_network._base import BaseNeuralNet
+from toolkit.nn.heads import AffineOutput
 
 
 class DataScaling(nn.Module):
-    """x -> (x - offset) / scale (``inverse``: back), with offset and scale broadcast over a sample."""
+    """x -> (x - offset) / scale, offset and scale broadcast over a sample (AffineOutput undoes it)."""
 
-    def __init__(self, offset: np.ndarray, scale: np.ndarray, inverse: bool = False) -> None:
+    def __init__(self, offset: np.ndarray, scale: np.ndarray) -> None:
         super().__init__()
         self.register_buffer("offset", torch.as_tensor(offset, dtype=torch.float32))
         self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
-        self.inverse = inverse
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale + self.offset if self.inverse else (x - self.offset) / self.scale
+        return (x - self.offset) / self.scale
 
 
 class BaseGenerativeNet(BaseNeuralNet):
@@ -114,15 +114,18 @@ class BaseGenerativeNet(BaseNeuralNet):
     def _scale(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.data_offset_) / self.data_scale_).astype(np.float32)
 
-    def _scaling(self, inverse: bool) -> DataScaling:
-        return DataScaling(self.data_offset_, self.data_scale_, inverse=inverse)
+    def _scaling(self) -> DataScaling:
+        return DataScaling(self.data_offset_, self.data_scale_)
+
+    def _unscaling(self) -> AffineOutput:
+        return AffineOutput(torch.as_tensor(self.data_scale_), torch.as_tensor(self.data_offset_))
 
     # ------------------------------------------------------------------ outputs
     def _to_input_form(self, scaled: torch.Tensor):
         """Net-space samples (n, *net_shape_) back in the input's units and form: a DataFrame
         with the input's columns when fitted on one, else an array of per-sample shape
         ``input_shape_``."""
-        values = self._scaling(inverse=True)(scaled.detach().cpu()).numpy()
+        values = self._unscaling()(scaled.detach().cpu()).numpy()
         values = values.reshape((len(values), *self.input_shape_))
         if hasattr(self, "feature_names_in_"):
             return pd.DataFrame(values, columns=self.feature_names_in_)

@@ -332,8 +332,8 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         check_is_fitted(self, "module_")
         model = self._exportable_module()
         feature_names = [str(c) for c in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None
-        encoder = nn.Sequential(InputReshape(self.net_shape_), self._scaling(inverse=False), model.autoencoder.encoder)
-        decoder = nn.Sequential(model.autoencoder.decoder, _ObservationMean(model.observation), self._scaling(inverse=True), InputReshape(self.input_shape_))
+        encoder = nn.Sequential(InputReshape(self.net_shape_), self._scaling(), model.autoencoder.encoder)
+        decoder = nn.Sequential(model.autoencoder.decoder, _ObservationMean(model.observation), self._unscaling(), InputReshape(self.input_shape_))
         return [
             InferenceSpec(
                 module=encoder.eval(),

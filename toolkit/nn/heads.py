@@ -27,7 +27,8 @@ class ClassifierOutput(nn.Module):
 
 
 class AffineOutput(nn.Module):
-    """y = x * scale + offset per output: maps standardised predictions back to target units."""
+    """y = x * scale + offset, broadcast over a sample: maps standardised values (a regressor's
+    predictions, a generative net's samples) back to the data's units."""
 
     def __init__(self, scale: torch.Tensor, offset: torch.Tensor) -> None:
         super().__init__()
