@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 import argparse
-import time
 import tracemalloc
 
 import numpy as np
 import pandas as pd
+from _timing import timed
 from scipy.signal import lfilter
 from statsmodels.tsa.ar_model import AutoReg
 
@@ -26,16 +26,6 @@ def simulate(rng: np.random.Generator, n_series: int, n: int) -> np.ndarray:
     """Stationary AR(2) series with a level, (n, n_series)."""
     noise = rng.standard_normal((n, n_series))
     return lfilter([1.0], [1.0, -0.6, 0.2], noise, axis=0) + 3.0
-
-
-def timed(call, repeats: int = 1):
-    """(result, median wall time over ``repeats`` calls)."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = call()
-        times.append(time.perf_counter() - started)
-    return result, sorted(times)[len(times) // 2]
 
 
 def single_series(n: int, p: int) -> None:

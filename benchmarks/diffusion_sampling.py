@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from _timing import timed
 from sklearn.datasets import make_moons
 from sklearn.exceptions import ConvergenceWarning
 
@@ -34,18 +34,9 @@ SETTINGS = {
 }
 
 
-def median_seconds(call, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def compare_samplers(model: DDPM, quality, n: int = 1000) -> None:
     for label, settings in SETTINGS.items():
-        seconds = median_seconds(lambda: model.sample(n, random_state=1, **settings), repeats=1)
+        _, seconds = timed(lambda: model.sample(n, random_state=1, **settings))
         print(f"  {label:9s}: {seconds:6.2f} s per {n} samples   {quality(model.sample(n, random_state=1, **settings))}")
 
 
@@ -59,7 +50,7 @@ def compare_runtimes(model: DDPM, n: int = 1000, repeats: int = 3) -> None:
             model.sample_from_noise(initial, steps, **settings)  # warm-up: onnxruntime allocates and
             session.run(None, feed)  # pre-packs weights on its first run, torch on its own
             # Interleaved, so that drift in the machine's speed hits both sides alike.
-            times = [(median_seconds(lambda: model.sample_from_noise(initial, steps, **settings), 1), median_seconds(lambda: session.run(None, feed), 1)) for _ in range(repeats)]
+            times = [(timed(lambda: model.sample_from_noise(initial, steps, **settings))[1], timed(lambda: session.run(None, feed))[1]) for _ in range(repeats)]
             t_torch, t_onnx = (statistics.median(side) for side in zip(*times))
             error = np.abs(session.run(None, feed)[0] - np.asarray(model.sample_from_noise(initial, steps, **settings))).max()
         print(f"  {label:9s}: torch {t_torch:6.3f} s   onnxruntime {t_onnx:6.3f} s   torch/onnx {t_torch / t_onnx:4.2f}x   max abs diff {error:.2e}")

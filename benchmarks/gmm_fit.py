@@ -16,23 +16,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 import warnings
 
 import numpy as np
 import onnxruntime as ort
+from _timing import interleaved_ms, timed
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
 from toolkit.mixture import GaussianMixture
 from toolkit.onnx import export, load
-
-
-def timed(call):
-    started = time.perf_counter()
-    result = call()
-    return result, time.perf_counter() - started
 
 
 def fit_speed(X: np.ndarray, covariance_type: str, iterations: int, repeats: int) -> None:
@@ -59,20 +53,6 @@ def fit_speed(X: np.ndarray, covariance_type: str, iterations: int, repeats: int
         f"{covariance_type:5s} sklearn {t_ref:7.2f} s   toolkit {t_ours:6.2f} s   ratio {t_ref / t_ours:5.1f}x   "
         f"(median of {repeats})   lower bound {ref.lower_bound_:.10f} vs {ours.lower_bound_:.10f}"
     )
-
-
-def interleaved_ms(calls, rounds=7, per_round=500) -> list[float]:
-    """Median over rounds of the mean time per call (ms) of each of ``calls``, the rounds interleaved."""
-    times = [[] for _ in calls]
-    for _ in range(rounds):
-        for call, spent in zip(calls, times):
-            for _ in range(50):
-                call()
-            started = time.perf_counter()
-            for _ in range(per_round):
-                call()
-            spent.append((time.perf_counter() - started) / per_round * 1e3)
-    return [statistics.median(spent) for spent in times]
 
 
 def single_threaded() -> ort.SessionOptions:

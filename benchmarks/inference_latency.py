@@ -10,27 +10,15 @@ faster at batch 1.
 
 from __future__ import annotations
 
-import statistics
 import tempfile
-import time
 import warnings
 
 import numpy as np
+from _timing import timed
 from sklearn.datasets import load_digits
 
 from toolkit.neural_network import CNNClassifier, MLPClassifier
 from toolkit.onnx import export, load
-
-
-def median_seconds(call, repeats: int) -> float:
-    for _ in range(min(20, repeats)):
-        call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -51,9 +39,10 @@ def main() -> None:
                 rows = X[:batch]
                 repeats = 2000 if batch == 1 else 200
                 feed = {"X": rows}
-                t_est = median_seconds(lambda: estimator.predict_proba(rows), repeats)
-                t_onnx = median_seconds(lambda: onnx_model.predict_proba(rows), repeats)
-                t_sess = median_seconds(lambda: onnx_model.session.run(["probabilities"], feed), repeats)
+                warmup = min(20, repeats)
+                _, t_est = timed(lambda: estimator.predict_proba(rows), repeats, warmup)
+                _, t_onnx = timed(lambda: onnx_model.predict_proba(rows), repeats, warmup)
+                _, t_sess = timed(lambda: onnx_model.session.run(["probabilities"], feed), repeats, warmup)
                 print(
                     f"{name:22s} {batch:5d} {t_est * 1e3:13.4f} {t_onnx * 1e3:13.4f} {t_sess * 1e3:11.4f} "
                     f"{t_est / t_onnx:20.1f} {t_est / t_sess:18.1f}"

@@ -8,7 +8,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from statsmodels.tsa.ar_model import AutoReg, ar_select_order
 
-from toolkit.timeseries import ARForecaster, FrequencyWarning
+from toolkit.timeseries import ARForecaster, FrequencyWarning, _ar_math
 
 
 def sunspots() -> pd.Series:
@@ -30,10 +30,48 @@ def rel(a, b):
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def data_passes(request, monkeypatch):
+    """Each test twice: with the compiled data passes (_ar_kernel.c) and with numpy's."""
+    if request.param == "numpy":
+        monkeypatch.setattr(_ar_math, "kernel", None)
+    return request.param
+
+
+def test_the_compiled_passes_were_built():
+    assert _ar_math.kernel is not None, "toolkit/timeseries/_ar_kernel.c is built by `pip install -e .` (needs a C compiler)"
+
+
+@pytest.mark.parametrize("trend", ["n", "c", "t", "ct"])
+@pytest.mark.parametrize("shape, lags", [((3, 500), [1, 2, 12]), ((2, 1300), list(range(1, 25))), ((4, 14), [1, 3]), ((1, 9), [])])
+def test_compiled_passes_equal_numpys(trend, shape, lags, monkeypatch):
+    # Series longer and shorter than the kernel's 512-step chunks, lag lists with gaps, no lags.
+    rng = np.random.default_rng(len(lags))
+    Y = rng.normal(size=shape) * 3 + 50
+    hold_back = max(lags, default=0)
+    k = len(_ar_math.deterministic_columns(trend)) + len(lags)
+    params = rng.normal(size=(shape[0], k))
+    compiled = (_ar_math._lag_product_sums(Y, hold_back), *_ar_math._edge_sums(Y, hold_back), *_ar_math._residual_statistics(Y, params, lags, trend, hold_back))
+    monkeypatch.setattr(_ar_math, "kernel", None)
+    reference = (_ar_math._lag_product_sums(Y, hold_back), *_ar_math._edge_sums(Y, hold_back), *_ar_math._residual_statistics(Y, params, lags, trend, hold_back))
+    for ours, expected in zip(compiled, reference):
+        assert ours.shape == expected.shape
+        np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-9)
+
+
+def test_compiled_passes_reject_inconsistent_buffers():
+    kernel = _ar_math.kernel
+    Y = np.zeros((2, 10))
+    with pytest.raises(ValueError, match="out has 8 bytes, expected 8 values"):
+        kernel.lag_product_sums(Y, np.zeros(1), 2, 10, 3)
+    with pytest.raises(ValueError, match=r"lags must be int64 values in \[1, hold_back=2\]"):
+        kernel.residual_statistics(Y, np.zeros((2, 1)), np.array([3]), np.zeros(2), np.zeros((2, 1)), 2, 10, 2, False, False)
+
+
 @pytest.mark.parametrize("dataset", list(SERIES))
 @pytest.mark.parametrize("trend", ["n", "c", "t", "ct"])
 @pytest.mark.parametrize("p", [1, 2, 5, 12])
-def test_parity_with_autoreg(dataset, trend, p):
+def test_parity_with_autoreg(dataset, trend, p, data_passes):
     y = SERIES[dataset]()
     ours = ARForecaster(p, trend=trend).fit(y)
     ref = AutoReg(y, lags=p, trend=trend).fit()
@@ -55,7 +93,7 @@ def test_parity_with_autoreg(dataset, trend, p):
     assert np.max(np.abs(ours.predict_in_sample() - ref.fittedvalues)) < 1e-8 * np.abs(y).max()
 
 
-def test_explicit_lag_list_matches_autoreg():
+def test_explicit_lag_list_matches_autoreg(data_passes):
     y = sunspots()
     ours = ARForecaster([1, 2, 9], trend="c").fit(y)
     ref = AutoReg(y, lags=[1, 2, 9], trend="c").fit()
@@ -73,7 +111,7 @@ def test_order_selection_matches_ar_select_order(dataset, criterion, trend):
     assert ours.lags_ == (list(expected) if expected is not None else [])
 
 
-def test_panel_equals_fitting_each_column_alone():
+def test_panel_equals_fitting_each_column_alone(data_passes):
     data = sm.datasets.macrodata.load_pandas().data
     panel = np.log(data[["realgdp", "realcons", "realinv", "cpi"]]).diff().dropna() * 100
     panel.index = pd.period_range("1959Q2", periods=len(panel), freq="Q")

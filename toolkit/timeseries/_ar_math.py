@@ -13,6 +13,10 @@ over the data per distinct lag difference instead of one per pair of regressors.
 system is solved after scaling to unit diagonal; where it is ill-conditioned, one step of
 iterative refinement on the exact residuals brings the solution to what a QR least-squares
 solve gives.
+
+The passes over the data (the lag-product sums, and r'r and X'r of the residuals) run in
+the compiled _ar_kernel.c, one series at a time in cache-sized chunks; where the install
+found no C compiler, numpy makes them, one temporary array per lag.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+try:
+    from toolkit.timeseries import _ar_kernel as kernel
+except ImportError:  # built without a C compiler: the numpy passes below
+    kernel = None
 
 
 def deterministic_columns(trend: str) -> list[str]:
@@ -29,7 +38,11 @@ def deterministic_columns(trend: str) -> list[str]:
 
 def _lag_product_sums(Y: np.ndarray, max_lag: int) -> np.ndarray:
     """full[:, d] = sum_{s=d}^{n-1} y[s] y[s-d] for d = 0..max_lag; shape (M, max_lag + 1)."""
-    n = Y.shape[1]
+    M, n = Y.shape
+    if kernel is not None:
+        full = np.empty((M, max_lag + 1))
+        kernel.lag_product_sums(np.ascontiguousarray(Y, dtype=np.float64), full, M, n, max_lag)
+        return full
     return np.stack([np.einsum("ms,ms->m", Y[:, d:], Y[:, : n - d]) for d in range(max_lag + 1)], axis=1)
 
 
@@ -40,6 +53,10 @@ def _edge_sums(Y: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
     tail[:, d, j] = sum_{i < j} y[n-1-i] y[n-1-i-d]  (j = 0..h)
     """
     M, n = Y.shape
+    if kernel is not None:
+        head, tail = np.empty((M, h + 1, h + 1)), np.empty((M, h + 1, h + 1))
+        kernel.edge_sums(np.ascontiguousarray(Y, dtype=np.float64), head, tail, M, n, h)
+        return head, tail
     padded = np.concatenate([np.zeros((M, h)), Y], axis=1)  # y[s] at padded[s + h]; zeros before 0
     d = np.arange(h + 1)[:, None]  # (h + 1, 1)
     i = np.arange(h)[None, :]  # (1, h)
@@ -138,6 +155,29 @@ def _regressor_dot(Y: np.ndarray, vector: np.ndarray, lags: list[int], trend: st
     return np.stack(parts, axis=1) if parts else np.empty((Y.shape[0], 0))
 
 
+def _residual_statistics(Y: np.ndarray, params: np.ndarray, lags: list[int], trend: str, hold_back: int) -> tuple[np.ndarray, np.ndarray]:
+    """(r'r (M,), X'r (M, k)) of the residuals r = y - X params over t = hold_back..n-1."""
+    if kernel is not None:
+        M, n = Y.shape
+        ssr, gradient = np.empty(M), np.empty(params.shape)
+        columns = deterministic_columns(trend)
+        kernel.residual_statistics(
+            np.ascontiguousarray(Y, dtype=np.float64),
+            np.ascontiguousarray(params, dtype=np.float64),
+            np.asarray(lags, dtype=np.int64),
+            ssr,
+            gradient,
+            M,
+            n,
+            hold_back,
+            "const" in columns,
+            "trend" in columns,
+        )
+        return ssr, gradient
+    resid = residuals(Y, params, lags, trend, hold_back)
+    return np.einsum("mt,mt->m", resid, resid), _regressor_dot(Y, resid, lags, trend, hold_back)
+
+
 REFINE_ABOVE_CONDITION = 0.0
 
 
@@ -227,14 +267,12 @@ def _fit_block(Y: np.ndarray, lags: list[int], trend: str, hold_back: int) -> AR
     scaled, scale = _scaled_system(equations.gram)
     inverse_scaled = np.linalg.inv(scaled)  # solves, standard errors and the condition number
     params = _solve(inverse_scaled, scale, equations.cross)
-    resid = residuals(Y, params, lags, trend, hold_back)
     # The normal equations square the condition number of the regressors: where the scaled
     # system is ill-conditioned, one step of iterative refinement on the exact residuals
     # recovers the accuracy of a QR least-squares solve.
     # The SSR after the step follows from ||r - X delta||^2 = r'r - 2 delta'X'r + delta'X'X delta.
-    ssr = np.einsum("mt,mt->m", resid, resid)
+    ssr, gradient = _residual_statistics(Y, params, lags, trend, hold_back)  # r'r, X'r
     if (_condition_1norm(scaled, inverse_scaled) > REFINE_ABOVE_CONDITION).any():
-        gradient = _regressor_dot(Y, resid, lags, trend, hold_back)  # X'r
         step = _solve(inverse_scaled, scale, gradient)
         params = params + step
         ssr = ssr - 2 * np.einsum("mk,mk->m", step, gradient) + np.einsum("mk,mkl,ml->m", step, equations.gram, step)
