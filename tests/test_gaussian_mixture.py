@@ -28,12 +28,12 @@ def em_pass(request, monkeypatch):
     return request.param
 
 
-def test_the_compiled_pass_was_built_and_serves_float64_cpu_fits():
+def test_the_compiled_pass_was_built_and_serves_cpu_fits():
     assert _fused_pass.kernel is not None, "toolkit/mixture/_em_kernel.c is built by `pip install -e .` (needs a C compiler)"
     if not _fused_pass.kernel.supported():
         pytest.skip("this CPU has no AVX-512: the torch pass serves every fit")
-    assert _fused_pass.applies(torch.device("cpu"), torch.float64)
-    assert not _fused_pass.applies(torch.device("cpu"), torch.float32)
+    assert _fused_pass.applies(torch.device("cpu"))
+    assert not _fused_pass.applies(torch.device("cuda"))
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
@@ -109,11 +109,13 @@ def test_compiled_pass_rejects_inconsistent_buffers():
     X, shift, weight, bias = np.zeros((4, d)), np.zeros(d), np.zeros((k, dp, dp)), np.zeros((k, dp))
     constant, pair, moments = np.zeros(k), np.zeros(1, dtype=np.int64), np.zeros((kp, fp))
     with pytest.raises(ValueError, match="moments has 8 bytes"):
-        kernel.pass_statistics(X, shift, weight, bias, constant, pair, pair, np.zeros(1), 4, d, k)
+        kernel.pass_statistics(X, shift, weight, bias, constant, pair, pair, np.zeros(1), 4, d, k, False)
     with pytest.raises(ValueError, match=r"pair 0 is \(3, 0\), outside \[0, 3\)"):
-        kernel.pass_statistics(X, shift, weight, bias, constant, pair + 3, pair, moments, 4, d, k)
-    with pytest.raises(ValueError, match="X has 96 bytes, expected 15"):
-        kernel.pass_statistics(X, shift, weight, bias, constant, pair, pair, moments, 5, d, k)
+        kernel.pass_statistics(X, shift, weight, bias, constant, pair + 3, pair, moments, 4, d, k, False)
+    with pytest.raises(ValueError, match="X has 96 bytes, expected 15 float64 values"):
+        kernel.pass_statistics(X, shift, weight, bias, constant, pair, pair, moments, 5, d, k, False)
+    with pytest.raises(ValueError, match="X has 96 bytes, expected 12 float32 values"):
+        kernel.pass_statistics(X, shift, weight, bias, constant, pair, pair, moments, 4, d, k, True)
 
 
 def test_chunk_size_does_not_change_the_fit(wine):
@@ -123,11 +125,28 @@ def test_chunk_size_does_not_change_the_fit(wine):
     assert chunked.lower_bound_ == pytest.approx(whole.lower_bound_, rel=1e-12)
 
 
-def test_float32_fit_is_close_to_float64():
+def test_float32_fit_is_close_to_float64(em_pass):
     X = StandardScaler().fit_transform(load_iris().data)
     exact = GaussianMixture(3, random_state=0).fit(X)
     fast = GaussianMixture(3, random_state=0, dtype="float32").fit(X)
     assert fast.score(X) == pytest.approx(exact.score(X), abs=1e-3)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_compiled_pass_reads_float32_rows_without_a_copy(covariance_type, monkeypatch):
+    X, _ = make_blobs(3000, n_features=6, centers=4, cluster_std=1.0, random_state=2)
+    X32 = X.astype(np.float32)
+    assert np.shares_memory(_fused_pass.FusedPass(X32, covariance_type, 4).X, X32)
+    start = SklearnGaussianMixture(4, covariance_type=covariance_type, max_iter=0, random_state=0).fit(X32)
+    params = dict(covariance_type=covariance_type, weights_init=start.weights_, means_init=start.means_, precisions_init=start.precisions_, max_iter=8, tol=0)
+    with pytest.warns(Warning, match="did not converge"):
+        single = GaussianMixture(4, device="cpu", dtype="float32", **params).fit(X32)
+    with pytest.warns(Warning, match="did not converge"):
+        double = GaussianMixture(4, device="cpu", **params).fit(X32.astype(np.float64))
+    # The same float32 values, parameters rounded to float32 between iterations.
+    np.testing.assert_allclose(single.means_, double.means_, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(single.covariances_, double.covariances_, rtol=1e-4, atol=1e-5)
+    assert single.lower_bound_ == pytest.approx(double.lower_bound_, rel=1e-6)
 
 
 def test_dataframes_sample_and_fit_predict():

@@ -17,8 +17,9 @@
  * pass; supported() tells the caller whether this CPU can run it.
  *
  * Python interface (x = a row of X minus shift):
- *   pass_statistics(X, shift, weight, bias, constant, pair_a, pair_b, moments, n, d, k)
- *     X (n, d) float64 C-contiguous; shift (d,); weight (k, dp, dp) and bias (k, dp), zero
+ *   pass_statistics(X, shift, weight, bias, constant, pair_a, pair_b, moments, n, d, k, single)
+ *     X (n, d) C-contiguous, float32 when `single` else float64 (float32 rows are widened
+ *     as the tile is transposed: the pass computes in float64 either way); shift (d,); weight (k, dp, dp) and bias (k, dp), zero
  *     padded; constant (k,); pair_a, pair_b (n_pairs,) int64 in [0, d);
  *     moments (kp, fp) float64, ADDED to: row k = sum_rows r_k z, z zero padded.
  *     Returns the sum over rows of log p(x) = log sum_k exp(lp_k).
@@ -195,7 +196,7 @@ static void find_nonzero_rows(Model *m) {
 }
 
 /* The pass over rows [0, n) of X: *total = sum of log p(x); 0 when memory runs out, else 1. */
-AVX512 static int pass(const Model *m, const double *X, Py_ssize_t n, double *moments, double *total) {
+AVX512 static int pass(const Model *m, const void *X, int single, Py_ssize_t n, double *moments, double *total) {
     size_t xt_size = m->dp * NV * sizeof(vd), lp_size = m->kp * NV * sizeof(vd);
     size_t z_size = m->fp * NV * sizeof(vd), sums_size = m->kp * m->fp * sizeof(vd);
     char *memory = aligned_alloc(sizeof(vd), xt_size + lp_size + z_size + sums_size);
@@ -208,8 +209,14 @@ AVX512 static int pass(const Model *m, const double *X, Py_ssize_t n, double *mo
         Py_ssize_t valid = n - start < TILE ? n - start : TILE;
         double *xs = (double *)xt;
         for (Py_ssize_t row = 0; row < valid; row++) {
-            const double *x = X + (start + row) * m->d;
-            for (Py_ssize_t i = 0; i < m->d; i++) xs[i * TILE + row] = x[i] - m->shift[i];
+            Py_ssize_t offset = (start + row) * m->d;
+            if (single) {
+                const float *x = (const float *)X + offset;
+                for (Py_ssize_t i = 0; i < m->d; i++) xs[i * TILE + row] = (double)x[i] - m->shift[i];
+            } else {
+                const double *x = (const double *)X + offset;
+                for (Py_ssize_t i = 0; i < m->d; i++) xs[i * TILE + row] = x[i] - m->shift[i];
+            }
         }
         for (Py_ssize_t i = 0; i < m->d; i++)
             for (Py_ssize_t row = valid; row < TILE; row++) xs[i * TILE + row] = 0;
@@ -235,6 +242,15 @@ static int check_size(const Py_buffer *buffer, Py_ssize_t expected, const char *
     return 1;
 }
 
+static int check_rows(const Py_buffer *X, Py_ssize_t expected, int single) {
+    Py_ssize_t item = single ? (Py_ssize_t)sizeof(float) : (Py_ssize_t)sizeof(double);
+    if (X->len != expected * item) {
+        PyErr_Format(PyExc_ValueError, "X has %zd bytes, expected %zd %s values", X->len, expected, single ? "float32" : "float64");
+        return 0;
+    }
+    return 1;
+}
+
 static int check_pairs(const Py_buffer *a, const Py_buffer *b, Py_ssize_t d) {
     Py_ssize_t n_pairs = a->len / (Py_ssize_t)sizeof(long long);
     if (a->len != b->len || a->len % (Py_ssize_t)sizeof(long long)) {
@@ -254,8 +270,9 @@ static int check_pairs(const Py_buffer *a, const Py_buffer *b, Py_ssize_t d) {
 static PyObject *pass_statistics(PyObject *self, PyObject *args) {
     Py_buffer X, shift, weight, bias, constant, pair_a, pair_b, moments;
     Py_ssize_t n, d, k;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*w*nnn", &X, &shift, &weight, &bias, &constant, &pair_a, &pair_b,
-                          &moments, &n, &d, &k))
+    int single;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*w*nnnp", &X, &shift, &weight, &bias, &constant, &pair_a, &pair_b,
+                          &moments, &n, &d, &k, &single))
         return NULL;
     Py_ssize_t n_pairs = pair_a.len / (Py_ssize_t)sizeof(long long);
     Model m = {d, k, n_pairs, round4(d), round4(k), round4(n_pairs + d + 1)};
@@ -266,7 +283,7 @@ static PyObject *pass_statistics(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "this CPU has no AVX-512: use the torch pass");
     else if (n < 0 || d <= 0 || k <= 0)
         PyErr_Format(PyExc_ValueError, "need n >= 0, d > 0 and k > 0, got n=%zd, d=%zd, k=%zd", n, d, k);
-    else if (check_size(&X, n * d, "X") && check_size(&shift, d, "shift") &&
+    else if (check_rows(&X, n * d, single) && check_size(&shift, d, "shift") &&
              check_size(&weight, k * m.dp * m.dp, "weight") && check_size(&bias, k * m.dp, "bias") &&
              check_size(&constant, k, "constant") && check_pairs(&pair_a, &pair_b, d) &&
              check_size(&moments, m.kp * m.fp, "moments")) {
@@ -276,7 +293,7 @@ static PyObject *pass_statistics(PyObject *self, PyObject *args) {
         if (m.row_from != NULL) {
             m.row_to = m.row_from + m.dp / 4;
             Py_BEGIN_ALLOW_THREADS find_nonzero_rows(&m);
-            done = pass(&m, X.buf, n, moments.buf, &total);
+            done = pass(&m, X.buf, single, n, moments.buf, &total);
             Py_END_ALLOW_THREADS free(m.row_from);
         }
         result = done ? PyFloat_FromDouble(total) : PyErr_NoMemory();
@@ -303,7 +320,7 @@ static PyObject *is_supported(PyObject *self, PyObject *args) { return PyBool_Fr
 static PyMethodDef methods[] = {
     {"supported", is_supported, METH_NOARGS, "supported() -> whether this CPU runs the pass (AVX-512)"},
     {"pass_statistics", pass_statistics, METH_VARARGS,
-     "pass_statistics(X, shift, weight, bias, constant, pair_a, pair_b, moments, n, d, k) -> sum of log p(x)"},
+     "pass_statistics(X, shift, weight, bias, constant, pair_a, pair_b, moments, n, d, k, single) -> sum of log p(x)"},
     {"layout", layout, METH_VARARGS, "layout(d, k, n_pairs) -> (dp, kp, fp), the padded sizes"},
     {NULL, NULL, 0, NULL},
 };

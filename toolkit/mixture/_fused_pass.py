@@ -1,10 +1,11 @@
-"""The EM pass of float64 mixtures on the CPU, by the compiled kernel in _em_kernel.c.
+"""The EM pass of mixtures on the CPU, by the compiled kernel in _em_kernel.c.
 
 The torch pass (GaussianMixture._e_step_pass) writes each block's features and
 log-probabilities to memory and reads them back in two GEMMs; on the CPU that is bound by
 cache traffic and by BLAS, whose float64 kernels run AVX2 code on AMD CPUs. The compiled
 kernel does the same arithmetic per tile of 128 rows while the tile is in cache, with AVX-512:
-about 3x fewer seconds per pass. The kernel is built when the package is installed; where no
+about 3x fewer seconds per pass (6x for float32 fits, whose torch pass is slower; the kernel
+reads float32 rows and computes in float64, as the torch pass does its statistics). The kernel is built when the package is installed; where no
 C compiler was found ``kernel`` is None, and on CPUs without AVX-512 it is not used: the torch
 pass runs.
 """
@@ -25,9 +26,9 @@ except ImportError:  # built without a C compiler: the torch pass runs instead
     kernel = None
 
 
-def applies(device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether the compiled pass serves a fit: float64 on a CPU with AVX-512, the kernel built."""
-    return kernel is not None and device.type == "cpu" and dtype == torch.float64 and kernel.supported()
+def applies(device: torch.device) -> bool:
+    """Whether the compiled pass serves a fit: on a CPU with AVX-512, the kernel built."""
+    return kernel is not None and device.type == "cpu" and kernel.supported()
 
 
 @contextlib.contextmanager
@@ -48,7 +49,9 @@ class FusedPass:
     ``statistics`` turns them into N_k, sums of x and second moments."""
 
     def __init__(self, X: np.ndarray, covariance_type: str, n_components: int) -> None:
-        self.X = np.ascontiguousarray(X, dtype=np.float64)
+        if X.dtype not in (np.float32, np.float64):
+            raise TypeError(f"the compiled EM pass reads float32 or float64 rows, got {X.dtype}")
+        self.X = np.ascontiguousarray(X)
         features = MomentFeatures(0, X.shape[1], covariance_type, torch.float64, torch.device("cpu"))  # the layout only
         self.features, self.n_components = features, n_components
         self.pair_a, self.pair_b = (np.ascontiguousarray(index.numpy(), dtype=np.int64) for index in features.pairs())
@@ -60,18 +63,20 @@ class FusedPass:
         n, d = self.X.shape
         k = self.n_components
         dp, kp, fp = self.padded
+        weights, means, precisions_cholesky, shift = (t.double() for t in (weights, means, precisions_cholesky, shift))
         factors, offsets = whitening(means, precisions_cholesky, covariance_type)
         weight, bias = np.zeros((k, dp, dp)), np.zeros((k, dp))
         weight[:, :d, :d], bias[:, :d] = factors.numpy(), offsets.numpy()
         constant = np.ascontiguousarray(log_normaliser(weights, precisions_cholesky, covariance_type, d).numpy())
         arguments = (np.ascontiguousarray(shift.numpy()), weight, bias, constant, self.pair_a, self.pair_b)
+        single = self.X.dtype == np.float32
         n_threads = self.n_threads
         bounds = np.linspace(0, n, n_threads + 1).astype(int)
         moments = np.zeros((n_threads, kp, fp))
 
         def run(part: int) -> float:
             rows = self.X[bounds[part] : bounds[part + 1]]
-            return kernel.pass_statistics(rows, *arguments, moments[part], len(rows), d, k)
+            return kernel.pass_statistics(rows, *arguments, moments[part], len(rows), d, k, single)
 
         if n_threads == 1:
             total = run(0)

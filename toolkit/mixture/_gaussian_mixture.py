@@ -38,9 +38,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     p(x) = sum_k pi_k N(x | mu_k, Sigma_k). The EM loop runs in torch (CPU or CUDA), in log
     space with Cholesky-based log-densities, vectorised over components, over ``batch_size``
     rows at a time: each iteration is one pass over X that accumulates the sufficient
-    statistics, so memory does not grow with n_samples * n_components * n_features. float64
-    fits on the CPU make that pass with a compiled kernel (the same arithmetic, fused per
-    tile of 128 rows; toolkit/mixture/_fused_pass.py) when the install could build it.
+    statistics, so memory does not grow with n_samples * n_components * n_features. On a
+    CPU with AVX-512 that pass is a compiled kernel (the same arithmetic in float64, fused
+    per tile of 128 rows; toolkit/mixture/_fused_pass.py) when the install could build it.
 
     Parameters
     ----------
@@ -67,7 +67,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     device : str, default="auto"
         "auto" is CUDA when torch sees a GPU.
     dtype : {"float64", "float32"}, default="float64"
-        float64 for parity with scikit-learn; float32 for speed.
+        Of X and the parameters: float64 for parity with scikit-learn; float32 halves X's
+        memory and speeds up CUDA fits (the CPU's compiled pass computes in float64 either
+        way; its sufficient statistics are float64 in every case).
     batch_size : int, default=4096
         Rows per chunk in the torch E-step / statistics pass (and in inference): small
         enough that a chunk's intermediates stay in the CPU's cache. The compiled pass
@@ -317,13 +319,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _em(self, X: torch.Tensor, start: float) -> tuple[float, bool, int]:
         """EM iterations from the current parameters; (lower bound, converged, iterations).
 
-        float64 fits on the CPU take the compiled pass (toolkit/mixture/_fused_pass.py)
+        Fits on the CPU take the compiled pass (toolkit/mixture/_fused_pass.py)
         on torch's threads, while torch itself runs the small M-step on one thread: its
         OpenMP workers spin for a while after every parallel op and would take a core from
         the kernel. Everything else takes the torch pass.
         """
         bound, converged, n_iter = start, False, 0
-        if _fused_pass.applies(self._device, X.dtype):
+        if _fused_pass.applies(self._device):
             fused = _fused_pass.FusedPass(X.numpy(), self.covariance_type, self.n_components)
             e_step, threads = lambda: fused(*self._state(), self._shift, self.covariance_type), _fused_pass.single_threaded_torch()
         else:
