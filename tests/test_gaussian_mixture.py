@@ -20,18 +20,31 @@ def wine():
     return StandardScaler().fit_transform(load_wine().data)
 
 
-@pytest.fixture(params=["compiled", "torch"])
-def em_pass(request, monkeypatch):
-    """Each test twice: with the compiled EM pass (float64 on the CPU) and without it."""
-    if request.param == "torch":
+BUILDS = ["avx512", "avx2"]  # the compiled pass's builds, widest first
+
+
+def use_pass(name: str, monkeypatch) -> None:
+    """Route CPU fits through one build of the compiled pass, or through the torch pass."""
+    if name == "torch":
         monkeypatch.setattr(_fused_pass, "kernel", None)
+        return
+    available = _fused_pass.kernel.instruction_set() if _fused_pass.kernel is not None else "none"
+    if available not in BUILDS or BUILDS.index(name) < BUILDS.index(available):
+        pytest.skip(f"this CPU does not run the {name} build")
+    monkeypatch.setattr(_fused_pass, "instruction_set", name)
+
+
+@pytest.fixture(params=[*BUILDS, "torch"])
+def em_pass(request, monkeypatch):
+    """Each test with every build of the compiled EM pass this CPU runs, and with the torch pass."""
+    use_pass(request.param, monkeypatch)
     return request.param
 
 
 def test_the_compiled_pass_was_built_and_serves_cpu_fits():
     assert _fused_pass.kernel is not None, "toolkit/mixture/_em_kernel.c is built by `pip install -e .` (needs a C compiler)"
     if not _fused_pass.kernel.supported():
-        pytest.skip("this CPU has no AVX-512: the torch pass serves every fit")
+        pytest.skip("this CPU has neither AVX-512 nor AVX2: the torch pass serves every fit")
     assert _fused_pass.applies(torch.device("cpu"))
     assert not _fused_pass.applies(torch.device("cuda"))
 
@@ -75,9 +88,10 @@ def test_default_fits_reach_sklearns_likelihood(covariance_type, init_params):
     assert ours.converged_
 
 
+@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("n_samples, n_features, n_components", [(5000, 16, 8), (3001, 5, 3), (2100, 1, 2), (130, 7, 1)])
-def test_compiled_pass_gives_the_torch_pass_iterates(covariance_type, n_samples, n_features, n_components, monkeypatch):
+def test_compiled_pass_gives_the_torch_pass_iterates(build, covariance_type, n_samples, n_features, n_components, monkeypatch):
     # Row counts that are not multiples of the kernel's 128-row tile, split over threads
     # (n >= 2048), and a lower-triangular factor in the first pass (from precisions_init).
     rng = np.random.default_rng(n_features)
@@ -91,9 +105,10 @@ def test_compiled_pass_gives_the_torch_pass_iterates(covariance_type, n_samples,
         max_iter=6,
         tol=0,
     )
+    use_pass(build, monkeypatch)
     with pytest.warns(Warning, match="did not converge"):
         compiled = GaussianMixture(n_components, device="cpu", **params).fit(X)
-    monkeypatch.setattr(_fused_pass, "kernel", None)
+    use_pass("torch", monkeypatch)
     with pytest.warns(Warning, match="did not converge"):
         reference = GaussianMixture(n_components, device="cpu", **params).fit(X)
     np.testing.assert_allclose(compiled.weights_, reference.weights_, rtol=1e-10, atol=1e-13)
@@ -116,6 +131,8 @@ def test_compiled_pass_rejects_inconsistent_buffers():
         kernel.pass_statistics(X, shift, weight, bias, constant, pair, pair, moments, 5, d, k, False)
     with pytest.raises(ValueError, match="X has 96 bytes, expected 12 float32 values"):
         kernel.pass_statistics(X, shift, weight, bias, constant, pair, pair, moments, 4, d, k, True)
+    with pytest.raises(ValueError, match="instruction_set must be 'auto', 'avx512' or 'avx2', got 'sse'"):
+        kernel.pass_statistics(X, shift, weight, bias, constant, pair, pair, moments, 4, d, k, False, "sse")
 
 
 def test_chunk_size_does_not_change_the_fit(wine):
@@ -132,8 +149,10 @@ def test_float32_fit_is_close_to_float64(em_pass):
     assert fast.score(X) == pytest.approx(exact.score(X), abs=1e-3)
 
 
+@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_compiled_pass_reads_float32_rows_without_a_copy(covariance_type, monkeypatch):
+def test_compiled_pass_reads_float32_rows_without_a_copy(build, covariance_type, monkeypatch):
+    use_pass(build, monkeypatch)
     X, _ = make_blobs(3000, n_features=6, centers=4, cluster_std=1.0, random_state=2)
     X32 = X.astype(np.float32)
     assert np.shares_memory(_fused_pass.FusedPass(X32, covariance_type, 4).X, X32)
