@@ -39,7 +39,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     space with Cholesky-based log-densities, vectorised over components, over ``batch_size``
     rows at a time: each iteration is one pass over X that accumulates the sufficient
     statistics, so memory does not grow with n_samples * n_components * n_features. On a
-    CPU with AVX-512 that pass is a compiled kernel (the same arithmetic in float64, fused
+    CPU with AVX-512 or AVX2 that pass is a compiled kernel (the same arithmetic in float64, fused
     per tile of 128 rows; toolkit/mixture/_fused_pass.py) when the install could build it.
 
     Parameters
