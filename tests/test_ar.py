@@ -62,7 +62,7 @@ def test_compiled_passes_equal_numpys(trend, shape, lags, monkeypatch):
 def test_compiled_passes_reject_inconsistent_buffers():
     kernel = _ar_math.kernel
     Y = np.zeros((2, 10))
-    with pytest.raises(ValueError, match="out has 8 bytes, expected 8 values"):
+    with pytest.raises(ValueError, match="out has 8 bytes, expected 8 float64 values"):
         kernel.lag_product_sums(Y, np.zeros(1), 2, 10, 3)
     with pytest.raises(ValueError, match=r"lags must be int64 values in \[1, hold_back=2\]"):
         kernel.residual_statistics(Y, np.zeros((2, 1)), np.array([3]), np.zeros(2), np.zeros((2, 1)), 2, 10, 2, False, False)

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../_kernel_buffers.h"
 #include "_em_model.h"
 
 enum { NONE, AVX2, AVX512 };
@@ -64,23 +65,6 @@ static void find_nonzero_rows(const Model *m, ptrdiff_t *row_from, ptrdiff_t *ro
         row_from[jb / 4] = from < to ? from : 0;
         row_to[jb / 4] = to;
     }
-}
-
-static int check_size(const Py_buffer *buffer, Py_ssize_t expected, const char *name) {
-    if (buffer->len != expected * (Py_ssize_t)sizeof(double)) {
-        PyErr_Format(PyExc_ValueError, "%s has %zd bytes, expected %zd float64 values", name, buffer->len, expected);
-        return 0;
-    }
-    return 1;
-}
-
-static int check_rows(const Py_buffer *X, Py_ssize_t expected, int single) {
-    Py_ssize_t item = single ? (Py_ssize_t)sizeof(float) : (Py_ssize_t)sizeof(double);
-    if (X->len != expected * item) {
-        PyErr_Format(PyExc_ValueError, "X has %zd bytes, expected %zd %s values", X->len, expected, single ? "float32" : "float64");
-        return 0;
-    }
-    return 1;
 }
 
 static int check_pairs(const Py_buffer *a, const Py_buffer *b, Py_ssize_t d) {
@@ -125,10 +109,10 @@ static PyObject *pass_statistics(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "this CPU runs neither the AVX-512 nor the AVX2 build: use the torch pass");
     else if (n < 0 || d <= 0 || k <= 0)
         PyErr_Format(PyExc_ValueError, "need n >= 0, d > 0 and k > 0, got n=%zd, d=%zd, k=%zd", n, d, k);
-    else if (check_rows(&X, n * d, single) && check_size(&shift, d, "shift") &&
-             check_size(&weight, k * m.dp * m.dp, "weight") && check_size(&bias, k * m.dp, "bias") &&
-             check_size(&constant, k, "constant") && check_pairs(&pair_a, &pair_b, d) &&
-             check_size(&moments, m.kp * m.fp, "moments")) {
+    else if (check_size(&X, n * d, single ? sizeof(float) : sizeof(double), "X") &&
+             check_size(&shift, d, sizeof(double), "shift") && check_size(&weight, k * m.dp * m.dp, sizeof(double), "weight") &&
+             check_size(&bias, k * m.dp, sizeof(double), "bias") && check_size(&constant, k, sizeof(double), "constant") &&
+             check_pairs(&pair_a, &pair_b, d) && check_size(&moments, m.kp * m.fp, sizeof(double), "moments")) {
         double total = 0;
         int done = 0;
         ptrdiff_t *rows = malloc(2 * (m.dp / 4) * sizeof(ptrdiff_t));

@@ -17,6 +17,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "../_kernel_buffers.h"
+
 #define CHUNK 512
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -104,14 +106,6 @@ CLONES static void residual_pass(const double *Y, Py_ssize_t m, Py_ssize_t n, co
         }
         ssr[row] = squares;
     }
-}
-
-static int check_size(const Py_buffer *buffer, Py_ssize_t expected, Py_ssize_t item, const char *name) {
-    if (buffer->len != expected * item) {
-        PyErr_Format(PyExc_ValueError, "%s has %zd bytes, expected %zd values of %zd bytes", name, buffer->len, expected, item);
-        return 0;
-    }
-    return 1;
 }
 
 static PyObject *lag_product_sums(PyObject *self, PyObject *args) {
