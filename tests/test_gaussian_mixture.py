@@ -119,6 +119,8 @@ def test_compiled_pass_gives_the_torch_pass_iterates(build, covariance_type, n_s
 
 def test_compiled_pass_rejects_inconsistent_buffers():
     kernel = _fused_pass.kernel
+    if not kernel.supported():
+        pytest.skip("this CPU has neither AVX-512 nor AVX2: the kernel refuses every call")
     d, k = 3, 2
     dp, kp, fp = kernel.layout(d, k, 1)
     X, shift, weight, bias = np.zeros((4, d)), np.zeros(d), np.zeros((k, dp, dp)), np.zeros((k, dp))
