@@ -70,9 +70,14 @@ def digits(epochs: int) -> None:
     helpers = import_file(Path(__file__).resolve().parents[1] / "pipelines" / "_digits.py")
     X_train, _, y_train, _ = helpers.split()
     model = DDPM(image_shape=(8, 8), channels=(32, 64), batch_size=64, max_epochs=epochs, n_iter_no_change=10_000, random_state=0).fit(X_train)
-    judge = helpers.classifier(X_train, y_train)
+    judge = helpers.classifier(X_train, y_train, full=True)
     print(f"digits, U-Net denoiser ({epochs} epochs):")
-    compare_samplers(model, lambda samples: helpers.judged(samples, judge)[0])
+
+    def quality(samples) -> str:
+        score, probabilities = helpers.judged(samples, judge)
+        return f"classifier score {score:.2f}, {helpers.describe(probabilities)}"
+
+    compare_samplers(model, quality)
     print("digits, 1,000 samples, same noise (one timed run each, after a warm-up):")
     compare_runtimes(model, n=1000, repeats=1)
 

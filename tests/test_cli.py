@@ -1,18 +1,53 @@
-"""``toolkit run``: pipelines are run, exported, validated and reported as a table."""
+"""The ``toolkit`` command: ``toolkit run`` streams its table and keeps results.json; listing,
+help and version are instant; ``toolkit serve`` says what it needs."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
+from pathlib import Path
 
-from toolkit.cli import main
+import pytest
+
+from toolkit.cli import build_parser, main
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # one-epoch jobs, on purpose
+
+JOB_HEADER = """
+import numpy as np
+from toolkit.jobs import Baseline, Job
+from toolkit.neural_network import MLPClassifier
+
+def fitted(epochs=1):
+    X = np.random.default_rng(0).normal(size=(40, 3)).astype("float32")
+    y = np.arange(40) % 2
+    return MLPClassifier((4,), max_epochs=epochs, random_state=0).fit(X, y), X, y
+"""
+
+
+def write_jobs(folder: Path, jobs: dict[str, str]) -> Path:
+    folder.mkdir()
+    for name, body in jobs.items():
+        (folder / f"{name}.py").write_text(JOB_HEADER + textwrap.dedent(body))
+    return folder
 
 
 def test_run_one_pipeline_exports_and_validates(tmp_path, capsys):
     assert main(["run", "breast_cancer_mlp", "--out", str(tmp_path)]) == 0
-    table = capsys.readouterr().out
-    assert "breast_cancer_mlp" in table and "StandardScaler > MLPClassifier" in table and " ok " in table
+    out, err = capsys.readouterr()
+    assert "[1/1] breast_cancer_mlp: StandardScaler + MLPClassifier" in err  # the start line, beside the bars
+    row = next(line for line in out.splitlines() if line.startswith("breast_cancer_mlp"))
+    assert " ok " in row and "StandardScaler > MLPClassifier" in row and "logistic regression" in row
     metadata = json.loads((tmp_path / "breast_cancer_mlp" / "model.json").read_text())
     assert metadata["validation"]["passed"] is True
     assert metadata["graphs"]["model"]["feature_names"][0] == "mean radius"
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["finished"] is True and results["setting"] == "quick"
+    [saved] = results["rows"]
+    assert saved["name"] == "breast_cancer_mlp" and saved["status"] == "ok" and saved["baseline"] == "logistic regression"
 
 
 def test_unknown_pipeline_is_a_usage_error(tmp_path, capsys):
@@ -20,26 +55,121 @@ def test_unknown_pipeline_is_a_usage_error(tmp_path, capsys):
     assert "unknown pipeline(s) ['no_such_job']" in capsys.readouterr().err
 
 
-def test_a_job_below_its_floor_or_raising_fails_the_run(tmp_path, capsys):
-    jobs = tmp_path / "jobs"
-    jobs.mkdir()
-    (jobs / "weak.py").write_text(
-        textwrap.dedent(
-            """
-            import numpy as np
-            from toolkit.jobs import Job
-            from toolkit.neural_network import MLPClassifier
-
-            def run(full=False):
-                X = np.random.default_rng(0).normal(size=(40, 3)).astype("float32")
-                y = np.arange(40) % 2
-                model = MLPClassifier((4,), max_epochs=1, random_state=0).fit(X, y)
-                return Job(model, X, "accuracy", model.score(X, y), floor=1.01)
-            """
-        )
+def test_rows_stream_and_a_loss_or_a_failure_is_said(tmp_path, capsys):
+    jobs = write_jobs(
+        tmp_path / "jobs",
+        {
+            "a_loses": """
+                def run(full=False):
+                    model, X, y = fitted()
+                    return Job(model, X, "accuracy", model.score(X, y), Baseline("a perfect oracle", 1.0))
+            """,
+            "b_below_floor": """
+                def run(full=False):
+                    model, X, y = fitted()
+                    return Job(model, X, "error", 0.5, Baseline("guessing", 0.5), greater_is_better=False, floor=0.1)
+            """,
+            "c_broken": "def run(full=False):\n    raise RuntimeError('data missing')\n",
+        },
     )
-    (jobs / "broken.py").write_text("def run(full=False):\n    raise RuntimeError('data missing')\n")
     assert main(["run", "--pipelines", str(jobs), "--out", str(tmp_path / "out")]) == 1
     out = capsys.readouterr().out
-    assert "< floor 1.01" in out and "RuntimeError: data missing" in out
-    assert out.count("FAIL") == 2
+    rows = {line.split()[0]: line for line in out.splitlines() if line.split() and line.split()[0] in ("a_loses", "b_below_floor", "c_broken")}
+    assert " ok " in rows["a_loses"] and "a perfect oracle 1 (LOSES)" in rows["a_loses"]
+    assert " FAIL " in rows["b_below_floor"] and "guessing 0.5 (ties)" in rows["b_below_floor"]
+    assert "error 0.5 is worse than the floor 0.1" in out
+    assert " FAIL " in rows["c_broken"] and "RuntimeError: data missing" in out
+    assert "3 pipelines in" in out and "1 ok, 2 failed (b_below_floor, c_broken)" in out and "loses 1 (a_loses)" in out
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [(r["name"], r["status"], r["verdict"]) for r in results["rows"]] == [
+        ("a_loses", "ok", "loses"),
+        ("b_below_floor", "FAIL", "ties"),
+        ("c_broken", "FAIL", ""),
+    ]
+
+
+def test_ctrl_c_keeps_the_finished_rows(tmp_path):
+    """SIGINT during the third pipeline: exit 130, the two finished rows printed and in results.json."""
+    jobs = write_jobs(
+        tmp_path / "jobs",
+        {
+            "first": "def run(full=False):\n    model, X, y = fitted()\n    return Job(model, X, 'accuracy', model.score(X, y), Baseline('coin', 0.5))\n",
+            "second": "def run(full=False):\n    model, X, y = fitted()\n    return Job(model, X, 'accuracy', model.score(X, y), Baseline('coin', 0.5))\n",
+            "third": "import time\n\ndef run(full=False):\n    time.sleep(120)\n",
+        },
+    )
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolkit.cli", "run", "--pipelines", str(jobs), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {"rows": []}
+        if len(results["rows"]) == 2:
+            break
+        time.sleep(0.2)
+    time.sleep(0.5)  # into the third pipeline's sleep
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted during third: 2 of 3 pipelines finished" in stdout
+    assert stdout.count("\nfirst ") == 2 and stdout.count("\nsecond ") == 2  # streamed, then in the closing table
+    results = json.loads((out / "results.json").read_text())
+    assert [r["name"] for r in results["rows"]] == ["first", "second"]
+    assert results["interrupted_during"] == "third" and results["finished"] is False
+
+
+def test_list_is_instant_and_imports_no_torch(tmp_path):
+    code = "import sys; from toolkit.cli import main; main(['run', '--list']); assert 'torch' not in sys.modules, 'torch imported'"
+    started = time.perf_counter()
+    listing = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
+    assert time.perf_counter() - started < 5  # an interpreter start and a few file reads; torch alone takes longer
+    lines = listing.stdout.splitlines()
+    assert len(lines) == 10
+    ddpm = next(line for line in lines if line.startswith("digits_ddpm"))
+    assert "quick" in ddpm and "full" in ddpm and "U-Net DDPM on the 8x8 digits" in ddpm
+
+
+def test_version_and_plain_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == "toolkit 0.1.0"
+    for argv in (["--help"], ["run", "--help"], ["serve", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = capsys.readouterr().out
+        assert "``" not in text and ":func:" not in text, text
+
+
+def test_every_option_has_a_help_line():
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.choices and isinstance(a.choices, dict)).choices
+    for command in [parser, *subparsers.values()]:
+        for action in command._actions:
+            assert action.help, f"{command.prog} {action.option_strings or action.dest} has no help"
+
+
+def test_serve_without_its_extras_says_what_to_install(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "prometheus_client" else real(name, *a))
+    assert main(["serve", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == 'toolkit serve needs the [serve] extras (prometheus_client missing): pip install "toolkit[serve]"\n'
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes")
+def test_results_file_has_the_umask_mode(tmp_path):
+    jobs = write_jobs(tmp_path / "jobs", {"one": "def run(full=False):\n    model, X, y = fitted()\n    return Job(model, X, 'accuracy', 1.0, Baseline('coin', 0.5))\n"})
+    previous = os.umask(0o022)
+    try:
+        assert main(["run", "--pipelines", str(jobs), "--out", str(tmp_path / "out")]) == 0
+    finally:
+        os.umask(previous)
+    for path in [tmp_path / "out" / "results.json", tmp_path / "out" / "one" / "model.onnx", tmp_path / "out" / "one" / "model.json"]:
+        assert path.stat().st_mode & 0o777 == 0o644, path

@@ -66,31 +66,47 @@ def fitted(tmp_path_factory):
     return root, models
 
 
-@pytest.fixture(scope="module")
-def server(fitted):
-    root, _ = fitted
+def start_server(root, log_path, *options):
+    """``toolkit serve`` in a subprocess, its stdout and stderr in ``log_path`` (a pipe would
+    fill up with access lines and block the server); returns (process, client) once it answers."""
     port = free_port()
+    log = open(log_path, "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "toolkit.cli", "serve", str(root), "--port", str(port), "--max-rows", str(MAX_ROWS), "--max-body-bytes", str(MAX_BODY)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        [sys.executable, "-m", "toolkit.cli", "serve", str(root), "--port", str(port), *options],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    log.close()
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     deadline = time.time() + 60
     while True:
         try:
             if client.get("/v2/health/live").status_code == 200:
-                break
+                return process, client
         except httpx.TransportError:
             pass
         if process.poll() is not None or time.time() > deadline:
             process.kill()
-            raise RuntimeError(f"server did not start: {process.stderr.read().decode()}")
+            raise RuntimeError(f"server did not start: {open(log_path).read()}")
         time.sleep(0.2)
-    yield client
+
+
+def stop_server(process, client) -> None:
     client.close()
     process.terminate()
     process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server_log(tmp_path_factory):
+    return tmp_path_factory.mktemp("server") / "serve.log"
+
+
+@pytest.fixture(scope="module")
+def server(fitted, server_log):
+    process, client = start_server(fitted[0], server_log, "--max-rows", str(MAX_ROWS), "--max-body-bytes", str(MAX_BODY))
+    yield client
+    stop_server(process, client)
 
 
 def tensor(name, array, datatype="FP32"):
@@ -173,6 +189,8 @@ def test_bad_requests_get_4xx_with_the_problem_named(server, fitted):
         ("post", "/v2/models/cancer_mlp/infer", {"json": [1, 2]}, 400, "must be a JSON object"),
         ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [dict(good, name="x")]}}, 400, "unknown ['x']"),
         ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [dict(good, datatype="FP64")]}}, 400, "datatype 'FP64'; the model takes FP32"),
+        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [{k: v for k, v in good.items() if k != "datatype"}]}}, 400, "missing the field(s) ['datatype']"),
+        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [{"name": "X"}]}}, 400, "missing the field(s) ['datatype', 'shape', 'data']"),
         ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [dict(good, shape=[3, 6])]}}, 400, "holds 18 values but data has 12"),
         ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [dict(good, shape=[3, 4], data=[0.0] * 12)]}}, 400, "the model expects ('batch', 6)"),
         ("post", "/v2/models/cancer_mlp/infer", {"content": json.dumps({"inputs": [dict(good, data=[math.nan] + good["data"][1:])]})}, 400, "NaN"),
@@ -194,6 +212,36 @@ def test_bad_requests_get_4xx_with_the_problem_named(server, fitted):
         assert response.status_code == status, (url, kwargs.get("json"), response.text)
         assert message in response.json()["error"], (url, response.json())
     assert server.get("/v2/health/live").status_code == 200  # still alive
+
+
+def test_a_get_on_a_post_route_says_use_post(server):
+    response = server.get("/v2/models/cancer_mlp/infer")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert "GET is not allowed on /v2/models/cancer_mlp/infer; use POST" in response.json()["error"]
+
+
+# --------------------------------------------------------------------- logging
+def test_startup_listing_and_one_access_line_per_request(server, server_log):
+    server.get("/v2/models/wine_gmm/ready")
+    server.post("/v2/models/cancer_mlp/infer", content=b"{")
+    deadline = time.time() + 10
+    while "POST /v2/models/cancer_mlp/infer" not in server_log.read_text() and time.time() < deadline:
+        time.sleep(0.1)
+    log = server_log.read_text()
+    assert f"toolkit serve: 8 model(s) at {server.base_url}" in log
+    assert "  wine_gmm: X FP64 [-1, 13] -> label INT64 [-1], probabilities FP64 [-1, 3], score_samples FP64 [-1, 1]" in log
+    assert "  cancer_mlp: X FP32 [-1, 6] (6 named columns: /predict takes records) -> label INT64 [-1], probabilities FP32 [-1, 2]" in log
+    assert '"GET /v2/models/wine_gmm/ready HTTP/1.1" 200' in log
+    assert '"POST /v2/models/cancer_mlp/infer HTTP/1.1" 400' in log
+
+
+def test_quiet_prints_neither_listing_nor_access_lines(fitted, tmp_path):
+    process, client = start_server(fitted[0], tmp_path / "quiet.log", "--quiet")
+    assert client.get("/v2/models/wine_gmm/ready").status_code == 200
+    stop_server(process, client)
+    log = (tmp_path / "quiet.log").read_text()
+    assert "toolkit serve:" not in log and "/v2/models/wine_gmm/ready" not in log
 
 
 def test_metrics_count_requests_latency_and_errors(server, fitted):

@@ -176,14 +176,16 @@ class TrainingLoop:
         stopping: StoppingRule | None,
         validation: tuple[torch.Tensor, torch.Tensor] | None = None,
         verbose: bool = False,
+        description: str | None = None,
     ) -> bool:
         """Train for up to ``max_epochs`` epochs, appending one dict per epoch to ``history``.
 
         The stopping rule watches the validation loss when ``validation`` is given, else the
         training loss. On a validation stop the best weights are restored. Returns whether
-        the rule stopped training (False: ``max_epochs`` ran out first).
+        the rule stopped training (False: ``max_epochs`` ran out first). With ``verbose``, a
+        tqdm bar (labelled ``description``) shows the epochs and the losses.
         """
-        epochs = tqdm(range(max_epochs), disable=not verbose, unit="epoch", leave=False)
+        epochs = tqdm(range(max_epochs), disable=not verbose, unit="epoch", leave=False, desc=description)
         stopped = False
         for _ in epochs:
             started = time.perf_counter()

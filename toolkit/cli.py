@@ -1,11 +1,22 @@
-"""The ``toolkit`` command: ``toolkit run [NAME ...] [--out exports/] [--full]`` and
-``toolkit serve [exports/] [--host 127.0.0.1] [--port 8000]``."""
+"""The ``toolkit`` command: ``toolkit run`` and ``toolkit serve``.
+
+Arguments are parsed before anything heavy is imported: ``toolkit --help``, ``--version``
+and ``toolkit run --list`` load no torch, and ``toolkit serve`` loads only the serving side.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
+
+import toolkit
+
+DESCRIPTION = "Fit, export and validate the pipelines in pipelines/ (toolkit run), or serve exported models over HTTP (toolkit serve)."
+# What the [serve] extras bring (pyproject.toml), checked before the server is imported.
+SERVE_MODULES = ("starlette", "uvicorn", "prometheus_client")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 def default_pipelines_dir() -> Path:
@@ -15,58 +26,96 @@ def default_pipelines_dir() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="toolkit", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run pipelines, export and validate their models")
-    run.add_argument("names", nargs="*", help="pipelines to run (default: all)")
-    run.add_argument("--out", type=Path, default=Path("exports"), help="export root (default: exports/)")
-    run.add_argument("--pipelines", type=Path, default=None, help="folder of pipeline files")
-    run.add_argument("--full", action="store_true", help="full-size runs instead of the quick defaults")
-    run.add_argument("--list", action="store_true", help="list the pipelines and exit")
-    serve = commands.add_parser("serve", help="serve exported models over HTTP (Open Inference Protocol V2)")
-    serve.add_argument("directory", nargs="?", type=Path, default=Path("exports"), help="folder of export folders (default: exports/)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="server processes, each with its own sessions")
-    serve.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads per session")
-    serve.add_argument("--max-rows", type=int, default=10_000, help="rows a request may send")
-    serve.add_argument("--max-body-bytes", type=int, default=16 * 2**20, help="larger request bodies get 413")
+    parser = argparse.ArgumentParser(prog="toolkit", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"toolkit {toolkit.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,serve}", help="toolkit run --help or toolkit serve --help for their options")
+    run = commands.add_parser(
+        "run",
+        help="run pipelines, export and validate their models",
+        description="Run the pipelines in pipelines/ (all by default, in their quick setting): each fits a model and a "
+        "baseline, exports the model to ONNX, validates the export under onnxruntime and prints its row as it finishes. "
+        "Rows also go to <out>/results.json. Exit status: 0 when no row failed, 1 when one did, 130 on Ctrl-C.",
+    )
+    run.add_argument("names", nargs="*", metavar="NAME", help="pipelines to run (default: all; see --list)")
+    run.add_argument("--out", type=Path, default=Path("exports"), help="export root, one folder per pipeline (default: exports/)")
+    run.add_argument("--pipelines", type=Path, default=None, metavar="DIR", help="folder of pipeline files (default: ./pipelines, else the one beside the package)")
+    run.add_argument("--full", action="store_true", help="the longer, full-size settings the issues quote, instead of the quick ones")
+    run.add_argument("--list", action="store_true", help="list the pipelines, what each does and its quick / full time, and exit")
+    serve = commands.add_parser(
+        "serve",
+        help="serve exported models over HTTP (Open Inference Protocol V2)",
+        description="Serve every export folder under DIRECTORY over HTTP: the Open Inference Protocol (V2) at "
+        "/v2/models/NAME/infer, DataFrame records at /v2/models/NAME/predict, Prometheus metrics at /metrics. "
+        'Needs the [serve] extras: pip install "toolkit[serve]".',
+    )
+    serve.add_argument("directory", nargs="?", type=Path, default=Path("exports"), metavar="DIRECTORY", help="folder of export folders (default: exports/)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all interfaces)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes, each with its own onnxruntime sessions (default: 1)")
+    serve.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads per session (default: onnxruntime's choice)")
+    serve.add_argument("--max-rows", type=int, default=10_000, help="rows a request may send (default: 10000)")
+    serve.add_argument("--max-body-bytes", type=int, default=16 * 2**20, help="request bodies over this many bytes get 413 (default: 16 MiB)")
+    serve.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="uvicorn's log level; access lines are logged at info (default: info)")
+    serve.add_argument("--quiet", action="store_true", help="print only warnings and errors: no start-up listing, no access lines")
     return parser
 
 
 def serve(args: argparse.Namespace) -> int:
-    from toolkit.serving import ServerSettings, serve
+    missing = [name for name in SERVE_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f'toolkit serve needs the [serve] extras ({", ".join(missing)} missing): pip install "toolkit[serve]"', file=sys.stderr)
+        return 2
+    from toolkit.serving._server import ServerSettings, serve
 
     if not args.directory.is_dir():
         print(f"toolkit: no folder {args.directory} to serve", file=sys.stderr)
         return 2
     settings = ServerSettings(max_rows=args.max_rows, max_body_bytes=args.max_body_bytes, intra_op_num_threads=args.threads)
-    serve(args.directory, host=args.host, port=args.port, workers=args.workers, settings=settings)
+    serve(
+        args.directory,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        settings=settings,
+        log_level="warning" if args.quiet else args.log_level,
+        announce=not args.quiet,
+    )
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        return serve(args)
-    from toolkit.jobs import (  # heavy imports only once arguments parse
-        discover,
-        run_all,
-    )
+def list_pipelines(directory: Path) -> str:
+    """One line per pipeline: name, quick / full time, what it does (files are not imported)."""
+    from toolkit.jobs import describe, discover
 
+    infos = [describe(path) for path in discover(directory).values()]
+    width = max((len(info.name) for info in infos), default=0)
+
+    def seconds(info, setting: str) -> str:
+        return f"~{info.seconds[setting]:.0f} s" if setting in info.seconds else "?"
+
+    return "\n".join(f"{info.name.ljust(width)}  quick {seconds(info, 'quick'):>7}  full {seconds(info, 'full'):>7}  {info.summary}" for info in infos)
+
+
+def run(args: argparse.Namespace) -> int:
     directory = args.pipelines or default_pipelines_dir()
     if not directory.is_dir():
         print(f"toolkit: no pipelines folder at {directory}", file=sys.stderr)
         return 2
     if args.list:
-        print("\n".join(discover(directory)))
+        print(list_pipelines(directory))
         return 0
+    from toolkit.jobs._runner import run_all  # torch, onnx: only once the arguments parse
+
     try:
-        outcomes = run_all(args.names, directory, args.out, full=args.full)
+        return run_all(args.names, directory, args.out, full=args.full).exit_code
     except ValueError as error:
         print(f"toolkit: {error}", file=sys.stderr)
         return 2
-    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return serve(args) if args.command == "serve" else run(args)
 
 
 if __name__ == "__main__":

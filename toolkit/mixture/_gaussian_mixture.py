@@ -330,7 +330,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             e_step, threads = lambda: fused(*self._state(), self._shift, self.covariance_type), _fused_pass.single_threaded_torch()
         else:
             e_step, threads = lambda: self._e_step_pass(X), contextlib.nullcontext()
-        bar = tqdm(range(1, self.max_iter + 1), disable=not self.verbose, unit="iter", leave=False)
+        bar = tqdm(range(1, self.max_iter + 1), disable=not self.verbose, unit="iter", leave=False, desc=type(self).__name__)
         with threads:
             for n_iter in bar:
                 previous = bound

@@ -195,6 +195,7 @@ class BaseNeuralNet(BaseEstimator):
                 stopping=stopping,
                 validation=validation,
                 verbose=bool(self.verbose),
+                description=type(self).__name__,
             )
         self.module_.eval()
         self.n_iter_ = len(self.history_) if not partial else 1

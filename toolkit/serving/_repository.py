@@ -62,6 +62,17 @@ class ServedModel:
             "parameters": {"estimator": self.model.metadata["estimator"]["class"], "feature_names": self.model.entry.get("feature_names")},
         }
 
+    def signature(self) -> str:
+        """One line for the server's start-up listing: inputs -> outputs, with datatypes and shapes."""
+        metadata = self.metadata()
+
+        def tensors(entries: list[dict]) -> str:
+            return ", ".join(f"{e['name']} {e['datatype']} {e['shape']}" for e in entries)
+
+        columns = metadata["parameters"]["feature_names"]
+        named = f" ({len(columns)} named columns: /predict takes records)" if columns else ""
+        return f"{self.name}: {tensors(metadata['inputs'])}{named} -> {tensors(metadata['outputs'])}"
+
 
 def discover_models(directory: str | Path, *, intra_op_num_threads: int | None = None) -> dict[str, ServedModel]:
     """{name: ServedModel} for every export folder directly under ``directory``."""
@@ -97,7 +108,10 @@ def decode_tensor(spec: dict, request_input: dict, max_rows: int) -> np.ndarray:
     input ``spec`` takes; ValueError naming the problem otherwise."""
     name = request_input.get("name")
     expected = OIP_DATATYPES[spec["dtype"]]
-    datatype, shape, data = request_input.get("datatype"), request_input.get("shape"), request_input.get("data")
+    absent = [key for key in ("datatype", "shape", "data") if key not in request_input]
+    if absent:
+        raise ValueError(f"input {name!r} is missing the field(s) {absent}; each input needs name, shape, datatype ({expected} here) and data")
+    datatype, shape, data = request_input["datatype"], request_input["shape"], request_input["data"]
     if datatype != expected:
         raise ValueError(f"input {name!r} has datatype {datatype!r}; the model takes {expected}")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):

@@ -234,9 +234,19 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
     ]
 
     async def not_found(request: Request, exc) -> Response:
-        return JSONResponse({"error": f"no route {request.method} {request.url.path}"}, status_code=getattr(exc, "status_code", 404))
+        return JSONResponse({"error": f"no route {request.method} {request.url.path}"}, status_code=404)
 
-    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    async def wrong_method(request: Request, exc) -> Response:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return JSONResponse(
+            {"error": f"{request.method} is not allowed on {request.url.path}; use {allowed.replace(', ', ' or ')}"},
+            status_code=405,
+            headers={"Allow": allowed},
+        )
+
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: wrong_method})
+    app.state.models = models
+    return app
 
 
 def app_from_environment() -> Starlette:
@@ -252,17 +262,55 @@ def app_from_environment() -> Starlette:
     return create_app(os.environ["TOOLKIT_SERVE_DIR"], settings)
 
 
-def serve(directory: str | Path = "exports", *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, settings: ServerSettings | None = None) -> None:
-    """Serve every export folder under ``directory`` until interrupted (uvicorn; ``workers``
-    processes, each with its own sessions; settings reach them through TOOLKIT_SERVE_* variables)."""
+def startup_lines(models: dict[str, ServedModel], url: str) -> list[str]:
+    """What ``toolkit serve`` prints before it listens: the address and each model's signature."""
+    lines = [f"toolkit serve: {len(models)} model(s) at {url} (Open Inference Protocol V2: POST {url}/v2/models/<name>/infer; records: POST .../predict; metrics: GET {url}/metrics)"]
+    return lines + ["  " + served.signature() for served in models.values()]
+
+
+def serve(
+    directory: str | Path = "exports",
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    settings: ServerSettings | None = None,
+    log_level: str = "info",
+    announce: bool = True,
+) -> None:
+    """Serve every export folder under ``directory`` until interrupted.
+
+    Parameters
+    ----------
+    directory : str or Path
+        Folder of export folders.
+    host, port
+        Where uvicorn listens.
+    workers : int, default=1
+        Server processes, each with its own sessions (settings reach them through
+        TOOLKIT_SERVE_* variables).
+    settings : ServerSettings, optional
+    log_level : str, default="info"
+        uvicorn's log level; at "info" each request is logged as an access line.
+    announce : bool, default=True
+        Print the address and the served models' signatures before listening.
+    """
     import os
 
     import uvicorn
 
     settings = settings or ServerSettings()
+    app = create_app(directory, settings)
+    if announce:
+        print("\n".join(startup_lines(app.state.models, f"http://{host}:{port}")), flush=True)
+    options = {"host": host, "port": port, "log_level": log_level, "access_log": log_level in ("info", "debug", "trace")}
+    if workers == 1:
+        uvicorn.run(app, **options)
+        return
+    del app  # each worker loads its own sessions
     os.environ["TOOLKIT_SERVE_DIR"] = str(Path(directory).resolve())
     os.environ["TOOLKIT_SERVE_MAX_ROWS"] = str(settings.max_rows)
     os.environ["TOOLKIT_SERVE_MAX_BODY_BYTES"] = str(settings.max_body_bytes)
     if settings.intra_op_num_threads:
         os.environ["TOOLKIT_SERVE_THREADS"] = str(settings.intra_op_num_threads)
-    uvicorn.run("toolkit.serving._server:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="warning")
+    uvicorn.run("toolkit.serving._server:app_from_environment", factory=True, workers=workers, **options)
