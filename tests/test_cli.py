@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests._warnings import SHORT_TRAINING
 from toolkit.cli import build_parser, main
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # one-epoch jobs, on purpose
+pytestmark = SHORT_TRAINING
 
 JOB_HEADER = """
 import numpy as np

@@ -9,6 +9,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from tests._warnings import SHORT_TRAINING
 from toolkit.neural_network import (
     CNNClassifier,
     CNNRegressor,
@@ -17,6 +18,8 @@ from toolkit.neural_network import (
     RNNClassifier,
     RNNRegressor,
 )
+
+pytestmark = SHORT_TRAINING
 
 FAST = dict(max_epochs=3, random_state=0, device="cpu")
 
@@ -27,6 +30,7 @@ def small_digits(digits):
     return X[:300].astype(np.float32), y[:300]
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer. Maximum iterations:sklearn.exceptions.ConvergenceWarning")  # the same 40 epochs for both
 def test_mlp_learns_digits_as_well_as_sklearns(digits):
     from sklearn.model_selection import train_test_split
     from sklearn.neural_network import MLPClassifier as SklearnMLP

@@ -9,6 +9,7 @@ import pytest
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from tests._warnings import SHORT_TRAINING
 from toolkit.neural_network import (
     CNNClassifier,
     CNNRegressor,
@@ -18,6 +19,8 @@ from toolkit.neural_network import (
     RNNRegressor,
 )
 from toolkit.onnx import ValidationError, export, load, validate
+
+pytestmark = SHORT_TRAINING
 
 FAST = dict(max_epochs=2, random_state=0, device="cpu")
 WORDS = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
@@ -143,6 +146,27 @@ def test_export_replaces_files_atomically(data, tmp_path):
     export(model, tmp_path)
     export(model, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.onnx"]
+
+
+def test_exported_files_get_the_mode_a_plain_write_gives(data, tmp_path):
+    """New files: 0o666 less the umask (not mkstemp's 0o600, which a server running as another
+    user could not read); a file written over keeps the mode it had."""
+    import os
+
+    X, y = data
+    model = MLPClassifier((8,), **FAST).fit(X, y)
+    previous = os.umask(0o022)
+    try:
+        export(model, tmp_path / "new")
+        assert {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "new").iterdir()} == {"model.json": 0o644, "model.onnx": 0o644}
+        (tmp_path / "new" / "model.onnx").chmod(0o664)
+        os.umask(0o077)
+        export(model, tmp_path / "new")
+        assert (tmp_path / "new" / "model.onnx").stat().st_mode & 0o777 == 0o664
+        export(model, tmp_path / "private")
+        assert (tmp_path / "private" / "model.onnx").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(previous)
 
 
 def test_a_new_export_removes_the_graph_files_only_the_previous_one_listed(data, tmp_path):

@@ -212,7 +212,9 @@ class BaseNeuralNet(BaseEstimator):
         return None
 
     def _to_tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device_)
+        array = np.ascontiguousarray(array)
+        # torch cannot share a read-only buffer (a memmap opened "r"): such inputs are copied.
+        return torch.from_numpy(array if array.flags.writeable else array.copy()).to(self.device_)
 
     # ------------------------------------------------------------- inputs
     def _check_X(self, X, *, reset: bool) -> np.ndarray:
