@@ -93,7 +93,8 @@ def main() -> None:
         work = [(body, serial.session.run(["probabilities"], serial.prepare(row[None, :]))[0].reshape(-1).tolist()) for body, row in zip(bodies, rows)]
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "toolkit.cli", "serve", root, "--port", str(port), "--workers", str(args.workers), "--threads", "1"]
+        # --quiet: no access line per request (a pipe nobody reads would fill up and stall the server).
+        command = [sys.executable, "-m", "toolkit.cli", "serve", root, "--port", str(port), "--workers", str(args.workers), "--threads", "1", "--quiet"]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             wait_until_live(base, process)

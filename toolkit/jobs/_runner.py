@@ -182,18 +182,27 @@ def summary_line(run: Run, total: int, seconds: float) -> str:
 
 
 # ------------------------------------------------------------------------------ the run
-def write_results(out: Path, run: Run, *, full: bool, started: str, total: int, finished: bool) -> None:
-    """``<out>/results.json``: every finished row so far, rewritten atomically after each."""
-    document = {
-        "toolkit_version": toolkit.__version__,
-        "setting": "full" if full else "quick",
-        "started": started,
-        "finished": finished,
-        "interrupted_during": run.interrupted_during,
-        "pipelines_requested": total,
-        "rows": [o.to_json() for o in run.outcomes],
-    }
-    atomic_write_files(out, {RESULTS_FILE: json_bytes(document)})
+@dataclass
+class ResultsFile:
+    """``<out>/results.json`` of one run: every finished row so far, rewritten atomically after
+    each, so that a failure or Ctrl-C later in the run keeps it."""
+
+    out: Path
+    setting: str
+    total: int
+    started: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+
+    def save(self, run: Run, *, finished: bool) -> None:
+        document = {
+            "toolkit_version": toolkit.__version__,
+            "setting": self.setting,
+            "started": self.started,
+            "finished": finished,
+            "interrupted_during": run.interrupted_during,
+            "pipelines_requested": self.total,
+            "rows": [o.to_json() for o in run.outcomes],
+        }
+        atomic_write_files(self.out, {RESULTS_FILE: json_bytes(document)})
 
 
 def run_all(
@@ -238,12 +247,10 @@ def run_all(
     if unknown:
         raise ValueError(f"unknown pipeline(s) {unknown}; available: {sorted(available)}")
     selected = names or list(available)
-    out = Path(out)
-    started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    out, setting = Path(out), "full" if full else "quick"
     started = time.perf_counter()
-    run = Run()
-    write_results(out, run, full=full, started=started_at, total=len(selected), finished=False)
-    setting = "full" if full else "quick"
+    run, results = Run(), ResultsFile(out, setting, len(selected))
+    results.save(run, finished=False)
     print(f"toolkit run: {len(selected)} pipeline(s), {setting} setting, exports in {out}/ (rows also in {out / RESULTS_FILE})", file=stream)
     widths = streaming_widths(selected)
     print("\n".join(header_lines(widths)), file=stream, flush=True)
@@ -260,10 +267,10 @@ def run_all(
             for text in filter(None, (outcome.details, outcome.problem)):
                 print("\n".join("    " + line for line in text.rstrip().splitlines()), file=stream)
             stream.flush()
-            write_results(out, run, full=full, started=started_at, total=len(selected), finished=False)
+            results.save(run, finished=False)
     except KeyboardInterrupt:
         run.interrupted_during = current
-    write_results(out, run, full=full, started=started_at, total=len(selected), finished=run.interrupted_during is None)
+    results.save(run, finished=run.interrupted_during is None)
     print(("\n" if run.interrupted_during is None else "\n\n") + summary_line(run, len(selected), time.perf_counter() - started), file=stream)
     if run.outcomes:
         print(format_table(run.outcomes), file=stream, flush=True)
