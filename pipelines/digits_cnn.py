@@ -12,7 +12,7 @@ from sklearn.preprocessing import MinMaxScaler
 from toolkit.jobs import Baseline, Job
 from toolkit.neural_network import CNNClassifier
 
-SECONDS = {"quick": 5, "full": 12}
+SECONDS = {"quick": 4, "full": 9}
 
 
 def run(full: bool = False) -> Job:

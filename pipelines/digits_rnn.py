@@ -12,7 +12,7 @@ from sklearn.preprocessing import MinMaxScaler
 from toolkit.jobs import Baseline, Job
 from toolkit.neural_network import RNNClassifier
 
-SECONDS = {"quick": 5, "full": 10}
+SECONDS = {"quick": 6, "full": 9}
 
 
 def run(full: bool = False) -> Job:

@@ -14,7 +14,7 @@ import statsmodels.api as sm
 from toolkit.jobs import Baseline, Job
 from toolkit.timeseries import ARForecaster
 
-SECONDS = {"quick": 2, "full": 2}
+SECONDS = {"quick": 3, "full": 3}
 HORIZON = 8
 HELD_OUT = 40  # quarters, 2000Q1-2009Q3
 SERIES = ["realgdp", "realcons", "realinv", "realgovt", "cpi", "m1"]

@@ -11,7 +11,7 @@ from toolkit.generative import DDPM, VAE, energy_distance, shuffled_columns
 from toolkit.jobs import Baseline, Job
 from toolkit.mixture import GaussianMixture
 
-SECONDS = {"quick": 20, "full": 90}
+SECONDS = {"quick": 16, "full": 198}
 N = 2000
 
 

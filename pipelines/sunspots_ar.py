@@ -7,7 +7,7 @@ import statsmodels.api as sm
 from toolkit.jobs import Baseline, Job
 from toolkit.timeseries import ARForecaster
 
-SECONDS = {"quick": 1, "full": 1}
+SECONDS = {"quick": 2, "full": 2}
 HORIZON = 10
 
 

@@ -137,8 +137,8 @@ def run_job(name: str, path: Path, out: Path, *, full: bool = False) -> Outcome:
 COLUMNS = (  # (header, width while streaming, cell)
     ("pipeline", 0, lambda o: o.name),
     ("status", 6, lambda o: o.status),
-    ("score", 26, lambda o: f"{o.metric} {o.score:.4g}" if o.metric else ""),
-    ("baseline", 34, lambda o: f"{o.baseline} {o.baseline_score:.4g} ({o.verdict.upper() if o.verdict == 'loses' else o.verdict})" if o.baseline else ""),
+    ("score", 26, lambda o: f"{o.metric} {o.score:.5g}" if o.metric else ""),
+    ("baseline", 34, lambda o: f"{o.baseline} {o.baseline_score:.5g} ({o.verdict.upper() if o.verdict == 'loses' else o.verdict})" if o.baseline else ""),
     ("model", 32, lambda o: o.model),
     ("onnx err", 8, lambda o: f"{o.onnx_max_error:.1e}"),
     ("ort b=1 ms", 10, lambda o: f"{o.latency_ms:.3f}"),
