@@ -200,6 +200,7 @@ def test_bad_requests_get_4xx_with_the_problem_named(server, fitted):
         ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [good], "outputs": [{"name": "nope"}]}}, 400, "outputs ['nope']"),
         ("post", "/v2/models/cancer_mlp/predict", {"json": {"records": [{"mean radius": 1.0}]}}, 400, "missing ["),
         ("post", "/v2/models/cancer_mlp/predict", {"json": {"rows": []}}, 400, '"records"'),
+        ("post", "/v2/models/wine_gmm/predict", {"json": {"records": [{"alcohol": 13.0}]}}, 400, "'wine_gmm' does not take records"),
         ("get", "/v2/models/escape", {}, 404, "unknown model 'escape'"),
         ("get", "/v2/models/stale", {}, 404, "unknown model 'stale'"),
         ("get", "/v2/models/..%2F..%2Fetc%2Fpasswd", {}, 404, "/etc/passwd"),
@@ -219,6 +220,26 @@ def test_a_get_on_a_post_route_says_use_post(server):
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
     assert "GET is not allowed on /v2/models/cancer_mlp/infer; use POST" in response.json()["error"]
+
+
+def test_only_models_fed_by_one_row_of_named_columns_take_records(fitted, tmp_path):
+    """A panel forecaster has named window columns, but its input is (n, series, window): no records."""
+    from toolkit.serving._repository import discover_models
+
+    panel = pd.DataFrame({"a": np.sin(np.arange(100) / 5.0), "b": np.cos(np.arange(100) / 7.0)})
+    export(ARForecaster(lags=2).fit(panel), tmp_path / "panel")
+    served = {**discover_models(fitted[0]), **discover_models(tmp_path)}
+    assert {name: model.takes_records for name, model in served.items()} == {
+        "cancer_mlp": True,
+        "wine_columns": True,
+        "sine_ar": True,
+        "wine_gmm": False,
+        "moons_vae.encoder": False,
+        "moons_vae.decoder": False,
+        "moons_ddpm.denoiser": False,
+        "moons_ddpm.sampler": False,
+        "panel": False,
+    }
 
 
 # --------------------------------------------------------------------- logging

@@ -62,6 +62,18 @@ class ServedModel:
             "parameters": {"estimator": self.model.metadata["estimator"]["class"], "feature_names": self.model.entry.get("feature_names")},
         }
 
+    @property
+    def takes_records(self) -> bool:
+        """Whether ``/predict`` can feed the graph from records: the model has named columns, and
+        they are either its one input's columns (shape (-1, n_columns)) or one input each."""
+        names = self.model.entry.get("feature_names")
+        inputs = self.model.inputs
+        if not names:
+            return False
+        if len(inputs) == 1:
+            return len(inputs[0]["shape"]) == 2 and inputs[0]["shape"][1] == len(names)
+        return [spec["name"] for spec in inputs] == names
+
     def signature(self) -> str:
         """One line for the server's start-up listing: inputs -> outputs, with datatypes and shapes."""
         metadata = self.metadata()
@@ -69,8 +81,7 @@ class ServedModel:
         def tensors(entries: list[dict]) -> str:
             return ", ".join(f"{e['name']} {e['datatype']} {e['shape']}" for e in entries)
 
-        columns = metadata["parameters"]["feature_names"]
-        named = f" ({len(columns)} named columns: /predict takes records)" if columns else ""
+        named = f" ({len(self.model.entry['feature_names'])} named columns: /predict takes records)" if self.takes_records else ""
         return f"{self.name}: {tensors(metadata['inputs'])}{named} -> {tensors(metadata['outputs'])}"
 
 

@@ -149,9 +149,9 @@ def records_frame(served: ServedModel, payload: dict, settings: ServerSettings) 
     if len(records) > settings.max_rows:
         raise RequestError(400, f"{len(records)} records; this server takes at most {settings.max_rows} per request")
     frame = pd.DataFrame.from_records(records)
-    names = served.model.entry.get("feature_names")
-    if names is None:
-        raise RequestError(400, f"model {served.name!r} has no named columns; use /v2/models/{served.name}/infer")
+    if not served.takes_records:
+        raise RequestError(400, f"model {served.name!r} does not take records (its inputs are not one row of named columns); use /v2/models/{served.name}/infer")
+    names = served.model.entry["feature_names"]
     problem = column_mismatch(names, [str(c) for c in frame.columns])
     if problem:
         raise RequestError(400, f"records do not match the model's columns: {problem}")
