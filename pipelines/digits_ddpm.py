@@ -48,7 +48,7 @@ def run(full: bool = False) -> Job:
         "classifier_score",
         score,
         Baseline("one Gaussian", references["one Gaussian"]),
-        floor=3.0,
+        floor=3.0,  # one Gaussian 2.56, a DDPM trained 2 epochs 1.77
         details=details,
         export_options={"n_sampling_steps": n_sampling_steps},
         plot=plot,

@@ -55,7 +55,7 @@ def run(full: bool = False) -> Job:
         "heldout_elbo",
         model.score(X_test),
         Baseline("independent pixels", independent_pixels_loglik(X_train, X_test)),
-        floor=-26.0,
+        floor=-26.0,  # independent pixels -27.2, a VAE trained 1 epoch -30.0
         details=details,
         plot=plot,
     )

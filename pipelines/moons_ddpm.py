@@ -82,7 +82,7 @@ def run(full: bool = False) -> Job:
         moons["DDPM"],
         Baseline("one Gaussian", moons["one Gaussian"]),
         greater_is_better=False,
-        floor=0.012,  # one Gaussian 0.019, the columns of held-out points shuffled 0.021
+        floor=0.010,  # one Gaussian 0.019, shuffled held-out columns 0.021, a DDPM trained 5 epochs 0.014
         details=details,
         plot=plot,
     )
