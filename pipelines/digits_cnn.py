@@ -1,16 +1,18 @@
 """CNNClassifier on scikit-learn's 8x8 digits, pixel columns reshaped to images in the net, against logistic regression."""
 
 import warnings
+from pathlib import Path
 
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from toolkit.jobs import Baseline, Job
+from toolkit.jobs import Job, import_file
 from toolkit.neural_network import CNNClassifier
+
+classifiers = import_file(Path(__file__).with_name("_classifiers.py"))
 
 SECONDS = {"quick": 4, "full": 9}
 
@@ -32,13 +34,5 @@ def run(full: bool = False) -> Job:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # the quick budget ends before early stopping, on purpose
         model = Pipeline([("scale", MinMaxScaler()), ("cnn", cnn)]).fit(X_train, y_train)
-    linear = Pipeline([("scale", MinMaxScaler()), ("logistic", LogisticRegression(max_iter=1000))]).fit(X_train, y_train)
-    return Job(
-        model,
-        X_test,
-        "accuracy",
-        model.score(X_test, y_test),
-        Baseline("logistic regression", linear.score(X_test, y_test)),
-        floor=0.95,
-        details=f"{len(X_test)} held-out images, {cnn.n_iter_} epochs",
-    )
+    details = f"{len(X_test)} held-out images, {cnn.n_iter_} epochs"
+    return classifiers.against_logistic_regression(model, X_train, X_test, y_train, y_test, floor=0.95, details=details)
