@@ -4,6 +4,7 @@ import warnings
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from tests._warnings import SHORT_TRAINING
 from toolkit._estimator_checks import expected_failed_checks
 from toolkit.generative import DDPM, VAE
 from toolkit.neural_network import (
@@ -14,7 +15,6 @@ from toolkit.neural_network import (
     RNNClassifier,
     RNNRegressor,
 )
-from tests._warnings import SHORT_TRAINING
 
 pytestmark = SHORT_TRAINING
 

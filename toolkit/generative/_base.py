@@ -1,6 +1,6 @@
 """The base of the generative nets (VAE, DDPM): unsupervised fit, rows or images, data scaling.
 
-Fitting reuses :class:`~toolkit.neural_network._base.BaseNeuralNet`'s training (the one
+Fitting reuses :class:`~toolkit._net_estimator.BaseNeuralNet`'s training (the one
 loop, early stopping, warm start, device, seeding); the "targets" are the scaled inputs
 themselves, which the model's loss reads next to the net's outputs.
 """
@@ -17,22 +17,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from toolkit._input_checks import image_net_shape
+from toolkit._net_estimator import BaseNeuralNet
 from toolkit._training import batch_bounds
-from toolkit._validation import image_net_shape
-from toolkit.neural_network._base import BaseNeuralNet
-from toolkit.nn.heads import AffineOutput
-
-
-class DataScaling(nn.Module):
-    """x -> (x - offset) / scale, offset and scale broadcast over a sample (AffineOutput undoes it)."""
-
-    def __init__(self, offset: np.ndarray, scale: np.ndarray) -> None:
-        super().__init__()
-        self.register_buffer("offset", torch.as_tensor(offset, dtype=torch.float32))
-        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.offset) / self.scale
+from toolkit.nn.heads import AffineOutput, DataScaling
 
 
 class BaseGenerativeNet(BaseNeuralNet):

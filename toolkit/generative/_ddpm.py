@@ -12,38 +12,18 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from toolkit._inference import InferenceSpec, InputSpec, OutputSpec
-from toolkit._validation import check_positive_ints
+from toolkit._export_spec import InferenceSpec, InputSpec, OutputSpec
+from toolkit._input_checks import check_positive_ints
+from toolkit._net_estimator import TRAINING_PARAMETERS_DOC
 from toolkit.generative._base import BaseGenerativeNet
 from toolkit.generative._schedule import NoiseSchedule
-from toolkit.neural_network._base import TRAINING_PARAMETERS_DOC
-from toolkit.nn.diffusion import MLPDenoiser, UNet
+from toolkit.nn.diffusion import DiffusionObjective, MLPDenoiser, UNet
 
 SAMPLERS = ("ddpm", "ddim")
 
 
-class DiffusionObjective(nn.Module):
-    """The training step's draw: x_0 -> (eps_theta(x_t, t), eps) with t ~ U{0..T-1}, eps ~ N(0, I)
-    and x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, the closed form of q(x_t | x_0)."""
-
-    def __init__(self, denoiser: nn.Module, alpha_bar: np.ndarray) -> None:
-        super().__init__()
-        self.denoiser = denoiser
-        self.register_buffer("alpha_bar", torch.as_tensor(alpha_bar, dtype=torch.float32))
-
-    def noisy(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        shape = (-1,) + (1,) * (x0.dim() - 1)
-        alpha_bar = self.alpha_bar[t].reshape(shape)
-        return torch.sqrt(alpha_bar) * x0 + torch.sqrt(1 - alpha_bar) * eps
-
-    def forward(self, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        t = torch.randint(0, len(self.alpha_bar), (x0.shape[0],), device=x0.device)
-        eps = torch.randn_like(x0)
-        return self.denoiser(self.noisy(x0, t, eps), t), eps
-
-
 class DDPM(BaseGenerativeNet):
-    """Denoising diffusion probabilistic model: a net learns the noise eps(x_t, t) that the
+    __doc__ = """Denoising diffusion probabilistic model: a net learns the noise eps(x_t, t) that the
     forward process q(x_t | x_0) added; sampling runs the reverse process from N(0, I).
 
     The loss is the paper's simple objective E_(t, x_0, eps) ||eps - eps_theta(x_t, t)||^2.

@@ -2,82 +2,36 @@
 
 from __future__ import annotations
 
-import math
 from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from sklearn.base import TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from toolkit._inference import InferenceSpec, OutputSpec
-from toolkit._validation import check_positive_ints
+from toolkit._export_spec import InferenceSpec, OutputSpec
+from toolkit._input_checks import check_positive_ints
+from toolkit._net_estimator import TRAINING_PARAMETERS_DOC
 from toolkit.generative._base import BaseGenerativeNet
-from toolkit.neural_network._base import TRAINING_PARAMETERS_DOC
 from toolkit.nn.heads import InputReshape
 from toolkit.nn.vae import (
+    ObservationMean,
+    ObservationModel,
+    VAEModel,
     VariationalAutoEncoder,
     conv_decoder,
     conv_encoder,
     dense_decoder,
     dense_encoder,
+    gaussian_kl,
 )
 
 
-class ObservationModel(nn.Module):
-    """log p(x | z) per sample from the decoder's output, in nats.
-
-    "gaussian": N(x | mean, diag(exp(log_var))) with one learned log-variance per value
-    (initially 0); "bernoulli": x in [0, 1] against logits (binary cross-entropy).
-    """
-
-    def __init__(self, likelihood: str, shape: tuple[int, ...]) -> None:
-        super().__init__()
-        self.likelihood = likelihood
-        self.log_var = nn.Parameter(torch.zeros(shape)) if likelihood == "gaussian" else None
-
-    def log_likelihood(self, decoded: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # -> (B,)
-        if self.likelihood == "gaussian":
-            terms = -0.5 * (math.log(2 * math.pi) + self.log_var + (x - decoded) ** 2 * torch.exp(-self.log_var))
-        else:
-            terms = -F.binary_cross_entropy_with_logits(decoded, x, reduction="none")
-        return terms.flatten(1).sum(dim=1)
-
-    def mean(self, decoded: torch.Tensor) -> torch.Tensor:
-        """E[x | z]: the Gaussian mean, or sigmoid(logits)."""
-        return decoded if self.likelihood == "gaussian" else torch.sigmoid(decoded)
-
-    def draw(self, mean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """x ~ p(x | z) given E[x | z], with the CPU ``generator``."""
-        uniform = torch.rand(mean.shape, generator=generator).to(mean.device)
-        if self.likelihood == "bernoulli":
-            return (uniform < mean).to(mean.dtype)
-        normal = torch.randn(mean.shape, generator=generator).to(mean.device)
-        return mean + torch.exp(0.5 * self.log_var) * normal
-
-
-class VAEModel(nn.Module):
-    """The auto-encoder and its observation model; forward(x) -> (decoded, mean, log_var) for one z per row."""
-
-    def __init__(self, autoencoder: VariationalAutoEncoder, observation: ObservationModel) -> None:
-        super().__init__()
-        self.autoencoder, self.observation = autoencoder, observation
-
-    def forward(self, x: torch.Tensor):
-        return self.autoencoder(x)
-
-
-def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, diag(exp(log_var))) || N(0, I)) per row: 0.5 * sum(mean^2 + exp(log_var) - 1 - log_var)."""
-    return 0.5 * (mean**2 + torch.exp(log_var) - 1.0 - log_var).sum(dim=1)
-
-
 class VAE(TransformerMixin, BaseGenerativeNet):
-    """Variational auto-encoder (Kingma & Welling 2014), fitted by maximising the ELBO.
+    __doc__ = """Variational auto-encoder (Kingma & Welling 2014), fitted by maximising the ELBO.
 
     ELBO(x) = E_q(z|x)[log p(x | z)] - beta * KL(q(z | x) || N(0, I)), with
     q(z | x) = N(mean(x), diag(exp(log_var(x)))) and one reparameterised draw
@@ -333,7 +287,7 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         model = self._exportable_module()
         feature_names = [str(c) for c in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None
         encoder = nn.Sequential(InputReshape(self.net_shape_), self._scaling(), model.autoencoder.encoder)
-        decoder = nn.Sequential(model.autoencoder.decoder, _ObservationMean(model.observation), self._unscaling(), InputReshape(self.input_shape_))
+        decoder = nn.Sequential(model.autoencoder.decoder, ObservationMean(model.observation), self._unscaling(), InputReshape(self.input_shape_))
         return [
             InferenceSpec(
                 module=encoder.eval(),
@@ -353,12 +307,3 @@ class VAE(TransformerMixin, BaseGenerativeNet):
                 input_method="transform",
             ),
         ]
-
-
-class _ObservationMean(nn.Module):
-    def __init__(self, observation: ObservationModel) -> None:
-        super().__init__()
-        self.observation = observation
-
-    def forward(self, decoded: torch.Tensor) -> torch.Tensor:
-        return self.observation.mean(decoded)

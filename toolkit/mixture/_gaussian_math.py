@@ -12,6 +12,8 @@ import math
 
 import torch
 
+from toolkit.nn.mixture import MixtureDensity
+
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 CHOLESKY_FAILED = (
     "Fitting the mixture model failed because some components have ill-defined empirical "
@@ -220,58 +222,23 @@ def n_parameters(n_components: int, n_features: int, covariance_type: str) -> in
     return int(covariance + n_components * n_features + n_components - 1)
 
 
-class MixtureDensity(torch.nn.Module):
-    """A fitted mixture for inference: x -> (component, posterior probabilities, log p(x)).
+def mixture_density(weights, means, precisions_cholesky, shift, covariance_type: str) -> MixtureDensity:
+    """The inference module of a fitted mixture, with everything that does not depend on x folded
+    into its buffers (see :class:`toolkit.nn.mixture.MixtureDensity`).
 
-    Everything that does not depend on x is folded into buffers when the module is built, so
-    that a batch costs one or two matrix products and a softmax, and the exported graph has
-    no constant subgraph. Half the squared Mahalanobis distance, as scikit-learn's
-    Cholesky form: full / tied whiten x - mu_k by each precision's Cholesky factor C_k in
-    ONE product for all components, y = x W + b with W = [C_1 ... C_K] / sqrt(2) (D, K D);
-    diag / spherical expand sum_d p_kd (x_d - mu_kd)^2 / 2 into (x * x) W_2 + x W_1 + b, with
-    the sign and log pi_k + log |P_k|^(1/2) - D log(2 pi) / 2 folded into W and b.
-    ``shift`` (the fit's column means, by which the parameters are centred) is subtracted first.
+    full / tied whiten x - mu_k by each precision's Cholesky factor C_k in ONE product for all
+    components, y = x W + b with W = [C_1 ... C_K] / sqrt(2) (D, K D); diag / spherical expand
+    sum_d p_kd (x_d - mu_kd)^2 / 2 into (x * x) W_2 + x W_1 + b, with the sign and
+    log pi_k + log |P_k|^(1/2) - D log(2 pi) / 2 folded into W and b.
     """
-
-    def __init__(self, weights, means, precisions_cholesky, shift, covariance_type: str) -> None:
-        super().__init__()
-        n_components, d = means.shape
-        self.n_components, self.n_features, self.covariance_type = n_components, d, covariance_type
-        constant = log_normaliser(weights, precisions_cholesky, covariance_type, d)  # (K,)
-        if covariance_type in ("full", "tied"):
-            factors, bias = whitening(means, precisions_cholesky, covariance_type)
-            weight = factors.permute(1, 0, 2).reshape(d, n_components * d)
-            bias = bias.reshape(-1)
-        else:  # linear in [x * x, x]: the constant and the sign fold into the product
-            precisions = (precisions_cholesky**2).reshape(n_components, -1).expand(n_components, d)
-            weight = -torch.cat([0.5 * precisions.T, -(means * precisions).T])  # (2D, K)
-            bias = constant - 0.5 * (means * means * precisions).sum(dim=1)
-        self.register_buffer("shift", shift.clone())  # (D,)
-        self.register_buffer("weight", weight.contiguous())
-        self.register_buffer("bias", bias.contiguous())
-        self.register_buffer("constant", constant.contiguous())
-
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """log pi_k + log N(x_n | mu_k, Sigma_k); (N, K)."""
-        x = x - self.shift
-        if self.covariance_type in ("full", "tied"):
-            whitened = torch.addmm(self.bias, x, self.weight).reshape(-1, self.n_components, self.n_features)
-            return self.constant - (whitened * whitened).sum(dim=2)
-        # Two products chained through Gemm's C input: one graph node fewer than concatenating [x * x, x].
-        squares, linear = self.weight[: self.n_features], self.weight[self.n_features :]
-        return torch.addmm(torch.addmm(self.bias, x * x, squares), x, linear)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        log_prob = self.log_prob(x)  # (B, K)
-        # onnxruntime's Softmax takes the exponentials once, vectorised. The log-density is ONE
-        # ReduceLogSumExp node, 4x slower per value than Softmax's exponentials, where the
-        # graph is small (diag / spherical: one node instead of four is what counts at batch
-        # 1, and batch 1000 still runs 1.1x faster than skl2onnx's graph); full / tied graphs,
-        # whose product dominates at large batches, take it exactly from the largest
-        # posterior, p_max = exp(lp_max - log p(x)) >= 1 / K, with no second exponential.
-        probabilities = torch.softmax(log_prob, dim=1)
-        if self.covariance_type in ("full", "tied"):
-            score = log_prob.amax(dim=1, keepdim=True) - torch.log(probabilities.amax(dim=1, keepdim=True))
-        else:
-            score = torch.logsumexp(log_prob, dim=1, keepdim=True)
-        return log_prob.argmax(dim=1), probabilities, score  # score (B, 1), as skl2onnx's score_samples
+    n_components, d = means.shape
+    constant = log_normaliser(weights, precisions_cholesky, covariance_type, d)  # (K,)
+    if covariance_type in ("full", "tied"):
+        factors, bias = whitening(means, precisions_cholesky, covariance_type)
+        weight = factors.permute(1, 0, 2).reshape(d, n_components * d)
+        bias = bias.reshape(-1)
+    else:  # linear in [x * x, x]: the constant and the sign fold into the product
+        precisions = (precisions_cholesky**2).reshape(n_components, -1).expand(n_components, d)
+        weight = -torch.cat([0.5 * precisions.T, -(means * precisions).T])  # (2D, K)
+        bias = constant - 0.5 * (means * means * precisions).sum(dim=1)
+    return MixtureDensity(shift, weight, bias, constant, covariance_type)

@@ -16,18 +16,19 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
+from toolkit._input_checks import reject_non_numeric_columns
 from toolkit._training import resolve_device
-from toolkit._validation import reject_non_numeric_columns
 from toolkit.mixture import _fused_pass
 from toolkit.mixture._gaussian_math import (
-    MixtureDensity,
     MomentFeatures,
     estimate_parameters,
+    mixture_density,
     n_parameters,
     precision_cholesky_from_covariances,
     precision_cholesky_from_precisions,
     precisions_from_cholesky,
 )
+from toolkit.nn.mixture import MixtureDensity
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -364,7 +365,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return self._tensor(X_np)
 
     def _density(self) -> MixtureDensity:
-        return MixtureDensity(*self._state(), self._shift, self.covariance_type)
+        return mixture_density(*self._state(), self._shift, self.covariance_type)
 
     @torch.no_grad()
     def _per_chunk(self, X: torch.Tensor, reduce) -> torch.Tensor:
@@ -426,7 +427,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _inference_spec(self):
         """Component, posterior and log-density as a module in the fit's dtype (skl2onnx's
         output names ``label``, ``probabilities``, ``score_samples``)."""
-        from toolkit._inference import InferenceSpec, OutputSpec
+        from toolkit._export_spec import InferenceSpec, OutputSpec
 
         check_is_fitted(self, "weights_")
         module = self._density().cpu()

@@ -7,9 +7,9 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
-from toolkit._validation import check_positive_ints, image_net_shape
-from toolkit.neural_network._base import TRAINING_PARAMETERS_DOC, BaseNeuralNet
-from toolkit.neural_network._targets import NeuralClassifierMixin, NeuralRegressorMixin
+from toolkit._input_checks import check_positive_ints, image_net_shape
+from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet
+from toolkit.neural_network._mixins import NeuralClassifierMixin, NeuralRegressorMixin
 from toolkit.nn.cnn import ConvNet, per_block
 from toolkit.nn.layers import ACTIVATIONS
 

@@ -7,8 +7,8 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
-from toolkit.neural_network._base import TRAINING_PARAMETERS_DOC, BaseNeuralNet
-from toolkit.neural_network._targets import NeuralClassifierMixin, NeuralRegressorMixin
+from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet
+from toolkit.neural_network._mixins import NeuralClassifierMixin, NeuralRegressorMixin
 from toolkit.nn.rnn import CELLS, RecurrentNet
 
 

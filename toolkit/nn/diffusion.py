@@ -1,10 +1,12 @@
-"""Denoisers eps(x_t, t) for diffusion models: an MLP for rows, a small U-Net for images."""
+"""Denoisers eps(x_t, t) for diffusion models (an MLP for rows, a small U-Net for images) and the
+training objective that draws (t, eps) around one."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -131,3 +133,23 @@ class UNet(nn.Module):
                 h = self.upsample[level](h)[:, :, : skip.shape[2], : skip.shape[3]]
             h = self.up_blocks[level](torch.cat([h, skip], dim=1), time)
         return self.out(h)
+
+
+class DiffusionObjective(nn.Module):
+    """The training step's draw: x_0 -> (eps_theta(x_t, t), eps) with t ~ U{0..T-1}, eps ~ N(0, I)
+    and x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, the closed form of q(x_t | x_0)."""
+
+    def __init__(self, denoiser: nn.Module, alpha_bar: np.ndarray) -> None:
+        super().__init__()
+        self.denoiser = denoiser
+        self.register_buffer("alpha_bar", torch.as_tensor(alpha_bar, dtype=torch.float32))
+
+    def noisy(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        shape = (-1,) + (1,) * (x0.dim() - 1)
+        alpha_bar = self.alpha_bar[t].reshape(shape)
+        return torch.sqrt(alpha_bar) * x0 + torch.sqrt(1 - alpha_bar) * eps
+
+    def forward(self, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = torch.randint(0, len(self.alpha_bar), (x0.shape[0],), device=x0.device)
+        eps = torch.randn_like(x0)
+        return self.denoiser(self.noisy(x0, t, eps), t), eps

@@ -1,7 +1,8 @@
-"""Small modules that wrap a net for inference: input reshaping and output post-processing."""
+"""Small modules around a net: input reshaping and scaling, output post-processing."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -37,3 +38,15 @@ class AffineOutput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, n_outputs)
         return x * self.scale + self.offset
+
+
+class DataScaling(nn.Module):
+    """x -> (x - offset) / scale, offset and scale broadcast over a sample (AffineOutput undoes it)."""
+
+    def __init__(self, offset: np.ndarray, scale: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("offset", torch.as_tensor(offset, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.offset) / self.scale

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from toolkit.nn.layers import init_weights
@@ -90,3 +92,62 @@ class VariationalAutoEncoder(nn.Module):
         mean, log_var = self.encoder(x)
         z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
         return self.decoder(z), mean, log_var
+
+
+class ObservationModel(nn.Module):
+    """log p(x | z) per sample from the decoder's output, in nats.
+
+    "gaussian": N(x | mean, diag(exp(log_var))) with one learned log-variance per value
+    (initially 0); "bernoulli": x in [0, 1] against logits (binary cross-entropy).
+    """
+
+    def __init__(self, likelihood: str, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.likelihood = likelihood
+        self.log_var = nn.Parameter(torch.zeros(shape)) if likelihood == "gaussian" else None
+
+    def log_likelihood(self, decoded: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # -> (B,)
+        if self.likelihood == "gaussian":
+            terms = -0.5 * (math.log(2 * math.pi) + self.log_var + (x - decoded) ** 2 * torch.exp(-self.log_var))
+        else:
+            terms = -F.binary_cross_entropy_with_logits(decoded, x, reduction="none")
+        return terms.flatten(1).sum(dim=1)
+
+    def mean(self, decoded: torch.Tensor) -> torch.Tensor:
+        """E[x | z]: the Gaussian mean, or sigmoid(logits)."""
+        return decoded if self.likelihood == "gaussian" else torch.sigmoid(decoded)
+
+    def draw(self, mean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """x ~ p(x | z) given E[x | z], with the CPU ``generator``."""
+        uniform = torch.rand(mean.shape, generator=generator).to(mean.device)
+        if self.likelihood == "bernoulli":
+            return (uniform < mean).to(mean.dtype)
+        normal = torch.randn(mean.shape, generator=generator).to(mean.device)
+        return mean + torch.exp(0.5 * self.log_var) * normal
+
+
+class VAEModel(nn.Module):
+    """The auto-encoder and its observation model; forward(x) -> (decoded, mean, log_var) for one z per row."""
+
+    def __init__(self, autoencoder: VariationalAutoEncoder, observation: ObservationModel) -> None:
+        super().__init__()
+        self.autoencoder, self.observation = autoencoder, observation
+
+    def forward(self, x: torch.Tensor):
+        return self.autoencoder(x)
+
+
+def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, diag(exp(log_var))) || N(0, I)) per row: 0.5 * sum(mean^2 + exp(log_var) - 1 - log_var)."""
+    return 0.5 * (mean**2 + torch.exp(log_var) - 1.0 - log_var).sum(dim=1)
+
+
+class ObservationMean(nn.Module):
+    """The decoder's output -> E[x | z] (the decoder graph's tail)."""
+
+    def __init__(self, observation: ObservationModel) -> None:
+        super().__init__()
+        self.observation = observation
+
+    def forward(self, decoded: torch.Tensor) -> torch.Tensor:
+        return self.observation.mean(decoded)

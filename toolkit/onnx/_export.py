@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 import toolkit
-from toolkit._inference import InferenceSpec
+from toolkit._export_spec import InferenceSpec
 from toolkit.onnx._files import atomic_write_files, json_bytes
 from toolkit.onnx._pipeline import is_toolkit, pipeline_graph
 from toolkit.onnx._torch_graph import (

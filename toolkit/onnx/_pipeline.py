@@ -20,7 +20,7 @@ from onnx import TensorProto, helper
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from toolkit._inference import InferenceSpec, OutputSpec
+from toolkit._export_spec import InferenceSpec, OutputSpec
 from toolkit.onnx._torch_graph import (
     OPSET,
     append_label_lookup,

@@ -14,7 +14,7 @@ import onnx
 import torch
 from onnx import helper, numpy_helper
 
-from toolkit._inference import InferenceSpec
+from toolkit._export_spec import InferenceSpec
 
 OPSET = 20
 

@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from toolkit._validation import reject_non_numeric_columns
+from toolkit._input_checks import reject_non_numeric_columns
 from toolkit.timeseries._ar_math import (
     deterministic_columns,
     fit_ar,
@@ -380,7 +380,7 @@ class ARForecaster(BaseEstimator):
         """The forecast recursion for ``horizon`` steps with ``coverage`` intervals, in float64."""
         import torch
 
-        from toolkit._inference import InferenceSpec, OutputSpec
+        from toolkit._export_spec import InferenceSpec, OutputSpec
         from toolkit.nn.ar import ARForecastModule
 
         check_is_fitted(self, "params_")

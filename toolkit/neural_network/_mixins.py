@@ -9,7 +9,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
-from toolkit._inference import OutputSpec
+from toolkit._export_spec import OutputSpec
 from toolkit.nn.heads import AffineOutput, ClassifierOutput
 
 

@@ -28,7 +28,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from toolkit._inference import InferenceSpec
+from toolkit._export_spec import InferenceSpec
+from toolkit._input_checks import check_features
 from toolkit._training import (
     StoppingRule,
     TrainingLoop,
@@ -36,7 +37,6 @@ from toolkit._training import (
     resolve_device,
     seeded_rng,
 )
-from toolkit._validation import check_features
 from toolkit.nn.heads import InputReshape
 from toolkit.nn.summary import summarize
 

@@ -1,0 +1,82 @@
+"""The house plan (DESIGN.md) as tests: which layer imports which, where torch modules live,
+and estimators whose signature, parameter table and docstring agree."""
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from numpydoc.docscrape import ClassDoc
+
+import toolkit
+from toolkit.generative import DDPM, VAE
+from toolkit.mixture import GaussianMixture
+from toolkit.neural_network import CNNClassifier, CNNRegressor, MLPClassifier, MLPRegressor, RNNClassifier, RNNRegressor
+from toolkit.timeseries import ARForecaster
+
+PACKAGE = Path(toolkit.__file__).parent
+FAMILIES = ("neural_network", "mixture", "timeseries", "generative")
+ESTIMATORS = [MLPClassifier, MLPRegressor, CNNClassifier, CNNRegressor, RNNClassifier, RNNRegressor, VAE, DDPM, GaussianMixture, ARForecaster]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports (relative imports resolved), read from its syntax tree."""
+    package = ".".join(("toolkit", *path.relative_to(PACKAGE).parent.parts))
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_no_estimator_family_imports_another():
+    for family in FAMILIES:
+        others = [f"toolkit.{other}" for other in FAMILIES if other != family]
+        for path in (PACKAGE / family).rglob("*.py"):
+            wrong = sorted(m for m in imported_modules(path) if any(m == o or m.startswith(o + ".") for o in others))
+            assert not wrong, f"{path.relative_to(PACKAGE)} imports {wrong}: shared pieces belong below the families"
+
+
+def test_nn_imports_neither_scikit_learn_nor_pandas_nor_onnx_nor_a_family():
+    for path in (PACKAGE / "nn").rglob("*.py"):
+        roots = {m.split(".")[0] for m in imported_modules(path)}
+        assert not roots & {"sklearn", "pandas", "onnx", "onnxruntime"}, path
+        assert not any(m.startswith(f"toolkit.{f}") for m in imported_modules(path) for f in FAMILIES), path
+
+
+def test_every_torch_module_lives_in_toolkit_nn():
+    defined = []
+    for info in pkgutil.walk_packages([str(PACKAGE)], prefix="toolkit."):
+        if info.name.startswith("toolkit.serving._server"):
+            continue  # needs the [serve] extras; it defines no torch module anyway (tested in test_serving_imports)
+        module = importlib.import_module(info.name)
+        defined += [
+            (info.name, name)
+            for name, cls in vars(module).items()
+            if inspect.isclass(cls) and cls.__module__ == info.name and issubclass(cls, torch.nn.Module)
+        ]
+    assert defined, "no torch module found at all"
+    outside = [f"{module}.{name}" for module, name in defined if not module.startswith("toolkit.nn.")]
+    assert not outside, f"torch.nn.Module subclasses outside toolkit/nn/: {outside}"
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)
+def test_signature_parameter_table_and_docstring_agree(cls):
+    """scikit-learn wants every parameter spelled out in each __init__; this keeps the copies in step."""
+    signature = [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpydoc warns about sections it cannot read
+        documented = [name.strip() for entry in ClassDoc(cls)["Parameters"] for name in entry.name.split(",")]
+    assert sorted(cls._parameter_constraints) == sorted(signature), f"{cls.__name__}: _parameter_constraints vs __init__"
+    assert documented == signature, f"{cls.__name__}: the docstring's parameters vs __init__, in order"
