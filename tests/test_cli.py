@@ -174,3 +174,9 @@ def test_results_file_has_the_umask_mode(tmp_path):
         os.umask(previous)
     for path in [tmp_path / "out" / "results.json", tmp_path / "out" / "one" / "model.onnx", tmp_path / "out" / "one" / "model.json"]:
         assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_a_pipeline_missing_a_package_says_which_extra_to_install(tmp_path, capsys):
+    jobs = write_jobs(tmp_path / "jobs", {"needs_more": "import no_such_package_here\n\ndef run(full=False):\n    pass\n"})
+    assert main(["run", "--pipelines", str(jobs), "--out", str(tmp_path / "out")]) == 1
+    assert 'no_such_package_here is not installed; the pipelines need: pip install "toolkit[pipelines]"' in capsys.readouterr().out

@@ -22,7 +22,7 @@ def blocks(language: str) -> list[str]:
 
 def test_the_readme_has_its_blocks():
     assert len(blocks("python")) == 3
-    assert blocks("bash")[0].splitlines()[0].startswith('pip install torch==2.13.0 -e ".[train,serve]" && toolkit run')
+    assert blocks("bash")[0].splitlines()[0].startswith('pip install torch==2.13.0 -e ".[train,serve,pipelines]" && toolkit run')
 
 
 @pytest.mark.parametrize("index", range(3))

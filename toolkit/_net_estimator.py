@@ -24,12 +24,12 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from toolkit._export_spec import InferenceSpec
 from toolkit._input_checks import check_features
+from toolkit._param_validation import Interval, StrOptions
 from toolkit._training import (
     StoppingRule,
     TrainingLoop,

@@ -8,13 +8,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from toolkit._export_spec import InferenceSpec, InputSpec, OutputSpec
 from toolkit._input_checks import check_positive_ints
 from toolkit._net_estimator import TRAINING_PARAMETERS_DOC
+from toolkit._param_validation import Interval, StrOptions
 from toolkit.generative._base import BaseGenerativeNet
 from toolkit.generative._schedule import NoiseSchedule
 from toolkit.nn.diffusion import DiffusionObjective, MLPDenoiser, UNet

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import TransformerMixin
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from toolkit._export_spec import InferenceSpec, OutputSpec
 from toolkit._input_checks import check_positive_ints
 from toolkit._net_estimator import TRAINING_PARAMETERS_DOC
+from toolkit._param_validation import Interval, StrOptions
 from toolkit.generative._base import BaseGenerativeNet
 from toolkit.nn.heads import InputReshape
 from toolkit.nn.vae import (

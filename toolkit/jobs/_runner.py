@@ -127,8 +127,11 @@ def run_job(name: str, path: Path, out: Path, *, full: bool = False) -> Outcome:
         if not report.passed:
             outcome.problem = str(report)
         outcome.status = "FAIL" if outcome.problem else "ok"
-    except Exception:  # one failing pipeline must not hide the others' rows
+    except Exception as error:  # one failing pipeline must not hide the others' rows
         outcome.problem = traceback.format_exc()
+        if isinstance(error, ModuleNotFoundError):
+            outcome.problem = f'{error.name} is not installed; the pipelines need: pip install "toolkit[pipelines]"\n{outcome.problem}'
+
     outcome.seconds = time.perf_counter() - started
     return outcome
 

@@ -12,11 +12,11 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
 from toolkit._input_checks import reject_non_numeric_columns
+from toolkit._param_validation import Interval, StrOptions
 from toolkit._training import resolve_device
 from toolkit.mixture import _fused_pass
 from toolkit.mixture._gaussian_math import (

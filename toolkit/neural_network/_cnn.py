@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from numbers import Integral, Real
 
-from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from toolkit._input_checks import check_positive_ints, image_net_shape
 from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet
+from toolkit._param_validation import Interval, StrOptions
 from toolkit.neural_network._mixins import NeuralClassifierMixin, NeuralRegressorMixin
 from toolkit.nn.cnn import ConvNet, per_block
 from toolkit.nn.layers import ACTIVATIONS

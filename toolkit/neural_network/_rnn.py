@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from numbers import Integral, Real
 
-from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet
+from toolkit._param_validation import Interval, StrOptions
 from toolkit.neural_network._mixins import NeuralClassifierMixin, NeuralRegressorMixin
 from toolkit.nn.rnn import CELLS, RecurrentNet
 

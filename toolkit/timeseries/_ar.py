@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from toolkit._input_checks import reject_non_numeric_columns
+from toolkit._param_validation import Interval, StrOptions
 from toolkit.timeseries._ar_math import (
     deterministic_columns,
     fit_ar,
