@@ -1,23 +1,15 @@
 """Wall-clock timing shared by the benchmark scripts (imported as a sibling module: the scripts run
-as ``python benchmarks/<name>.py``, which puts this folder on sys.path)."""
+as ``python benchmarks/<name>.py``, which puts this folder on sys.path). ``timed`` is the
+package's own, which ``toolkit run``'s latency column uses too."""
 
 from __future__ import annotations
 
 import statistics
 import time
 
+from toolkit._timing import timed
 
-def timed(call, repeats: int = 1, warmup: int = 0):
-    """(result of the last call, median wall time in seconds over ``repeats`` calls), after
-    ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = call()
-        times.append(time.perf_counter() - started)
-    return result, statistics.median(times)
+__all__ = ["interleaved_ms", "timed"]
 
 
 def interleaved_ms(calls, rounds: int = 7, per_round: int = 500) -> list[float]:

@@ -7,12 +7,16 @@ judge the model on a single draw (the last one is the 2008 recession); the naive
 forecasts every horizon with the last observed value.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from toolkit.jobs import Baseline, Job
+from toolkit.jobs import Job, import_file
 from toolkit.timeseries import ARForecaster
+
+forecasts = import_file(Path(__file__).with_name("_forecasts.py"))
 
 SECONDS = {"quick": 3, "full": 3}
 HORIZON = 8
@@ -39,36 +43,18 @@ def run(full: bool = False) -> Job:
     errors = rolling_rmse(model.predict_from_windows(windows, HORIZON), actual)
     naive = rolling_rmse(np.repeat(windows[:, :, -1:], HORIZON, axis=2), actual)
 
-    def plot(folder):
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+    def plot(folder: Path) -> None:
         interval = model.predict_interval(HORIZON)
-        fig, axes = plt.subplots(2, 3, figsize=(12, 6), sharex=True)
-        for ax, column, error, naive_error in zip(axes.ravel(), SERIES, errors, naive):
-            recent = growth[column].iloc[-HELD_OUT - 20 : -HELD_OUT]
-            ax.plot(recent.index.to_timestamp(), recent.to_numpy(), color="black", lw=1)
-            when = interval.index.to_timestamp()
-            ax.plot(when, interval[column]["mean"], color="tab:blue")
-            ax.fill_between(when, interval[column]["lower"], interval[column]["upper"], color="tab:blue", alpha=0.2)
-            ax.set_title(f"{column}: rolling RMSE {error:.2f} (naive {naive_error:.2f})", fontsize=9)
-        fig.suptitle(f"Quarterly growth (%), AR({order}) per series by BIC: the first {HORIZON}-quarter forecast after the fit")
-        fig.tight_layout()
-        fig.savefig(folder / "forecast.png", dpi=100)
-        plt.close(fig)
+        panels = [
+            (train[column].iloc[-20:], interval[column], f"{column}: rolling RMSE {error:.2f} (naive {naive_error:.2f})")
+            for column, error, naive_error in zip(SERIES, errors, naive)
+        ]
+        title = f"Quarterly growth (%), AR({order}) per series by BIC: the first {HORIZON}-quarter forecast after the fit"
+        forecasts.save_figure(folder / "forecast.png", panels, title, columns=3)
 
     per_series = ", ".join(f"{c} {e:.2f} (naive {n:.2f})" for c, e, n in zip(SERIES, errors, naive))
-    return Job(
-        model,
-        windows,
-        "mean_rmse",
-        float(errors.mean()),
-        Baseline("naive last value", float(naive.mean())),
-        greater_is_better=False,
-        floor=1.6,  # the training mean as forecast scores 1.43; a broken recursion is far worse
-        details=f"AR({order}) by BIC, {len(origins)} origins x 1..{HORIZON} quarters ahead; {per_series}",
-        export_options={"horizon": HORIZON},
-        plot=plot,
+    details = f"AR({order}) by BIC, mean over series of the RMSE of {len(origins)} origins x 1..{HORIZON} quarters ahead; {per_series}"
+    # The floor: the training mean as forecast scores 1.43; a broken recursion is far worse.
+    return forecasts.forecast_job(
+        model, windows, float(errors.mean()), float(naive.mean()), floor=1.6, details=details, export_options={"horizon": HORIZON}, plot=plot
     )

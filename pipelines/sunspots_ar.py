@@ -1,11 +1,15 @@
 """AR model of yearly sunspot activity (statsmodels' copy): order by AIC, a 10-year forecast."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from toolkit.jobs import Baseline, Job
+from toolkit.jobs import Job, import_file
 from toolkit.timeseries import ARForecaster
+
+forecasts = import_file(Path(__file__).with_name("_forecasts.py"))
 
 SECONDS = {"quick": 2, "full": 2}
 HORIZON = 10
@@ -30,34 +34,11 @@ def run(full: bool = False) -> Job:
     order = max(model.lags_)
     windows = np.lib.stride_tricks.sliding_window_view(train.to_numpy(), order)
 
-    def plot(folder):
-        import matplotlib
+    def plot(folder: Path) -> None:
+        title = f"Sunspots: AR({order}) by AIC, held-out RMSE {score:.1f} (naive {naive:.1f})"
+        forecasts.save_figure(folder / "forecast.png", [(train.iloc[-70:], interval, "yearly sunspot activity")], title)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(10, 4))
-        history = y.iloc[-80:]
-        ax.plot(history.index.year, history.to_numpy(), color="black", lw=1, label="observed")
-        years = interval.index.year
-        ax.plot(years, interval["mean"], color="tab:blue", label=f"AR({order}) forecast")
-        ax.fill_between(years, interval["lower"], interval["upper"], color="tab:blue", alpha=0.2, label="95 % interval")
-        ax.axvline(train.index[-1].year + 0.5, color="grey", ls=":")
-        ax.set(xlabel="year", ylabel="sunspot activity", title=f"Sunspots: held-out RMSE {score:.1f} (naive {naive:.1f})")
-        ax.legend(loc="upper left")
-        fig.tight_layout()
-        fig.savefig(folder / "forecast.png", dpi=100)
-        plt.close(fig)
-
-    return Job(
-        model,
-        windows,
-        "rmse",
-        score,
-        Baseline("naive last value", naive),
-        greater_is_better=False,
-        floor=30.0,  # the naive forecast's 43.4; a broken recursion is far worse
-        details=f"AR({order}) by AIC, forecast of {test.index[0]}-{test.index[-1]}",
-        export_options={"horizon": HORIZON, "coverage": 0.95},
-        plot=plot,
-    )
+    details = f"AR({order}) by AIC, forecast of {test.index[0]}-{test.index[-1]}"
+    export_options = {"horizon": HORIZON, "coverage": 0.95}
+    # The floor: the naive forecast scores 43.4; a broken recursion is far worse.
+    return forecasts.forecast_job(model, windows, score, naive, floor=30.0, details=details, export_options=export_options, plot=plot)

@@ -3,17 +3,16 @@
 import json
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from sklearn.datasets import load_digits, make_moons
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from tests._warnings import SHORT_TRAINING
 from toolkit.generative import DDPM, VAE, NoiseSchedule
 from toolkit.generative._vae import gaussian_kl
 from toolkit.mixture import GaussianMixture
@@ -22,11 +21,7 @@ from toolkit.onnx import export, load, validate
 FAST = dict(max_epochs=3, random_state=0, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = SHORT_TRAINING
 
 
 @pytest.fixture(scope="module")

@@ -1,28 +1,22 @@
 """Whole Pipelines as ONE graph: scikit-learn and toolkit steps in any order, DataFrame columns as inputs."""
 
-import warnings
 
 import numpy as np
 import onnx
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_wine
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from tests._warnings import SHORT_TRAINING
 from toolkit.generative import VAE
 from toolkit.mixture import GaussianMixture
 from toolkit.neural_network import MLPClassifier
 from toolkit.onnx import export, load, validate
 
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = SHORT_TRAINING
 
 
 @pytest.fixture(scope="module")

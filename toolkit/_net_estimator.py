@@ -33,6 +33,7 @@ from toolkit._param_validation import Interval, StrOptions
 from toolkit._training import (
     StoppingRule,
     TrainingLoop,
+    inference_batches,
     make_optimizer,
     resolve_device,
     seeded_rng,
@@ -246,7 +247,7 @@ class BaseNeuralNet(BaseEstimator):
         check_is_fitted(self, "module_")
         X = self._check_X(X, reset=False)
         self.module_.eval()
-        chunks = [self.module_(self._to_tensor(X[i : i + 4096])).cpu() for i in range(0, len(X), 4096)]
+        chunks = [self.module_(self._to_tensor(X[a:b])).cpu() for a, b in inference_batches(len(X))]
         return torch.cat(chunks)
 
     def summary(self) -> pd.DataFrame:

@@ -84,6 +84,14 @@ def batch_bounds(n_samples: int, batch_size: int, *, avoid_singletons: bool) -> 
     return bounds
 
 
+INFERENCE_BATCH_SIZE = 4096  # rows per forward pass outside training (evaluation, predict, sampling)
+
+
+def inference_batches(n_samples: int) -> list[tuple[int, int]]:
+    """[start, stop) of the blocks inference runs in: ``INFERENCE_BATCH_SIZE`` rows each."""
+    return batch_bounds(n_samples, INFERENCE_BATCH_SIZE, avoid_singletons=False)
+
+
 @dataclass
 class StoppingRule:
     """Stop when the monitored loss has not improved by ``tol`` for ``patience`` epochs.
@@ -162,7 +170,7 @@ class TrainingLoop:
     def evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         """(mean loss, metric) of the module in eval mode on (X, y)."""
         self.module.eval()
-        chunks = [self.module(X[a:b]) for a, b in batch_bounds(len(X), 4096, avoid_singletons=False)]
+        chunks = [self.module(X[a:b]) for a, b in inference_batches(len(X))]
         # A module may return several tensors (a VAE's reconstruction, mean and log-variance).
         outputs = tuple(torch.cat(parts) for parts in zip(*chunks)) if isinstance(chunks[0], tuple) else torch.cat(chunks)
         return self.loss_fn(outputs, y).item(), self.metric_fn(outputs, y)

@@ -19,7 +19,6 @@ from torch import nn
 
 from toolkit._input_checks import image_net_shape
 from toolkit._net_estimator import BaseNeuralNet
-from toolkit._training import batch_bounds
 from toolkit.nn.heads import AffineOutput, DataScaling
 
 
@@ -138,8 +137,4 @@ class BaseGenerativeNet(BaseNeuralNet):
         """A CPU copy of the fitted net in eval mode, for a graph."""
         return copy.deepcopy(self.module_).cpu().eval()
 
-    @staticmethod
-    def _batches(n: int) -> list[tuple[int, int]]:
-        """[start, stop) of the 4096-row blocks inference runs in (the training loop's own cutting)."""
-        return batch_bounds(n, 4096, avoid_singletons=False)
 

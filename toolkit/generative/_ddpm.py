@@ -15,6 +15,7 @@ from toolkit._export_spec import InferenceSpec, InputSpec, OutputSpec
 from toolkit._input_checks import check_positive_ints
 from toolkit._net_estimator import TRAINING_PARAMETERS_DOC
 from toolkit._param_validation import Interval, StrOptions
+from toolkit._training import inference_batches
 from toolkit.generative._base import BaseGenerativeNet
 from toolkit.generative._schedule import NoiseSchedule
 from toolkit.nn.diffusion import DiffusionObjective, MLPDenoiser, UNet
@@ -194,7 +195,7 @@ class DDPM(BaseGenerativeNet):
         t = torch.as_tensor(self._check_steps(t, len(x)), device=self.device_)
         self.module_.eval()
         denoiser = self.module_.denoiser
-        return torch.cat([denoiser(x[a:b], t[a:b]) for a, b in self._batches(len(x))]).cpu().numpy()
+        return torch.cat([denoiser(x[a:b], t[a:b]) for a, b in inference_batches(len(x))]).cpu().numpy()
 
     @torch.no_grad()
     def denoising_loss(self, X) -> float:
@@ -208,7 +209,7 @@ class DDPM(BaseGenerativeNet):
         self.module_.eval()
         objective = self.module_
         total = 0.0
-        for a, b in self._batches(len(x0)):
+        for a, b in inference_batches(len(x0)):
             predicted = objective.denoiser(objective.noisy(x0[a:b], t[a:b], eps[a:b]), t[a:b])
             total += F.mse_loss(predicted, eps[a:b], reduction="sum").item()
         return total / eps.numel()

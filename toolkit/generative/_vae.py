@@ -15,6 +15,7 @@ from toolkit._export_spec import InferenceSpec, OutputSpec
 from toolkit._input_checks import check_positive_ints
 from toolkit._net_estimator import TRAINING_PARAMETERS_DOC
 from toolkit._param_validation import Interval, StrOptions
+from toolkit._training import inference_batches
 from toolkit.generative._base import BaseGenerativeNet
 from toolkit.nn.heads import InputReshape
 from toolkit.nn.vae import (
@@ -194,7 +195,7 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         check_is_fitted(self, "module_")
         x = self._scale(self._check_X(X, reset=False))
         self.module_.eval()
-        parts = [self.module_.autoencoder.encoder(self._to_tensor(x[a:b])) for a, b in self._batches(len(x))]
+        parts = [self.module_.autoencoder.encoder(self._to_tensor(x[a:b])) for a, b in inference_batches(len(x))]
         return tuple(torch.cat([p[i] for p in parts]).cpu().numpy() for i in range(2))
 
     def transform(self, X) -> np.ndarray:
@@ -224,7 +225,7 @@ class VAE(TransformerMixin, BaseGenerativeNet):
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
         self.module_.eval()
         model = self.module_
-        return torch.cat([model.observation.mean(model.autoencoder.decoder(z[a:b])) for a, b in self._batches(len(z))])
+        return torch.cat([model.observation.mean(model.autoencoder.decoder(z[a:b])) for a, b in inference_batches(len(z))])
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """z0 .. z{latent_dim - 1}."""
@@ -266,7 +267,7 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         self.module_.eval()
         generator = self._generator(self.random_state)
         reconstruction, kl = [], []
-        for a, b in self._batches(len(x)):
+        for a, b in inference_batches(len(x)):
             batch = self._to_tensor(x[a:b])
             draws = [self._elbo_terms(batch, self._randn((b - a, self.latent_dim), generator)) for _ in range(self.n_elbo_samples)]
             reconstruction.append(torch.stack([d[0] for d in draws]).mean(dim=0))

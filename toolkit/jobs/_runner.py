@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import math
-import statistics
 import sys
 import time
 import traceback
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 import toolkit
+from toolkit._timing import timed
 from toolkit.jobs._catalog import describe, discover, load_pipeline
 from toolkit.jobs._job import VERDICTS, Job
 from toolkit.onnx import export, load, validate
@@ -98,14 +98,7 @@ def batch1_latency_ms(folder: Path, estimator, X_test, repeats: int = 200) -> fl
     model = load(folder, graph=graph, intra_op_num_threads=1)
     row = X_test.iloc[:1] if hasattr(X_test, "iloc") else X_test[:1]
     feed = model.prepare(graph_feed(model, graph_inputs(estimator, entry, row)))
-    for _ in range(10):
-        model.session.run(None, feed)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        model.session.run(None, feed)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e3
+    return timed(lambda: model.session.run(None, feed), repeats=repeats, warmup=10)[1] * 1e3
 
 
 def run_job(name: str, path: Path, out: Path, *, full: bool = False) -> Outcome:

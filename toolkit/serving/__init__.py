@@ -2,7 +2,6 @@
 
 from toolkit.serving._format import (
     METADATA_FILE,
-    MODEL_FILE,
     graph_entry,
     read_metadata,
 )
@@ -18,4 +17,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'toolkit.serving' has no attribute {name!r}")
 
 
-__all__ = ["METADATA_FILE", "MODEL_FILE", "OnnxModel", "ServerSettings", "create_app", "graph_entry", "read_metadata", "serve"]
+__all__ = ["METADATA_FILE", "OnnxModel", "ServerSettings", "create_app", "graph_entry", "read_metadata", "serve"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-MODEL_FILE = "model.onnx"
 METADATA_FILE = "model.json"
 
 

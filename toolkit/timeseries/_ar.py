@@ -214,9 +214,17 @@ class ARForecaster(BaseEstimator):
         self.aic_ = self._per_series(criteria["aic"])
         self.bic_ = self._per_series(criteria["bic"])
         self.hqic_ = self._per_series(criteria["hqic"])
-        self._params = result.params
         self._resid = None
-        self._sigma2 = result.sigma2
+
+    @property
+    def _params(self) -> np.ndarray:
+        """``params_`` as the maths takes it: (n_series, n_params)."""
+        return np.atleast_2d(self.params_.to_numpy().T)
+
+    @property
+    def _sigma2(self) -> np.ndarray:
+        """``sigma2_`` as the maths takes it: (n_series,)."""
+        return np.atleast_1d(np.asarray(self.sigma2_, dtype=np.float64))
 
     @property
     def resid_(self):
