@@ -31,9 +31,11 @@ from toolkit._export_spec import InferenceSpec
 from toolkit._input_checks import check_features
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._training import (
+    LR_SCHEDULES,
     StoppingRule,
     TrainingLoop,
     inference_batches,
+    make_lr_scheduler,
     make_optimizer,
     resolve_device,
     seeded_rng,
@@ -55,11 +57,28 @@ TRAINING_PARAMETERS_DOC = """
     max_epochs : int, default=200
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data (stratified for classifiers),
-        stop when its loss has not improved by ``tol`` for ``n_iter_no_change`` epochs and
-        restore the best weights. Without it, the training loss is watched the same way.
+        stop when its loss has not improved by ``tol`` for ``n_iter_no_change`` epochs (and
+        with ``restore_best_weights`` return to the best epoch's weights). Without it, the
+        training loss is watched the same way.
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=10
     tol : float, default=1e-4
+    lr_schedule : str, (str, dict), callable or None, default=None
+        Learning rate per epoch: None keeps ``learning_rate``; "step", "exponential",
+        "cosine" or "plateau" (torch's StepLR, ExponentialLR, CosineAnnealingLR over
+        ``max_epochs``, ReduceLROnPlateau on the watched loss), optionally with options as
+        ("step", {"step_size": 10, "gamma": 0.5}); or a callable taking the optimizer and
+        returning a torch scheduler. ``history_`` records each epoch's rate.
+    max_grad_norm : float or None, default=None
+        Clip the gradients' global L2 norm to this before each optimizer step.
+    restore_best_weights : bool, default=True
+        With ``early_stopping``, end with the weights of the epoch with the lowest
+        validation loss (False: the last epoch's).
+    callbacks : list of objects or None, default=None
+        Objects with any of ``on_train_begin(estimator, history)``,
+        ``on_epoch_end(estimator, history)`` and ``on_train_end(estimator, history)``;
+        ``history`` is ``history_`` (one dict per epoch), and ``on_epoch_end`` returning True
+        stops training.
     device : str, default="auto"
         "auto" is CUDA when torch sees a GPU, else "cpu"; or any torch device string.
     random_state : int, RandomState instance or None, default=None
@@ -86,6 +105,10 @@ class BaseNeuralNet(BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "lr_schedule": [None, StrOptions(set(LR_SCHEDULES)), tuple, callable],
+        "max_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
+        "restore_best_weights": ["boolean"],
+        "callbacks": [None, list],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -164,6 +187,7 @@ class BaseNeuralNet(BaseEstimator):
             momentum=self.momentum,
             nesterov=self.nesterov,
         )
+        self.lr_scheduler_ = make_lr_scheduler(self.lr_schedule, self.optimizer_, max_epochs=self.max_epochs)
         self.history_ = []
 
     def _train(self, X: np.ndarray, targets: np.ndarray, *, max_epochs: int, partial: bool) -> None:
@@ -184,10 +208,14 @@ class BaseNeuralNet(BaseEstimator):
             batch_size=batch_size,
             generator=torch.Generator().manual_seed(seed),
             history=self.history_,
+            scheduler=self.lr_scheduler_,
+            max_grad_norm=self.max_grad_norm,
+            callbacks=self.callbacks or (),
+            owner=self,
         )
         stopping = None
         if not partial:
-            stopping = StoppingRule(self.n_iter_no_change, self.tol, keep_best=validation is not None)
+            stopping = StoppingRule(self.n_iter_no_change, self.tol, keep_best=validation is not None and self.restore_best_weights)
         with seeded_rng(seed, self.device_):
             stopped = loop.fit_loop(
                 self._to_tensor(X),

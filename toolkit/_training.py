@@ -3,7 +3,10 @@
 It follows skorch's split of one loop into small overridable steps (``fit_loop`` ->
 ``run_epoch`` -> ``train_step``), without its habit of doing work in ``__init__``.
 Batches are cut from tensors already on the device by one permutation per epoch, so the
-hot loop does no per-sample Python work and no host/device copy.
+hot loop does no per-sample Python work and no host/device copy. Around it: a learning-rate
+schedule stepped once per epoch, gradient clipping, early stopping that may restore the best
+epoch's weights, and user callbacks (plain objects with optional ``on_train_begin``,
+``on_epoch_end`` and ``on_train_end`` hooks, as skorch's and Keras').
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -75,6 +78,49 @@ def make_optimizer(
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+LR_SCHEDULES = {
+    # name: torch's scheduler (default options in make_lr_scheduler)
+    "step": torch.optim.lr_scheduler.StepLR,
+    "exponential": torch.optim.lr_scheduler.ExponentialLR,
+    "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
+    "plateau": torch.optim.lr_scheduler.ReduceLROnPlateau,
+}
+
+
+def make_lr_scheduler(schedule, optimizer: torch.optim.Optimizer, *, max_epochs: int):
+    """The scheduler ``schedule`` describes, stepped once per epoch (None: a constant rate).
+
+    ``schedule`` is a name in ``LR_SCHEDULES`` or a (name, options) pair: "step" (StepLR,
+    default step_size = max_epochs // 3, gamma = 0.1), "exponential" (ExponentialLR, default
+    gamma = 0.95), "cosine" (CosineAnnealingLR, default T_max = max_epochs), "plateau"
+    (ReduceLROnPlateau on the monitored loss, default factor = 0.1, patience = 10); or a
+    callable ``factory(optimizer) -> scheduler``, e.g. ``functools.partial(StepLR, step_size=5)``.
+    """
+    if schedule is None:
+        return None
+    if callable(schedule):
+        return schedule(optimizer)
+    name, options = (schedule, {}) if isinstance(schedule, str) else schedule
+    if name not in LR_SCHEDULES or not isinstance(options, dict):
+        raise ValueError(f"lr_schedule must be one of {sorted(LR_SCHEDULES)}, a (name, options dict) pair or a callable, got {schedule!r}")
+    defaults = {
+        "step": {"step_size": max(1, max_epochs // 3), "gamma": 0.1},
+        "exponential": {"gamma": 0.95},
+        "cosine": {"T_max": max_epochs},
+        "plateau": {"factor": 0.1, "patience": 10},
+    }[name]
+    try:
+        return LR_SCHEDULES[name](optimizer, **{**defaults, **options})
+    except TypeError as error:
+        raise ValueError(f"lr_schedule options {options!r} do not fit {LR_SCHEDULES[name].__name__}: {error}") from None
+
+
+def call_hook(callbacks: Sequence, hook: str, *args) -> bool:
+    """Call ``hook`` on every callback that has it; True when one of them returned True (stop)."""
+    results = [getattr(callback, hook)(*args) for callback in callbacks if hasattr(callback, hook)]
+    return any(result is True for result in results)
+
+
 def batch_bounds(n_samples: int, batch_size: int, *, avoid_singletons: bool) -> list[tuple[int, int]]:
     """[start, stop) of each batch. With ``avoid_singletons`` a trailing batch of one sample
     joins the batch before it (batch norm cannot normalise a single sample)."""
@@ -134,6 +180,18 @@ class TrainingLoop:
     batch_size : int
     generator : torch.Generator
         Draws the per-epoch permutations (CPU), so shuffling is reproducible.
+    history : list of dict
+        One dict per epoch is appended (kept across calls: warm starts continue it).
+    scheduler : torch learning-rate scheduler, optional
+        Stepped after each epoch (ReduceLROnPlateau with the monitored loss).
+    max_grad_norm : float, optional
+        Gradients are scaled so that their global L2 norm is at most this before each step.
+    callbacks : sequence of objects
+        Their optional ``on_train_begin(owner, history)``, ``on_epoch_end(owner, history)``
+        and ``on_train_end(owner, history)`` are called; ``on_epoch_end`` returning True
+        stops training after that epoch.
+    owner : object, optional
+        What the callbacks receive first (the estimator).
     """
 
     module: nn.Module
@@ -143,15 +201,22 @@ class TrainingLoop:
     batch_size: int
     generator: torch.Generator
     history: list[dict] = field(default_factory=list)
+    scheduler: object | None = None
+    max_grad_norm: float | None = None
+    callbacks: Sequence = ()
+    owner: object | None = None
 
     def train_step(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One optimizer step on one batch; returns the (detached) batch loss.
 
-        Gradients stay in ``param.grad`` after the step, for inspection.
+        Gradients (clipped, with ``max_grad_norm``) stay in ``param.grad`` after the step,
+        for inspection.
         """
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss_fn(self.module(X), y)
         loss.backward()
+        if self.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.module.parameters(), self.max_grad_norm)
         self.optimizer.step()
         return loss.detach()
 
@@ -189,14 +254,16 @@ class TrainingLoop:
         """Train for up to ``max_epochs`` epochs, appending one dict per epoch to ``history``.
 
         The stopping rule watches the validation loss when ``validation`` is given, else the
-        training loss. On a validation stop the best weights are restored. Returns whether
-        the rule stopped training (False: ``max_epochs`` ran out first). With ``verbose``, a
+        training loss; when it keeps the best weights they are restored at the end. Returns
+        whether the rule or a callback stopped training (False: ``max_epochs`` ran out first). With ``verbose``, a
         tqdm bar (labelled ``description``) shows the epochs and the losses.
         """
         epochs = tqdm(range(max_epochs), disable=not verbose, unit="epoch", leave=False, desc=description)
         stopped = False
+        call_hook(self.callbacks, "on_train_begin", self.owner, self.history)
         for _ in epochs:
             started = time.perf_counter()
+            learning_rate = self.optimizer.param_groups[0]["lr"]
             train_loss = self.run_epoch(X, y)
             valid_loss, valid_metric = self.evaluate(*validation) if validation is not None else (math.nan, math.nan)
             self.history.append(
@@ -205,6 +272,7 @@ class TrainingLoop:
                     "train_loss": train_loss,
                     "valid_loss": valid_loss,
                     "valid_metric": valid_metric,
+                    "learning_rate": learning_rate,
                     "duration": time.perf_counter() - started,
                 }
             )
@@ -215,9 +283,17 @@ class TrainingLoop:
                     "lower learning_rate or scale the inputs"
                 )
             monitored = valid_loss if validation is not None else train_loss
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(monitored)
+            elif self.scheduler is not None:
+                self.scheduler.step()
+            if call_hook(self.callbacks, "on_epoch_end", self.owner, self.history):
+                stopped = True
+                break
             if stopping is not None and stopping.update(monitored, self.module):
                 stopped = True
                 break
         if stopping is not None and stopping.best_state is not None:
             self.module.load_state_dict(stopping.best_state)
+        call_hook(self.callbacks, "on_train_end", self.owner, self.history)
         return stopped

@@ -41,6 +41,10 @@ class _MLPBase(BaseNeuralNet):
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
+        lr_schedule=None,
+        max_grad_norm=None,
+        restore_best_weights=True,
+        callbacks=None,
         device="auto",
         random_state=None,
         verbose=False,
@@ -61,6 +65,10 @@ class _MLPBase(BaseNeuralNet):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.lr_schedule = lr_schedule
+        self.max_grad_norm = max_grad_norm
+        self.restore_best_weights = restore_best_weights
+        self.callbacks = callbacks
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
