@@ -31,7 +31,7 @@ def use_pass(name: str, monkeypatch) -> None:
     available = _fused_pass.kernel.instruction_set() if _fused_pass.kernel is not None else "none"
     if available not in BUILDS or BUILDS.index(name) < BUILDS.index(available):
         pytest.skip(f"this CPU does not run the {name} build")
-    monkeypatch.setattr(_fused_pass, "instruction_set", name)
+    monkeypatch.setenv(_fused_pass.BUILD_VARIABLE, name)
 
 
 @pytest.fixture(params=[*BUILDS, "torch"])

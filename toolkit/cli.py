@@ -1,4 +1,4 @@
-"""The ``toolkit`` command: ``toolkit run`` and ``toolkit serve``.
+"""The ``toolkit`` command: ``toolkit run``, ``toolkit serve`` and ``toolkit info``.
 
 Arguments are parsed before anything heavy is imported: ``toolkit --help``, ``--version``
 and ``toolkit run --list`` load no torch, and ``toolkit serve`` loads only the serving side.
@@ -13,7 +13,10 @@ from pathlib import Path
 
 import toolkit
 
-DESCRIPTION = "Fit, export and validate the pipelines in pipelines/ (toolkit run), or serve exported models over HTTP (toolkit serve)."
+DESCRIPTION = (
+    "Fit, export and validate the pipelines in pipelines/ (toolkit run), serve exported models over HTTP "
+    "(toolkit serve), or say how toolkit runs on this machine (toolkit info)."
+)
 # What the [serve] extras bring (pyproject.toml), checked before the server is imported.
 SERVE_MODULES = ("starlette", "uvicorn", "prometheus_client")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -28,7 +31,7 @@ def default_pipelines_dir() -> Path:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toolkit", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"toolkit {toolkit.__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,serve}", help="toolkit run --help or toolkit serve --help for their options")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,serve,info}", help="toolkit COMMAND --help for a command's options")
     run = commands.add_parser(
         "run",
         help="run pipelines, export and validate their models",
@@ -57,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body-bytes", type=int, default=16 * 2**20, help="request bodies over this many bytes get 413 (default: 16 MiB)")
     serve.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="uvicorn's log level; access lines are logged at info (default: info)")
     serve.add_argument("--quiet", action="store_true", help="print only warnings and errors: no start-up listing, no access lines")
+    commands.add_parser(
+        "info",
+        help="versions, devices, and which pass each family takes here (toolkit.show_config())",
+        description="Print toolkit's version and its libraries', whether torch sees a CUDA device, onnxruntime's "
+        "providers, and which pass GaussianMixture and ARForecaster take on this machine (compiled kernel or fallback).",
+    )
     return parser
 
 
@@ -113,9 +122,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
+def info(args: argparse.Namespace) -> int:
+    toolkit.show_config()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return serve(args) if args.command == "serve" else run(args)
+    return {"run": run, "serve": serve, "info": info}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@
  *     instruction_set: "auto" (the widest this CPU runs), "avx512" or "avx2".
  *   layout(d, k, n_pairs) -> (dp, kp, fp): the padded sizes.
  *   supported() -> whether this CPU runs a build; instruction_set() -> "avx512", "avx2" or "none".
+ *   builds() -> {"avx512": bool, "avx2": bool}: which builds were compiled for their instruction
+ *     set (GCC or clang); one that came out as baseline code is never chosen.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -37,17 +39,20 @@
 
 enum { NONE, AVX2, AVX512 };
 
-/* The widest build this CPU runs. */
-static int instruction_set(void) {
+/* Whether the build for `isa` was compiled for it and this CPU runs it. */
+static int runs(int isa) {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl"))
-        return AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return AVX2;
+    if (isa == AVX512)
+        return em_pass_avx512_built && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    if (isa == AVX2) return em_pass_avx2_built && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
-    return NONE;
+    return 0;
 }
+
+/* The widest build this CPU runs. */
+static int instruction_set(void) { return runs(AVX512) ? AVX512 : runs(AVX2) ? AVX2 : NONE; }
 
 static inline __attribute__((always_inline)) Py_ssize_t round4(Py_ssize_t n) { return (n + 3) & ~(Py_ssize_t)3; }
 
@@ -91,7 +96,7 @@ static PyObject *pass_statistics(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*w*nnnp|s", &X, &shift, &weight, &bias, &constant, &pair_a, &pair_b,
                           &moments, &n, &d, &k, &single, &requested))
         return NULL;
-    int available = instruction_set(), chosen = available;
+    int chosen = instruction_set();
     if (strcmp(requested, "avx512") == 0)
         chosen = AVX512;
     else if (strcmp(requested, "avx2") == 0)
@@ -105,8 +110,9 @@ static PyObject *pass_statistics(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     if (chosen < 0)
         PyErr_Format(PyExc_ValueError, "instruction_set must be 'auto', 'avx512' or 'avx2', got '%s'", requested);
-    else if (chosen == NONE || chosen > available)
-        PyErr_SetString(PyExc_RuntimeError, "this CPU runs neither the AVX-512 nor the AVX2 build: use the torch pass");
+    else if (!runs(chosen))
+        PyErr_Format(PyExc_RuntimeError, "this CPU does not run the %s build (built: avx512 %d, avx2 %d): use the torch pass",
+                     chosen == AVX512 ? "AVX-512" : chosen == AVX2 ? "AVX2" : "requested", em_pass_avx512_built, em_pass_avx2_built);
     else if (n < 0 || d <= 0 || k <= 0)
         PyErr_Format(PyExc_ValueError, "need n >= 0, d > 0 and k > 0, got n=%zd, d=%zd, k=%zd", n, d, k);
     else if (check_size(&X, n * d, single ? sizeof(float) : sizeof(double), "X") &&
@@ -148,7 +154,13 @@ static PyObject *instruction_set_name(PyObject *self, PyObject *args) {
     return PyUnicode_FromString(names[instruction_set()]);
 }
 
+static PyObject *builds(PyObject *self, PyObject *args) {
+    return Py_BuildValue("{s:O,s:O}", "avx512", em_pass_avx512_built ? Py_True : Py_False, "avx2",
+                         em_pass_avx2_built ? Py_True : Py_False);
+}
+
 static PyMethodDef methods[] = {
+    {"builds", builds, METH_NOARGS, "builds() -> {'avx512': bool, 'avx2': bool}: which builds were compiled for their instruction set"},
     {"supported", is_supported, METH_NOARGS, "supported() -> whether this CPU runs a build of the pass"},
     {"instruction_set", instruction_set_name, METH_NOARGS, "instruction_set() -> the build used: 'avx512', 'avx2' or 'none'"},
     {"pass_statistics", pass_statistics, METH_VARARGS,

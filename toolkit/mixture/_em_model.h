@@ -16,4 +16,7 @@ typedef struct {
 int em_pass_avx512(const Model *m, const void *X, int single, ptrdiff_t n, double *moments, double *total);
 int em_pass_avx2(const Model *m, const void *X, int single, ptrdiff_t n, double *moments, double *total);
 
+/* Whether each build was compiled for its instruction set (1), or came out as baseline code (0). */
+extern const int em_pass_avx512_built, em_pass_avx2_built;
+
 #endif

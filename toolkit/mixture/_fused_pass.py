@@ -7,26 +7,34 @@ kernel does the same arithmetic per tile of rows while the tile is in cache, bui
 (about 3x fewer seconds per pass than the torch pass; 6x for float32 fits, whose torch pass is
 slower: the kernel reads float32 rows and computes in float64) and for AVX2 (about 1.7x). The
 kernel is built when the package is installed; where no C compiler was found ``kernel`` is
-None, and on CPUs with neither instruction set it is not used: the torch pass runs.
+None (a kernel that was built but fails to import says so in a warning), and on CPUs with
+neither instruction set it is not used: the torch pass runs. ``toolkit.show_config()`` says
+which pass a fit takes.
+
+The environment variable TOOLKIT_EM_BUILD picks the build, for tests and benchmarks that
+compare them: "auto" (the default: the widest this CPU runs), "avx512" or "avx2". It is a
+private setting, read at each pass, not part of the API.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
+from toolkit._kernels import load_kernel
 from toolkit.mixture._gaussian_math import MomentFeatures, log_normaliser, whitening
 
-try:
-    from toolkit.mixture import _em_kernel as kernel
-except ImportError:  # built without a C compiler: the torch pass runs instead
-    kernel = None
+kernel = load_kernel("toolkit.mixture._em_kernel", "the torch pass")
+BUILD_VARIABLE = "TOOLKIT_EM_BUILD"
 
-# The kernel's build: "auto" (the widest this CPU runs), "avx512" or "avx2".
-instruction_set = "auto"
+
+def requested_build() -> str:
+    """The build TOOLKIT_EM_BUILD asks for: "auto" (default), "avx512" or "avx2"."""
+    return os.environ.get(BUILD_VARIABLE, "auto")
 
 
 def applies(device: torch.device) -> bool:
@@ -79,7 +87,7 @@ class FusedPass:
 
         def run(part: int) -> float:
             rows = self.X[bounds[part] : bounds[part + 1]]
-            return kernel.pass_statistics(rows, *arguments, moments[part], len(rows), d, k, single, instruction_set)
+            return kernel.pass_statistics(rows, *arguments, moments[part], len(rows), d, k, single, requested_build())
 
         if n_threads == 1:
             total = run(0)

@@ -25,10 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-try:
-    from toolkit.timeseries import _ar_kernel as kernel
-except ImportError:  # built without a C compiler: the numpy passes below
-    kernel = None
+from toolkit._kernels import load_kernel
+
+kernel = load_kernel("toolkit.timeseries._ar_kernel", "numpy's passes")  # None: the numpy passes below
 
 
 def deterministic_columns(trend: str) -> list[str]:
