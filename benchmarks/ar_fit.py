@@ -38,8 +38,14 @@ def single_series(n: int, p: int) -> None:
     tracemalloc.stop()
     error = np.max(np.abs(ours.params_.to_numpy() - ref.params) / np.abs(ref.params))
     print(f"(a) one series n={n:,}, p={p}, trend c")
-    print(f"    AutoReg {t_ref:.3f} s   ARForecaster (median of 5) {t_ours:.3f} s   ratio {t_ref / t_ours:.1f}x (goal >= 20x)")
-    print(f"    max relative params difference {error:.1e}; our peak traced memory {peak / 2**20:.0f} MiB (y itself {y.nbytes / 2**20:.0f} MiB)")
+    print(
+        f"    AutoReg {t_ref:.3f} s   ARForecaster (median of 5) {t_ours:.3f} s   ratio {t_ref / t_ours:.1f}x "
+        "(goal >= 20x)"
+    )
+    print(
+        f"    max relative params difference {error:.1e}; our peak traced memory {peak / 2**20:.0f} MiB (y "
+        f"itself {y.nbytes / 2**20:.0f} MiB)"
+    )
 
 
 def panel(n_series: int, n: int, p: int) -> None:
@@ -49,7 +55,10 @@ def panel(n_series: int, n: int, p: int) -> None:
     refs, t_ref = timed(lambda: [AutoReg(values[:, i], lags=p, trend="c").fit().params for i in range(n_series)])
     error = np.max(np.abs(ours.params_.to_numpy().T - np.array(refs)) / np.abs(np.array(refs)))
     print(f"(b) panel {n_series:,} series x {n} points, p={p}")
-    print(f"    AutoReg loop {t_ref:.2f} s   ARForecaster panel fit (median of 5) {t_ours:.3f} s   ratio {t_ref / t_ours:.0f}x (goal >= 50x)")
+    print(
+        f"    AutoReg loop {t_ref:.2f} s   ARForecaster panel fit (median of 5) {t_ours:.3f} s   ratio "
+        f"{t_ref / t_ours:.0f}x (goal >= 50x)"
+    )
     print(f"    max relative params difference {error:.1e}")
 
 

@@ -1,8 +1,8 @@
 """Diffusion sampling: DDIM (50 steps) vs DDPM (1000 steps), and torch's sampler vs the ONNX sampler graph.
 
-(1) Time per 1,000 samples and the quality of each sampler (and of DDPM respaced to 50 steps): the energy distance of the
-samples to 2,000 held-out points (moons; lower is better), and with --digits the share of
-1,000 U-Net samples a digits CNN labels with probability >= 0.9.
+(1) Time per 1,000 samples and the quality of each sampler (and of DDPM respaced to 50 steps): the
+energy distance of the samples to 2,000 held-out points (moons; lower is better), and with --digits
+the classifier score a digits CNN gives 1,000 U-Net samples.
 (2) The same reverse process, fed the same noise, in torch (``DDPM.sample_from_noise``) and
 as ONE ONNX graph (a Loop) under onnxruntime, at equal step counts; goal: ONNX no slower.
 
@@ -37,7 +37,9 @@ SETTINGS = {
 def compare_samplers(model: DDPM, quality, n: int = 1000) -> None:
     for label, settings in SETTINGS.items():
         _, seconds = timed(lambda: model.sample(n, random_state=1, **settings))
-        print(f"  {label:9s}: {seconds:6.2f} s per {n} samples   {quality(model.sample(n, random_state=1, **settings))}")
+        print(
+            f"  {label:9s}: {seconds:6.2f} s per {n} samples   {quality(model.sample(n, random_state=1, **settings))}"
+        )
 
 
 def compare_runtimes(model: DDPM, n: int = 1000, repeats: int = 3) -> None:
@@ -50,10 +52,21 @@ def compare_runtimes(model: DDPM, n: int = 1000, repeats: int = 3) -> None:
             model.sample_from_noise(initial, steps, **settings)  # warm-up: onnxruntime allocates and
             session.run(None, feed)  # pre-packs weights on its first run, torch on its own
             # Interleaved, so that drift in the machine's speed hits both sides alike.
-            times = [(timed(lambda: model.sample_from_noise(initial, steps, **settings))[1], timed(lambda: session.run(None, feed))[1]) for _ in range(repeats)]
+            times = [
+                (
+                    timed(lambda: model.sample_from_noise(initial, steps, **settings))[1],
+                    timed(lambda: session.run(None, feed))[1],
+                )
+                for _ in range(repeats)
+            ]
             t_torch, t_onnx = (statistics.median(side) for side in zip(*times))
-            error = np.abs(session.run(None, feed)[0] - np.asarray(model.sample_from_noise(initial, steps, **settings))).max()
-        print(f"  {label:9s}: torch {t_torch:6.3f} s   onnxruntime {t_onnx:6.3f} s   torch/onnx {t_torch / t_onnx:4.2f}x   max abs diff {error:.2e}")
+            error = np.abs(
+                session.run(None, feed)[0] - np.asarray(model.sample_from_noise(initial, steps, **settings))
+            ).max()
+        print(
+            f"  {label:9s}: torch {t_torch:6.3f} s   onnxruntime {t_onnx:6.3f} s   torch/onnx "
+            f"{t_torch / t_onnx:4.2f}x   max abs diff {error:.2e}"
+        )
 
 
 def moons(epochs: int) -> None:
@@ -69,7 +82,9 @@ def moons(epochs: int) -> None:
 def digits(epochs: int) -> None:
     helpers = import_file(Path(__file__).resolve().parents[1] / "pipelines" / "_digits.py")
     X_train, _, y_train, _ = helpers.split()
-    model = DDPM(image_shape=(8, 8), channels=(32, 64), batch_size=64, max_epochs=epochs, n_iter_no_change=10_000, random_state=0).fit(X_train)
+    model = DDPM(
+        image_shape=(8, 8), channels=(32, 64), batch_size=64, max_epochs=epochs, n_iter_no_change=10_000, random_state=0
+    ).fit(X_train)
     judge = helpers.classifier(X_train, y_train, full=True)
     print(f"digits, U-Net denoiser ({epochs} epochs):")
 

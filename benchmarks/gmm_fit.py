@@ -43,7 +43,10 @@ def fit_speed(X: np.ndarray, covariance_type: str, iterations: int, repeats: int
         warnings.simplefilter("ignore", ConvergenceWarning)
         # Interleaved, so that drift in the machine's speed hits both sides alike.
         runs = [
-            (timed(lambda: SklearnGaussianMixture(8, **params).fit(X)), timed(lambda: GaussianMixture(8, device="cpu", **params).fit(X)))
+            (
+                timed(lambda: SklearnGaussianMixture(8, **params).fit(X)),
+                timed(lambda: GaussianMixture(8, device="cpu", **params).fit(X)),
+            )
             for _ in range(repeats)
         ]
     (ref, _), (ours, _) = runs[0]
@@ -79,7 +82,9 @@ def inference_speed(covariance_type: str, X: np.ndarray) -> None:
         their_input = theirs.get_inputs()[0].name
         for batch in (1, 1000):
             rows = X[:batch]
-            t_ours, t_theirs = interleaved_ms([lambda: session.run(None, {"X": rows}), lambda: theirs.run(None, {their_input: rows})])
+            t_ours, t_theirs = interleaved_ms(
+                [lambda: session.run(None, {"X": rows}), lambda: theirs.run(None, {their_input: rows})]
+            )
             print(
                 f"ONNX {covariance_type:9s} batch {batch:4d}: toolkit {t_ours:.4f} ms   skl2onnx {t_theirs:.4f} ms   "
                 f"ratio {t_theirs / t_ours:.2f}x"

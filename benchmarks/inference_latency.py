@@ -29,7 +29,10 @@ def main() -> None:
         "MLP (64-256-128-10)": MLPClassifier((256, 128), max_epochs=5, random_state=0, device="cpu"),
         "CNN (32, 64) 8x8": CNNClassifier((32, 64), image_shape=(8, 8), max_epochs=3, random_state=0, device="cpu"),
     }
-    print(f"{'model':22s} {'batch':>5s} {'estimator ms':>13s} {'OnnxModel ms':>13s} {'session ms':>11s} {'ratio est/OnnxModel':>20s} {'ratio est/session':>18s}")
+    print(
+        f"{'model':22s} {'batch':>5s} {'estimator ms':>13s} {'OnnxModel ms':>13s} {'session ms':>11s} "
+        f"{'ratio est/OnnxModel':>20s} {'ratio est/session':>18s}"
+    )
     for name, estimator in models.items():
         estimator.fit(X, y)
         with tempfile.TemporaryDirectory() as folder:

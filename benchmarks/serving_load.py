@@ -4,8 +4,8 @@ Exports the digits_cnn pipeline's model, starts ``toolkit serve`` as its own pro
 runs ``--clients`` concurrent clients (one connection each) for ``--seconds``, each sending
 one-row Open Inference Protocol requests back to back. Prints requests/s, p50 / p99
 latency and the errors: non-200 answers and answers that differ from the same row run
-serially in-process (onnxruntime#22967 reports wrong results under a shared session); then the same rows through ``OnnxModel`` in this process
-(no HTTP), for comparison.
+serially in-process (onnxruntime#22967 reports wrong results under a shared session); then the
+same rows through ``OnnxModel`` in this process (no HTTP), for comparison.
 
     python benchmarks/serving_load.py [--clients 20] [--seconds 30] [--workers 1]
 """
@@ -35,7 +35,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def client(url: str, work: list[tuple[dict, list]], deadline: float, latencies: list[float], errors: list[str]) -> None:
+async def client(
+    url: str, work: list[tuple[dict, list]], deadline: float, latencies: list[float], errors: list[str]
+) -> None:
     """Send the (body, expected probabilities) pairs in turn until the deadline; a non-200
     answer, or one that differs from the serial in-process answer, is an error."""
     async with httpx.AsyncClient(timeout=30) as http:
@@ -54,7 +56,9 @@ async def client(url: str, work: list[tuple[dict, list]], deadline: float, laten
             k += 1
 
 
-async def load_test(url: str, work: list[tuple[dict, list]], clients: int, seconds: float) -> tuple[list[float], list[str], float]:
+async def load_test(
+    url: str, work: list[tuple[dict, list]], clients: int, seconds: float
+) -> tuple[list[float], list[str], float]:
     latencies: list[float] = []
     errors: list[str] = []
     started = time.perf_counter()
@@ -90,22 +94,42 @@ def main() -> None:
         export(job.model, Path(root) / "digits_cnn")
         serial = load(Path(root) / "digits_cnn", intra_op_num_threads=1)
         # The answers concurrent requests must give: the same rows run one at a time in-process.
-        work = [(body, serial.session.run(["probabilities"], serial.prepare(row[None, :]))[0].reshape(-1).tolist()) for body, row in zip(bodies, rows)]
+        work = [
+            (body, serial.session.run(["probabilities"], serial.prepare(row[None, :]))[0].reshape(-1).tolist())
+            for body, row in zip(bodies, rows)
+        ]
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         # --quiet: no access line per request (a pipe nobody reads would fill up and stall the server).
-        command = [sys.executable, "-m", "toolkit.cli", "serve", root, "--port", str(port), "--workers", str(args.workers), "--threads", "1", "--quiet"]
+        command = [
+            sys.executable,
+            "-m",
+            "toolkit.cli",
+            "serve",
+            root,
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--threads",
+            "1",
+            "--quiet",
+        ]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             wait_until_live(base, process)
-            latencies, errors, elapsed = asyncio.run(load_test(base + "/v2/models/digits_cnn/infer", work, args.clients, args.seconds))
+            latencies, errors, elapsed = asyncio.run(
+                load_test(base + "/v2/models/digits_cnn/infer", work, args.clients, args.seconds)
+            )
         finally:
             process.terminate()
             process.wait(timeout=30)
         ms = np.asarray(latencies) * 1e3
         print(
-            f"HTTP  {args.clients} clients, {args.workers} worker(s), {elapsed:.0f} s: {len(latencies) / elapsed:8.1f} requests/s   "
-            f"p50 {np.percentile(ms, 50):.2f} ms   p99 {np.percentile(ms, 99):.2f} ms   errors {len(errors)} of {len(latencies)} "
+            f"HTTP  {args.clients} clients, {args.workers} worker(s), {elapsed:.0f} s: "
+            f"{len(latencies) / elapsed:8.1f} requests/s   "
+            f"p50 {np.percentile(ms, 50):.2f} ms   p99 {np.percentile(ms, 99):.2f} ms   errors {len(errors)} of "
+            f"{len(latencies)} "
             f"(non-200 or differing from the serial answer){': ' + errors[0] if errors else ''}"
         )
         model = load(Path(root) / "digits_cnn", intra_op_num_threads=1)
@@ -117,7 +141,10 @@ def main() -> None:
             model.run(row)
             in_process.append(time.perf_counter() - t)
         ms = np.asarray(in_process) * 1e3
-        print(f"OnnxModel in-process, one thread: {len(in_process) / sum(in_process):8.1f} rows/s   p50 {np.percentile(ms, 50):.3f} ms   p99 {np.percentile(ms, 99):.3f} ms")
+        print(
+            f"OnnxModel in-process, one thread: {len(in_process) / sum(in_process):8.1f} rows/s   p50 "
+            f"{np.percentile(ms, 50):.3f} ms   p99 {np.percentile(ms, 99):.3f} ms"
+        )
 
 
 if __name__ == "__main__":

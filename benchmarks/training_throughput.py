@@ -27,7 +27,9 @@ HIDDEN = (256, 128)
 
 def hand_written(X: np.ndarray, y: np.ndarray, epochs: int, batch_size: int) -> float:
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(64, HIDDEN[0]), nn.ReLU(), nn.Linear(HIDDEN[0], HIDDEN[1]), nn.ReLU(), nn.Linear(HIDDEN[1], 10))
+    net = nn.Sequential(
+        nn.Linear(64, HIDDEN[0]), nn.ReLU(), nn.Linear(HIDDEN[0], HIDDEN[1]), nn.ReLU(), nn.Linear(HIDDEN[1], 10)
+    )
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     started = time.perf_counter()
     X_t, y_t = torch.from_numpy(X.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
@@ -45,7 +47,9 @@ def hand_written(X: np.ndarray, y: np.ndarray, epochs: int, batch_size: int) -> 
 
 
 def toolkit_fit(X: np.ndarray, y: np.ndarray, epochs: int, batch_size: int) -> float:
-    model = MLPClassifier(HIDDEN, batch_size=batch_size, max_epochs=epochs, n_iter_no_change=epochs + 1, random_state=0, device="cpu")
+    model = MLPClassifier(
+        HIDDEN, batch_size=batch_size, max_epochs=epochs, n_iter_no_change=epochs + 1, random_state=0, device="cpu"
+    )
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -69,7 +73,10 @@ def main() -> None:
         times["hand-written torch loop"].append(hand_written(X, y, args.epochs, args.batch_size))
         times["toolkit MLPClassifier"].append(toolkit_fit(X, y, args.epochs, args.batch_size))
     n_samples = len(X) * args.epochs
-    print(f"digits x10: {len(X)} rows, {args.epochs} epochs, batch {args.batch_size}, torch threads {torch.get_num_threads()}")
+    print(
+        f"digits x10: {len(X)} rows, {args.epochs} epochs, batch {args.batch_size}, torch threads "
+        f"{torch.get_num_threads()}"
+    )
     for name, values in times.items():
         median = statistics.median(values)
         print(f"  {name:26s} median {median:6.2f} s  ({n_samples / median:9.0f} samples/s)")

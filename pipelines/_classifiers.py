@@ -7,7 +7,9 @@ from sklearn.pipeline import Pipeline
 from toolkit.jobs import Baseline, Job
 
 
-def against_logistic_regression(model: Pipeline, X_train, X_test, y_train, y_test, *, floor: float, details: str) -> Job:
+def against_logistic_regression(
+    model: Pipeline, X_train, X_test, y_train, y_test, *, floor: float, details: str
+) -> Job:
     """The job of a fitted (scaler, classifier) Pipeline: its held-out accuracy, and that of a
     logistic regression fitted behind a fresh copy of the same scaler."""
     scaler = clone(model.steps[0][1])

@@ -20,7 +20,16 @@ def split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 def classifier(X_train: np.ndarray, y_train: np.ndarray, full: bool) -> Pipeline:
     """The digits_cnn model (test accuracy 0.98-0.99), to label generated images."""
-    cnn = CNNClassifier((32, 64), image_shape=(8, 8), dropout=0.1, early_stopping=True, n_iter_no_change=5, max_epochs=60 if full else 20, batch_size=64, random_state=0)
+    cnn = CNNClassifier(
+        (32, 64),
+        image_shape=(8, 8),
+        dropout=0.1,
+        early_stopping=True,
+        n_iter_no_change=5,
+        max_epochs=60 if full else 20,
+        batch_size=64,
+        random_state=0,
+    )
     return Pipeline([("scale", MinMaxScaler()), ("cnn", cnn)]).fit(X_train, y_train)
 
 

@@ -18,7 +18,9 @@ def save_figure(path: Path, panels: list[tuple[pd.Series, pd.DataFrame, str]], t
     import matplotlib.pyplot as plt
 
     rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns if columns > 1 else 10, 3 * rows + 1), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(4 * columns if columns > 1 else 10, 3 * rows + 1), sharex=True, squeeze=False
+    )
     for ax, (observed, interval, panel_title) in zip(axes.ravel(), panels):
         ax.plot(observed.index.to_timestamp(), observed.to_numpy(), color="black", lw=1, label="observed")
         when = interval.index.to_timestamp()
@@ -33,7 +35,17 @@ def save_figure(path: Path, panels: list[tuple[pd.Series, pd.DataFrame, str]], t
     plt.close(fig)
 
 
-def forecast_job(model, windows: np.ndarray, rmse: float, naive_rmse: float, *, floor: float, details: str, export_options: dict, plot) -> Job:
+def forecast_job(
+    model,
+    windows: np.ndarray,
+    rmse: float,
+    naive_rmse: float,
+    *,
+    floor: float,
+    details: str,
+    export_options: dict,
+    plot,
+) -> Job:
     """The job of a fitted forecaster: its RMSE (lower is better) against the naive forecast's;
     the export is validated on ``windows``."""
     return Job(

@@ -16,7 +16,9 @@ def run(full: bool = False) -> Job:
     X, y = make_blobs(n + 5_000, n_features=16, centers=8, cluster_std=2.5, random_state=0)
     X = X.astype(np.float32)
     train, test, y_test = X[:n], X[n:], y[n:]
-    model = GaussianMixture(8, dtype="float32", init_params="k-means++", max_iter=50, random_state=0, verbose=1).fit(train)
+    model = GaussianMixture(8, dtype="float32", init_params="k-means++", max_iter=50, random_state=0, verbose=1).fit(
+        train
+    )
     ari = adjusted_rand_score(y_test, model.predict(test))
     kmeans = adjusted_rand_score(y_test, KMeans(8, n_init=1, random_state=0).fit(train).predict(test))
     return Job(

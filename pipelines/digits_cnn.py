@@ -1,4 +1,5 @@
-"""CNNClassifier on scikit-learn's 8x8 digits, pixel columns reshaped to images in the net, against logistic regression."""
+"""CNNClassifier on scikit-learn's 8x8 digits (pixel columns reshaped to images in the net), against logistic
+regression."""
 
 import warnings
 from pathlib import Path

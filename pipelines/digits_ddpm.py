@@ -40,7 +40,9 @@ def run(full: bool = False) -> Job:
     )
 
     def plot(folder: Path) -> None:
-        digits.save_grid(samples, probabilities, folder / "samples.png", f"DDPM samples ({steps} steps), CNN label (probability)")
+        digits.save_grid(
+            samples, probabilities, folder / "samples.png", f"DDPM samples ({steps} steps), CNN label (probability)"
+        )
 
     return Job(
         model,

@@ -21,7 +21,16 @@ def run(full: bool = False) -> Job:
     X, y = load_digits(return_X_y=True, as_frame=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
     # Cell, width and budget chosen by 5-fold cross-validation on the training rows.
-    rnn = RNNClassifier(128, cell="gru", sequence_length=8, learning_rate=3e-3, max_epochs=60 if full else 30, batch_size=64, random_state=0, verbose=True)
+    rnn = RNNClassifier(
+        128,
+        cell="gru",
+        sequence_length=8,
+        learning_rate=3e-3,
+        max_epochs=60 if full else 30,
+        batch_size=64,
+        random_state=0,
+        verbose=True,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed number of epochs, on purpose
         model = Pipeline([("scale", MinMaxScaler()), ("gru", rnn)]).fit(X_train, y_train)

@@ -1,4 +1,5 @@
-"""A VAE on the 8x8 digits: held-out ELBO against independent pixels, reconstructions beside PCA's, samples scored by a CNN."""
+"""A VAE on the 8x8 digits: held-out ELBO against independent pixels, reconstructions beside PCA's, samples
+scored by a CNN."""
 
 import warnings
 from pathlib import Path
@@ -27,7 +28,16 @@ def independent_pixels_loglik(X_train: np.ndarray, X_test: np.ndarray) -> float:
 def run(full: bool = False) -> Job:
     X_train, X_test, y_train, _ = digits.split()
     n_samples = 1000 if full else 500
-    model = VAE(LATENT, image_shape=(8, 8), likelihood="bernoulli", batch_size=64, max_epochs=600 if full else 200, n_iter_no_change=10_000, random_state=0, verbose=True)
+    model = VAE(
+        LATENT,
+        image_shape=(8, 8),
+        likelihood="bernoulli",
+        batch_size=64,
+        max_epochs=600 if full else 200,
+        n_iter_no_change=10_000,
+        random_state=0,
+        verbose=True,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed number of epochs, on purpose
         model.fit(X_train)
@@ -40,14 +50,17 @@ def run(full: bool = False) -> Job:
     score, probabilities = digits.judged(samples, judge)
     references = digits.mixture_scores(X_train, X_test, judge, n_samples)
     details = (
-        f"ELBO in nats per image, Bernoulli on pixels / 16; reconstruction MSE {vae_mse:.3f} vs PCA-{LATENT} {pca_mse:.3f} "
+        f"ELBO in nats per image, Bernoulli on pixels / 16; reconstruction MSE {vae_mse:.3f} vs PCA-{LATENT} "
+        f"{pca_mse:.3f} "
         f"(pixel units 0..16); {n_samples} samples: classifier score {score:.2f} ("
         + ", ".join(f"{name} {value:.2f}" for name, value in references.items())
         + f"), {digits.describe(probabilities)}"
     )
 
     def plot(folder: Path) -> None:
-        digits.save_grid(samples, probabilities, folder / "samples.png", f"VAE (latent {LATENT}) samples, CNN label (probability)")
+        digits.save_grid(
+            samples, probabilities, folder / "samples.png", f"VAE (latent {LATENT}) samples, CNN label (probability)"
+        )
 
     return Job(
         model,

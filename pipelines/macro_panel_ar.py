@@ -1,4 +1,5 @@
-"""US quarterly growth rates (statsmodels' macrodata): one AR per series in one fit, forecasts from every quarter of 2000-2009.
+"""US quarterly growth rates (statsmodels' macrodata): one AR per series in one fit, forecasts from every
+quarter of 2000-2009.
 
 The model is fitted once on 1959-1999; from each quarter of 2000-2009 it forecasts the next
 eight from the observations before that quarter (the exported graph's windows -> forecasts,
@@ -46,15 +47,31 @@ def run(full: bool = False) -> Job:
     def plot(folder: Path) -> None:
         interval = model.predict_interval(HORIZON)
         panels = [
-            (train[column].iloc[-20:], interval[column], f"{column}: rolling RMSE {error:.2f} (naive {naive_error:.2f})")
+            (
+                train[column].iloc[-20:],
+                interval[column],
+                f"{column}: rolling RMSE {error:.2f} (naive {naive_error:.2f})",
+            )
             for column, error, naive_error in zip(SERIES, errors, naive)
         ]
-        title = f"Quarterly growth (%), AR({order}) per series by BIC: the first {HORIZON}-quarter forecast after the fit"
+        title = (
+            f"Quarterly growth (%), AR({order}) per series by BIC: the first {HORIZON}-quarter forecast after the fit"
+        )
         forecasts.save_figure(folder / "forecast.png", panels, title, columns=3)
 
     per_series = ", ".join(f"{c} {e:.2f} (naive {n:.2f})" for c, e, n in zip(SERIES, errors, naive))
-    details = f"AR({order}) by BIC, mean over series of the RMSE of {len(origins)} origins x 1..{HORIZON} quarters ahead; {per_series}"
+    details = (
+        f"AR({order}) by BIC, mean over series of the RMSE of {len(origins)} origins x 1..{HORIZON} quarters ahead; "
+        + per_series
+    )
     # The floor: the training mean as forecast scores 1.43; a broken recursion is far worse.
     return forecasts.forecast_job(
-        model, windows, float(errors.mean()), float(naive.mean()), floor=1.6, details=details, export_options={"horizon": HORIZON}, plot=plot
+        model,
+        windows,
+        float(errors.mean()),
+        float(naive.mean()),
+        floor=1.6,
+        details=details,
+        export_options={"horizon": HORIZON},
+        plot=plot,
     )

@@ -1,4 +1,5 @@
-"""DDPM, VAE and GaussianMixtures on 2-D point clouds (moons; with --full also a swiss roll), judged by the energy distance of samples to held-out points."""
+"""DDPM, VAE and GaussianMixtures on 2-D point clouds (moons; with --full also a swiss roll), judged by the
+energy distance of samples to held-out points."""
 
 import warnings
 from pathlib import Path
@@ -26,7 +27,9 @@ def datasets(full: bool) -> dict[str, np.ndarray]:
 def fit_and_draw(train: np.ndarray, full: bool) -> tuple[DDPM, dict[str, np.ndarray]]:
     epochs = 1500 if full else 150
     ddpm = DDPM(hidden=128, batch_size=128, max_epochs=epochs, n_iter_no_change=10_000, random_state=0, verbose=True)
-    vae = VAE(2, hidden=(128, 128), batch_size=128, max_epochs=epochs, n_iter_no_change=10_000, random_state=0, verbose=True)
+    vae = VAE(
+        2, hidden=(128, 128), batch_size=128, max_epochs=epochs, n_iter_no_change=10_000, random_state=0, verbose=True
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed number of epochs, on purpose
         ddpm.fit(train)
@@ -53,7 +56,8 @@ def run(full: bool = False) -> Job:
             job_model, job_test = ddpm, test
     moons = results["moons"]
     details = "; ".join(
-        f"{name} energy: " + ", ".join(f"{label} {value:.4f}" for label, value in scores.items()) for name, scores in results.items()
+        f"{name} energy: " + ", ".join(f"{label} {value:.4f}" for label, value in scores.items())
+        for name, scores in results.items()
     )
 
     def plot(folder: Path) -> None:

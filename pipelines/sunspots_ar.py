@@ -41,4 +41,6 @@ def run(full: bool = False) -> Job:
     details = f"AR({order}) by AIC, forecast of {test.index[0]}-{test.index[-1]}"
     export_options = {"horizon": HORIZON, "coverage": 0.95}
     # The floor: the naive forecast scores 43.4; a broken recursion is far worse.
-    return forecasts.forecast_job(model, windows, score, naive, floor=30.0, details=details, export_options=export_options, plot=plot)
+    return forecasts.forecast_job(
+        model, windows, score, naive, floor=30.0, details=details, export_options=export_options, plot=plot
+    )

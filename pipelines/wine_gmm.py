@@ -16,7 +16,10 @@ def run(full: bool = False) -> Job:
     X, y = load_wine(return_X_y=True, as_frame=True)
     scaled = StandardScaler().fit_transform(X)
     n_init = 5 if full else 2
-    bics = {k: GaussianMixture(k, covariance_type="diag", n_init=n_init, random_state=0).fit(scaled).bic(scaled) for k in range(1, 9)}
+    bics = {
+        k: GaussianMixture(k, covariance_type="diag", n_init=n_init, random_state=0).fit(scaled).bic(scaled)
+        for k in range(1, 9)
+    }
     best = min(bics, key=bics.get)
     model = Pipeline(
         [

@@ -13,7 +13,9 @@ from toolkit.timeseries import ARForecaster, FrequencyWarning, _ar_math
 
 def sunspots() -> pd.Series:
     data = sm.datasets.sunspots.load_pandas().data
-    return pd.Series(data["SUNACTIVITY"].to_numpy(), index=pd.period_range("1700", periods=len(data), freq="Y"), name="SUNACTIVITY")
+    return pd.Series(
+        data["SUNACTIVITY"].to_numpy(), index=pd.period_range("1700", periods=len(data), freq="Y"), name="SUNACTIVITY"
+    )
 
 
 def inflation() -> pd.Series:
@@ -39,11 +41,15 @@ def data_passes(request, monkeypatch):
 
 
 def test_the_compiled_passes_were_built():
-    assert _ar_math.kernel is not None, "toolkit/timeseries/_ar_kernel.c is built by `pip install -e .` (needs a C compiler)"
+    assert _ar_math.kernel is not None, (
+        "toolkit/timeseries/_ar_kernel.c is built by `pip install -e .` (needs a C compiler)"
+    )
 
 
 @pytest.mark.parametrize("trend", ["n", "c", "t", "ct"])
-@pytest.mark.parametrize("shape, lags", [((3, 500), [1, 2, 12]), ((2, 1300), list(range(1, 25))), ((4, 14), [1, 3]), ((1, 9), [])])
+@pytest.mark.parametrize(
+    "shape, lags", [((3, 500), [1, 2, 12]), ((2, 1300), list(range(1, 25))), ((4, 14), [1, 3]), ((1, 9), [])]
+)
 def test_compiled_passes_equal_numpys(trend, shape, lags, monkeypatch):
     # Series longer and shorter than the kernel's 512-step chunks, lag lists with gaps, no lags.
     rng = np.random.default_rng(len(lags))
@@ -51,9 +57,17 @@ def test_compiled_passes_equal_numpys(trend, shape, lags, monkeypatch):
     hold_back = max(lags, default=0)
     k = len(_ar_math.deterministic_columns(trend)) + len(lags)
     params = rng.normal(size=(shape[0], k))
-    compiled = (_ar_math._lag_product_sums(Y, hold_back), *_ar_math._edge_sums(Y, hold_back), *_ar_math._residual_statistics(Y, params, lags, trend, hold_back))
+    compiled = (
+        _ar_math._lag_product_sums(Y, hold_back),
+        *_ar_math._edge_sums(Y, hold_back),
+        *_ar_math._residual_statistics(Y, params, lags, trend, hold_back),
+    )
     monkeypatch.setattr(_ar_math, "kernel", None)
-    reference = (_ar_math._lag_product_sums(Y, hold_back), *_ar_math._edge_sums(Y, hold_back), *_ar_math._residual_statistics(Y, params, lags, trend, hold_back))
+    reference = (
+        _ar_math._lag_product_sums(Y, hold_back),
+        *_ar_math._edge_sums(Y, hold_back),
+        *_ar_math._residual_statistics(Y, params, lags, trend, hold_back),
+    )
     for ours, expected in zip(compiled, reference):
         assert ours.shape == expected.shape
         np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-9)
@@ -65,7 +79,9 @@ def test_compiled_passes_reject_inconsistent_buffers():
     with pytest.raises(ValueError, match="out has 8 bytes, expected 8 float64 values"):
         kernel.lag_product_sums(Y, np.zeros(1), 2, 10, 3)
     with pytest.raises(ValueError, match=r"lags must be int64 values in \[1, hold_back=2\]"):
-        kernel.residual_statistics(Y, np.zeros((2, 1)), np.array([3]), np.zeros(2), np.zeros((2, 1)), 2, 10, 2, False, False)
+        kernel.residual_statistics(
+            Y, np.zeros((2, 1)), np.array([3]), np.zeros(2), np.zeros((2, 1)), 2, 10, 2, False, False
+        )
 
 
 @pytest.mark.parametrize("dataset", list(SERIES))
@@ -181,7 +197,11 @@ def test_sklearn_tooling():
     "y, error, match",
     [
         (pd.Series([1.0, 2.0, np.nan] + [1.0] * 20), ValueError, "NaN or infinite value.*position 2"),
-        (pd.Series(np.arange(6.0)), ValueError, r"y has 6 observations; lags \[1, 2, 3\] with trend 'c' need at least 8"),
+        (
+            pd.Series(np.arange(6.0)),
+            ValueError,
+            r"y has 6 observations; lags \[1, 2, 3\] with trend 'c' need at least 8",
+        ),
         (pd.Series(list("abcdefghijkl")), TypeError, "y must be numeric"),
         (pd.DataFrame({"a": np.arange(20.0), "b": list("x" * 20)}), TypeError, r"non-numeric column\(s\) \['b'\]"),
     ],

@@ -29,6 +29,13 @@ def fitted(epochs=1):
 """
 
 
+COIN_JOB = """
+def run(full=False):
+    model, X, y = fitted()
+    return Job(model, X, "accuracy", model.score(X, y), Baseline("coin", 0.5))
+"""
+
+
 def write_jobs(folder: Path, jobs: dict[str, str]) -> Path:
     folder.mkdir()
     for name, body in jobs.items():
@@ -48,7 +55,9 @@ def test_run_one_pipeline_exports_and_validates(tmp_path, capsys):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["finished"] is True and results["setting"] == "quick"
     [saved] = results["rows"]
-    assert saved["name"] == "breast_cancer_mlp" and saved["status"] == "ok" and saved["baseline"] == "logistic regression"
+    assert (
+        saved["name"] == "breast_cancer_mlp" and saved["status"] == "ok" and saved["baseline"] == "logistic regression"
+    )
 
 
 def test_unknown_pipeline_is_a_usage_error(tmp_path, capsys):
@@ -75,7 +84,11 @@ def test_rows_stream_and_a_loss_or_a_failure_is_said(tmp_path, capsys):
     )
     assert main(["run", "--pipelines", str(jobs), "--out", str(tmp_path / "out")]) == 1
     out = capsys.readouterr().out
-    rows = {line.split()[0]: line for line in out.splitlines() if line.split() and line.split()[0] in ("a_loses", "b_below_floor", "c_broken")}
+    rows = {
+        line.split()[0]: line
+        for line in out.splitlines()
+        if line.split() and line.split()[0] in ("a_loses", "b_below_floor", "c_broken")
+    }
     assert " ok " in rows["a_loses"] and "a perfect oracle 1 (LOSES)" in rows["a_loses"]
     assert " FAIL " in rows["b_below_floor"] and "guessing 0.5 (ties)" in rows["b_below_floor"]
     assert "error 0.5 is worse than the floor 0.1" in out
@@ -94,8 +107,8 @@ def test_ctrl_c_keeps_the_finished_rows(tmp_path):
     jobs = write_jobs(
         tmp_path / "jobs",
         {
-            "first": "def run(full=False):\n    model, X, y = fitted()\n    return Job(model, X, 'accuracy', model.score(X, y), Baseline('coin', 0.5))\n",
-            "second": "def run(full=False):\n    model, X, y = fitted()\n    return Job(model, X, 'accuracy', model.score(X, y), Baseline('coin', 0.5))\n",
+            "first": COIN_JOB,
+            "second": COIN_JOB,
             "third": "import time\n\ndef run(full=False):\n    time.sleep(120)\n",
         },
     )
@@ -125,9 +138,11 @@ def test_ctrl_c_keeps_the_finished_rows(tmp_path):
 
 
 def test_list_is_instant_and_imports_no_torch(tmp_path):
-    code = "import sys; from toolkit.cli import main; main(['run', '--list']); assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys; from toolkit.cli import main; main(['run', '--list']); assert 'torch' not in sys.modules"
     started = time.perf_counter()
-    listing = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
+    listing = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1]
+    )
     assert time.perf_counter() - started < 5  # an interpreter start and a few file reads; torch alone takes longer
     lines = listing.stdout.splitlines()
     assert len(lines) == 10
@@ -158,7 +173,9 @@ def test_serve_without_its_extras_says_what_to_install(tmp_path, monkeypatch, ca
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "prometheus_client" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "prometheus_client" else real(name, *a)
+    )
     assert main(["serve", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err == 'toolkit serve needs the [serve] extras (prometheus_client missing): pip install "toolkit[serve]"\n'
@@ -166,17 +183,31 @@ def test_serve_without_its_extras_says_what_to_install(tmp_path, monkeypatch, ca
 
 @pytest.mark.skipif(os.name != "posix", reason="file modes")
 def test_results_file_has_the_umask_mode(tmp_path):
-    jobs = write_jobs(tmp_path / "jobs", {"one": "def run(full=False):\n    model, X, y = fitted()\n    return Job(model, X, 'accuracy', 1.0, Baseline('coin', 0.5))\n"})
+    jobs = write_jobs(
+        tmp_path / "jobs",
+        {
+            "one": COIN_JOB,
+        },
+    )
     previous = os.umask(0o022)
     try:
         assert main(["run", "--pipelines", str(jobs), "--out", str(tmp_path / "out")]) == 0
     finally:
         os.umask(previous)
-    for path in [tmp_path / "out" / "results.json", tmp_path / "out" / "one" / "model.onnx", tmp_path / "out" / "one" / "model.json"]:
+    for path in [
+        tmp_path / "out" / "results.json",
+        tmp_path / "out" / "one" / "model.onnx",
+        tmp_path / "out" / "one" / "model.json",
+    ]:
         assert path.stat().st_mode & 0o777 == 0o644, path
 
 
 def test_a_pipeline_missing_a_package_says_which_extra_to_install(tmp_path, capsys):
-    jobs = write_jobs(tmp_path / "jobs", {"needs_more": "import no_such_package_here\n\ndef run(full=False):\n    pass\n"})
+    jobs = write_jobs(
+        tmp_path / "jobs", {"needs_more": "import no_such_package_here\n\ndef run(full=False):\n    pass\n"}
+    )
     assert main(["run", "--pipelines", str(jobs), "--out", str(tmp_path / "out")]) == 1
-    assert 'no_such_package_here is not installed; the pipelines need: pip install "toolkit[pipelines]"' in capsys.readouterr().out
+    assert (
+        'no_such_package_here is not installed; the pipelines need: pip install "toolkit[pipelines]"'
+        in capsys.readouterr().out
+    )

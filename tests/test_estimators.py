@@ -30,7 +30,9 @@ def small_digits(digits):
     return X[:300].astype(np.float32), y[:300]
 
 
-@pytest.mark.filterwarnings("ignore:Stochastic Optimizer. Maximum iterations:sklearn.exceptions.ConvergenceWarning")  # the same 40 epochs for both
+@pytest.mark.filterwarnings(
+    "ignore:Stochastic Optimizer. Maximum iterations:sklearn.exceptions.ConvergenceWarning"
+)  # the same 40 epochs for both
 def test_mlp_learns_digits_as_well_as_sklearns(digits):
     from sklearn.model_selection import train_test_split
     from sklearn.neural_network import MLPClassifier as SklearnMLP
@@ -139,13 +141,17 @@ def test_fit_does_not_disturb_the_global_torch_rng(small_digits):
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "rmsprop"])
 def test_every_optimizer_lowers_the_loss(small_digits, optimizer):
     X, y = small_digits
-    model = MLPClassifier((32,), optimizer=optimizer, learning_rate=1e-2, nesterov=optimizer == "sgd", max_epochs=8, random_state=0).fit(X, y)
+    model = MLPClassifier(
+        (32,), optimizer=optimizer, learning_rate=1e-2, nesterov=optimizer == "sgd", max_epochs=8, random_state=0
+    ).fit(X, y)
     assert model.history_[-1]["train_loss"] < model.history_[0]["train_loss"]
 
 
 def test_early_stopping_restores_the_best_epoch(small_digits):
     X, y = small_digits
-    model = MLPClassifier((64,), early_stopping=True, n_iter_no_change=3, max_epochs=200, learning_rate=3e-2, random_state=0).fit(X, y)
+    model = MLPClassifier(
+        (64,), early_stopping=True, n_iter_no_change=3, max_epochs=200, learning_rate=3e-2, random_state=0
+    ).fit(X, y)
     losses = [h["valid_loss"] for h in model.history_]
     assert len(losses) < 200
     best = int(np.argmin(losses))
@@ -185,7 +191,9 @@ def test_clone_get_set_params_and_grid_search(small_digits):
     model = MLPClassifier((8,), **FAST)
     assert clone(model).get_params() == model.get_params()
     assert model.set_params(learning_rate=0.01).learning_rate == 0.01
-    search = GridSearchCV(MLPClassifier(max_epochs=3, device="cpu", random_state=0), {"hidden_layer_sizes": [(8,), (16,)]}, cv=2).fit(X, y)
+    search = GridSearchCV(
+        MLPClassifier(max_epochs=3, device="cpu", random_state=0), {"hidden_layer_sizes": [(8,), (16,)]}, cv=2
+    ).fit(X, y)
     assert search.best_params_["hidden_layer_sizes"] in [(8,), (16,)]
 
 

@@ -42,7 +42,9 @@ def em_pass(request, monkeypatch):
 
 
 def test_the_compiled_pass_was_built_and_serves_cpu_fits():
-    assert _fused_pass.kernel is not None, "toolkit/mixture/_em_kernel.c is built by `pip install -e .` (needs a C compiler)"
+    assert _fused_pass.kernel is not None, (
+        "toolkit/mixture/_em_kernel.c is built by `pip install -e .` (needs a C compiler)"
+    )
     if not _fused_pass.kernel.supported():
         pytest.skip("this CPU has neither AVX-512 nor AVX2: the torch pass serves every fit")
     assert _fused_pass.applies(torch.device("cpu"))
@@ -82,7 +84,9 @@ def test_identical_initialisation_gives_sklearns_iterates(wine, covariance_type,
 @pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
 def test_default_fits_reach_sklearns_likelihood(covariance_type, init_params):
     X, _ = make_blobs(600, n_features=4, centers=4, cluster_std=0.7, random_state=3)
-    ref = SklearnGaussianMixture(4, covariance_type=covariance_type, init_params=init_params, n_init=2, random_state=0).fit(X)
+    ref = SklearnGaussianMixture(
+        4, covariance_type=covariance_type, init_params=init_params, n_init=2, random_state=0
+    ).fit(X)
     ours = GaussianMixture(4, covariance_type=covariance_type, init_params=init_params, n_init=2, random_state=0).fit(X)
     assert ours.score(X) >= ref.score(X) - 1e-3
     assert ours.converged_
@@ -90,8 +94,12 @@ def test_default_fits_reach_sklearns_likelihood(covariance_type, init_params):
 
 @pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-@pytest.mark.parametrize("n_samples, n_features, n_components", [(5000, 16, 8), (3001, 5, 3), (2100, 1, 2), (130, 7, 1)])
-def test_compiled_pass_gives_the_torch_pass_iterates(build, covariance_type, n_samples, n_features, n_components, monkeypatch):
+@pytest.mark.parametrize(
+    "n_samples, n_features, n_components", [(5000, 16, 8), (3001, 5, 3), (2100, 1, 2), (130, 7, 1)]
+)
+def test_compiled_pass_gives_the_torch_pass_iterates(
+    build, covariance_type, n_samples, n_features, n_components, monkeypatch
+):
     # Row counts that are not multiples of the kernel's 128-row tile, split over threads
     # (n >= 2048), and a lower-triangular factor in the first pass (from precisions_init).
     rng = np.random.default_rng(n_features)
@@ -159,7 +167,14 @@ def test_compiled_pass_reads_float32_rows_without_a_copy(build, covariance_type,
     X32 = X.astype(np.float32)
     assert np.shares_memory(_fused_pass.FusedPass(X32, covariance_type, 4).X, X32)
     start = SklearnGaussianMixture(4, covariance_type=covariance_type, max_iter=0, random_state=0).fit(X32)
-    params = dict(covariance_type=covariance_type, weights_init=start.weights_, means_init=start.means_, precisions_init=start.precisions_, max_iter=8, tol=0)
+    params = dict(
+        covariance_type=covariance_type,
+        weights_init=start.weights_,
+        means_init=start.means_,
+        precisions_init=start.precisions_,
+        max_iter=8,
+        tol=0,
+    )
     with pytest.warns(Warning, match="did not converge"):
         single = GaussianMixture(4, device="cpu", dtype="float32", **params).fit(X32)
     with pytest.warns(Warning, match="did not converge"):
@@ -237,7 +252,11 @@ def test_onnx_export_matches_the_estimator(wine, covariance_type, dtype, atol, t
 
     model = GaussianMixture(3, covariance_type=covariance_type, dtype=dtype, random_state=0).fit(wine)
     result = export(model, tmp_path)
-    assert [o["name"] for o in result.metadata["graphs"]["model"]["outputs"]] == ["label", "probabilities", "score_samples"]
+    assert [o["name"] for o in result.metadata["graphs"]["model"]["outputs"]] == [
+        "label",
+        "probabilities",
+        "score_samples",
+    ]
     report = validate(model, tmp_path, wine)
     assert report.outputs["label"].mismatches == 0
     assert report.outputs["probabilities"].max_abs_error <= atol
@@ -285,7 +304,9 @@ def test_ten_million_rows_fit_within_the_memory_bound():
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-c", PEAK_MEMORY_SCRIPT, "10000000"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY_SCRIPT, "10000000"], capture_output=True, text=True, check=True
+    )
     peak_above, x_bytes = map(int, result.stdout.split())
     assert x_bytes == 10_000_000 * 16 * 4
     assert peak_above < 2.5e9, f"peak {peak_above / 1e9:.2f} GB above X"

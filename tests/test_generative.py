@@ -66,7 +66,12 @@ def test_schedule_shapes_of_the_papers():
 def test_ddim_with_eta_one_is_ddpm():
     schedule = NoiseSchedule("linear", 200)
     steps = schedule.timesteps(None)
-    np.testing.assert_allclose(schedule.update_coefficients(steps, "ddim", eta=1.0), schedule.update_coefficients(steps, "ddpm"), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        schedule.update_coefficients(steps, "ddim", eta=1.0),
+        schedule.update_coefficients(steps, "ddpm"),
+        rtol=1e-9,
+        atol=1e-12,
+    )
     a, b, c = schedule.update_coefficients(steps, "ddpm").T  # Algorithm 2, step t (index t - 1 here)
     t = steps[0]
     assert a[0] == pytest.approx(1 / np.sqrt(schedule.alphas[t]))
@@ -79,7 +84,9 @@ def test_gaussian_kl_is_the_closed_form():
     mean, log_var = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
     q = torch.distributions.Normal(mean, torch.exp(0.5 * log_var))
     p = torch.distributions.Normal(torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64))
-    np.testing.assert_allclose(gaussian_kl(mean, log_var), torch.distributions.kl_divergence(q, p).sum(dim=1), rtol=1e-12)
+    np.testing.assert_allclose(
+        gaussian_kl(mean, log_var), torch.distributions.kl_divergence(q, p).sum(dim=1), rtol=1e-12
+    )
 
 
 def test_reparameterised_gradients_reach_the_encoder(moons):
@@ -112,7 +119,9 @@ def test_vae_transformer_interface_and_dataframes(moons):
 
 
 def test_vae_in_a_pipeline_clusters_in_latent_space(moons):
-    pipeline = make_pipeline(StandardScaler(), VAE(2, hidden=(16,), **FAST), GaussianMixture(2, random_state=0)).fit(moons)
+    pipeline = make_pipeline(StandardScaler(), VAE(2, hidden=(16,), **FAST), GaussianMixture(2, random_state=0)).fit(
+        moons
+    )
     assert set(np.unique(pipeline.predict(moons))) <= {0, 1}
 
 
@@ -156,7 +165,9 @@ def test_ddpm_samples_in_the_input_form(moons, digit_images):
     assert model.sample(5, random_state=0, sampler="ddim", n_sampling_steps=5).shape == (5, 2)
     images = DDPM(n_steps=10, channels=(8, 16), **FAST).fit(digit_images)
     assert images.architecture_ == "unet" and images.sample(2, random_state=0, n_sampling_steps=3).shape == (2, 8, 8)
-    assert np.isfinite(images.score(digit_images)) and images.score(digit_images) == -images.denoising_loss(digit_images)
+    assert np.isfinite(images.score(digit_images)) and images.score(digit_images) == -images.denoising_loss(
+        digit_images
+    )
 
 
 def test_sample_from_noise_is_sample_for_the_same_draws(moons):
@@ -165,7 +176,9 @@ def test_sample_from_noise_is_sample_for_the_same_draws(moons):
     first = model.sample_from_noise(initial, steps)
     np.testing.assert_array_equal(first, model.sample_from_noise(initial, steps))
     deterministic = model.sample_from_noise(initial, steps * 0, sampler="ddim")
-    np.testing.assert_allclose(deterministic, model.sample_from_noise(initial, steps, sampler="ddim"))  # eta = 0 ignores z
+    np.testing.assert_allclose(
+        deterministic, model.sample_from_noise(initial, steps, sampler="ddim")
+    )  # eta = 0 ignores z
 
 
 @pytest.mark.parametrize("settings", [{}, {"sampler": "ddim", "n_sampling_steps": 10}])
@@ -203,12 +216,22 @@ def test_sampler_graph_runs_with_onnxruntime_alone(moons, tmp_path):
     export(model, tmp_path)
     initial, steps = model.sampling_noise(5, random_state=1)
     np.savez(tmp_path / "noise.npz", initial=initial, steps=steps)
-    result = subprocess.run([sys.executable, "-c", SAMPLER_SCRIPT, str(tmp_path)], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", SAMPLER_SCRIPT, str(tmp_path)], capture_output=True, text=True, check=True
+    )
     assert json.loads(result.stdout) == []
-    np.testing.assert_allclose(np.load(tmp_path / "samples.npy"), model.sample_from_noise(initial, steps), atol=1e-4, rtol=1e-5)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "samples.npy"), model.sample_from_noise(initial, steps), atol=1e-4, rtol=1e-5
+    )
 
 
-@pytest.mark.parametrize("make", [lambda: VAE(2, hidden=(8,), early_stopping=True, **FAST), lambda: DDPM(n_steps=10, hidden=8, n_blocks=1, early_stopping=True, **FAST)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: VAE(2, hidden=(8,), early_stopping=True, **FAST),
+        lambda: DDPM(n_steps=10, hidden=8, n_blocks=1, early_stopping=True, **FAST),
+    ],
+)
 def test_early_stopping_watches_a_held_out_loss(make, moons):
     """The shared loop's validation pass handles nets that return several tensors."""
     model = make().fit(moons)

@@ -28,12 +28,19 @@ def test_show_config_says_which_pass_each_family_takes(monkeypatch, capsys):
     if kernel is not None and kernel.supported():
         assert f"compiled EM kernel, {kernel.instruction_set()} build" in info["passes"]["GaussianMixture"]
         monkeypatch.setenv(_fused_pass.BUILD_VARIABLE, "avx2")
-        assert "compiled EM kernel, avx2 (TOOLKIT_EM_BUILD=avx2) build" in toolkit.show_config(mode="dicts")["passes"]["GaussianMixture"]
+        assert (
+            "compiled EM kernel, avx2 (TOOLKIT_EM_BUILD=avx2) build"
+            in toolkit.show_config(mode="dicts")["passes"]["GaussianMixture"]
+        )
     monkeypatch.setattr(_fused_pass, "kernel", None)
-    assert toolkit.show_config(mode="dicts")["passes"]["GaussianMixture"].startswith("torch pass (the compiled EM kernel was not built")
+    assert toolkit.show_config(mode="dicts")["passes"]["GaussianMixture"].startswith(
+        "torch pass (the compiled EM kernel was not built"
+    )
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"toolkit {toolkit.__version__}: Python") and "CUDA (torch):" in out and "ARForecaster: " in out
+    assert (
+        out.startswith(f"toolkit {toolkit.__version__}: Python") and "CUDA (torch):" in out and "ARForecaster: " in out
+    )
     with pytest.raises(ValueError, match="mode must be 'stdout' or 'dicts'"):
         toolkit.show_config(mode="json")
 
@@ -47,7 +54,9 @@ def test_a_kernel_built_but_not_importable_warns_with_the_error(tmp_path, monkey
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert load_kernel("kernelpkg._never_built", "the fallback") is None  # no compiler at install: quiet
-    with pytest.warns(RuntimeWarning, match=r"_broken.*was built but does not import \(.*\); the fallback runs instead"):
+    with pytest.warns(
+        RuntimeWarning, match=r"_broken.*was built but does not import \(.*\); the fallback runs instead"
+    ):
         assert load_kernel("kernelpkg._broken", "the fallback") is None
 
 
@@ -63,12 +72,24 @@ def test_each_compilers_build_is_compiled_for_its_instruction_set(compiler, tmp_
     target = tmp_path / f"_em_kernel{importlib.machinery.EXTENSION_SUFFIXES[0]}"
     sources = [MIXTURE / name for name in ("_em_kernel.c", "_em_pass_avx512.c", "_em_pass_avx2.c")]
     subprocess.run(
-        [compiler, "-O3", "-shared", "-fPIC", "-Wno-psabi", f"-I{sysconfig.get_paths()['include']}", *map(str, sources), "-o", str(target)],
+        [
+            compiler,
+            "-O3",
+            "-shared",
+            "-fPIC",
+            "-Wno-psabi",
+            f"-I{sysconfig.get_paths()['include']}",
+            *map(str, sources),
+            "-o",
+            str(target),
+        ],
         check=True,
         capture_output=True,
     )
     assembly = subprocess.run(["objdump", "-d", str(target)], check=True, capture_output=True, text=True).stdout
-    assert assembly.count("%zmm") > 100 and assembly.count("%ymm") > 100, f"{compiler}: baseline code where AVX-512 / AVX2 was asked for"
+    assert assembly.count("%zmm") > 100 and assembly.count("%ymm") > 100, (
+        f"{compiler}: baseline code where AVX-512 / AVX2 was asked for"
+    )
     check = textwrap.dedent(
         f"""
         import importlib.util, numpy as np

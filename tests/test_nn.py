@@ -13,8 +13,17 @@ from toolkit.nn.cnn import conv_output_size
 
 def test_conv_summary_follows_the_seed_formulas():
     # 3 blocks with different kernels and strides so that every formula is exercised.
-    net = ConvNet((3, 32, 32), 5, channels=(8, 16, 4), kernel_size=(5, 3, 3), stride=(1, 2, 1),
-                  padding=(0, 1, "same"), norm=None, pool="max", pool_size=2)
+    net = ConvNet(
+        (3, 32, 32),
+        5,
+        channels=(8, 16, 4),
+        kernel_size=(5, 3, 3),
+        stride=(1, 2, 1),
+        padding=(0, 1, "same"),
+        norm=None,
+        pool="max",
+        pool_size=2,
+    )
     rows = {r["layer"]: r for r in summarize(net, (3, 32, 32))}
     conv1, pool1 = rows["blocks.0.0"], rows["blocks.0.2"]
     conv2, pool2, conv3 = rows["blocks.1.0"], rows["blocks.1.2"], rows["blocks.2.0"]

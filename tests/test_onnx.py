@@ -34,18 +34,38 @@ def data(digits):
 
 CASES = {
     "mlp-relu": (lambda: MLPClassifier((16, 8), **FAST), "flat", "int"),
-    "mlp-batchnorm-strings": (lambda: MLPClassifier((16,), norm="batch", activation="tanh", dropout=0.2, **FAST), "flat", "str"),
+    "mlp-batchnorm-strings": (
+        lambda: MLPClassifier((16,), norm="batch", activation="tanh", dropout=0.2, **FAST),
+        "flat",
+        "str",
+    ),
     "mlp-layernorm-sigmoid": (lambda: MLPClassifier((16,), norm="layer", activation="sigmoid", **FAST), "flat", "int"),
     "mlp-regressor-multi": (lambda: MLPRegressor((16,), activation="leaky_relu", **FAST), "flat", "multi"),
     "mlp-regressor-single": (lambda: MLPRegressor((16,), **FAST), "flat", "single"),
     "cnn-batch-max": (lambda: CNNClassifier((8, 8), image_shape=(8, 8), **FAST), "flat", "int"),
     "cnn-layer-avg": (lambda: CNNClassifier((8,), norm="layer", pool="avg", **FAST), "images4d", "str"),
-    "cnn-group-stride": (lambda: CNNClassifier((8, 16), norm="group", groups=4, stride=(1, 2), padding=(1, 0), **FAST), "images3d", "int"),
-    "cnn-instance-nopool": (lambda: CNNRegressor((8,), norm="instance", pool=None, kernel_size=5, image_shape=(1, 8, 8), **FAST), "flat", "multi"),
+    "cnn-group-stride": (
+        lambda: CNNClassifier((8, 16), norm="group", groups=4, stride=(1, 2), padding=(1, 0), **FAST),
+        "images3d",
+        "int",
+    ),
+    "cnn-instance-nopool": (
+        lambda: CNNRegressor((8,), norm="instance", pool=None, kernel_size=5, image_shape=(1, 8, 8), **FAST),
+        "flat",
+        "multi",
+    ),
     "cnn-none": (lambda: CNNClassifier((4,), norm=None, dropout=0.1, image_shape=(8, 8), **FAST), "flat", "int"),
     "rnn-tanh": (lambda: RNNClassifier(8, cell="rnn", sequence_length=8, **FAST), "flat", "int"),
-    "lstm-bidirectional-2layers": (lambda: RNNClassifier(8, cell="lstm", num_layers=2, bidirectional=True, **FAST), "sequences", "str"),
-    "gru-masked": (lambda: RNNClassifier(8, cell="gru", bidirectional=True, mask_value=0.0, **FAST), "sequences", "int"),
+    "lstm-bidirectional-2layers": (
+        lambda: RNNClassifier(8, cell="lstm", num_layers=2, bidirectional=True, **FAST),
+        "sequences",
+        "str",
+    ),
+    "gru-masked": (
+        lambda: RNNClassifier(8, cell="gru", bidirectional=True, mask_value=0.0, **FAST),
+        "sequences",
+        "int",
+    ),
     "gru-regressor": (lambda: RNNRegressor(8, cell="gru", sequence_length=8, **FAST), "flat", "single"),
 }
 
@@ -158,7 +178,10 @@ def test_exported_files_get_the_mode_a_plain_write_gives(data, tmp_path):
     previous = os.umask(0o022)
     try:
         export(model, tmp_path / "new")
-        assert {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "new").iterdir()} == {"model.json": 0o644, "model.onnx": 0o644}
+        assert {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "new").iterdir()} == {
+            "model.json": 0o644,
+            "model.onnx": 0o644,
+        }
         (tmp_path / "new" / "model.onnx").chmod(0o664)
         os.umask(0o077)
         export(model, tmp_path / "new")

@@ -1,6 +1,5 @@
 """Whole Pipelines as ONE graph: scikit-learn and toolkit steps in any order, DataFrame columns as inputs."""
 
-
 import numpy as np
 import onnx
 import pytest
@@ -35,11 +34,18 @@ def mixed(wine):
 
 def test_column_transformer_with_a_string_column_into_an_mlp(mixed, tmp_path):
     frame, y = mixed
-    prep = ColumnTransformer([("num", StandardScaler(), list(frame.columns[:5])), ("cat", OneHotEncoder(handle_unknown="ignore"), ["region"])])
+    prep = ColumnTransformer(
+        [
+            ("num", StandardScaler(), list(frame.columns[:5])),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["region"]),
+        ]
+    )
     pipeline = make_pipeline(prep, MLPClassifier((16,), max_epochs=30, random_state=0)).fit(frame, y)
     export(pipeline, tmp_path)
     model = load(tmp_path)
-    assert [(i["name"], i["dtype"]) for i in model.inputs] == [(c, "float32") for c in frame.columns[:5]] + [("region", "string")]
+    assert [(i["name"], i["dtype"]) for i in model.inputs] == [(c, "float32") for c in frame.columns[:5]] + [
+        ("region", "string")
+    ]
     report = validate(pipeline, tmp_path, frame)
     assert report.passed and report.outputs["label"].mismatches == 0
     assert report.outputs["probabilities"].max_abs_error < 1e-5

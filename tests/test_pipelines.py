@@ -8,7 +8,15 @@ import pytest
 from toolkit.jobs import describe, discover, load_pipeline
 
 PIPELINES = discover(Path(__file__).resolve().parents[1] / "pipelines")
-QUICK = ["breast_cancer_mlp", "digits_cnn", "digits_rnn", "macro_panel_ar", "sunspots_ar", "wine_gmm", "blobs_gmm_large"]
+QUICK = [
+    "breast_cancer_mlp",
+    "digits_cnn",
+    "digits_rnn",
+    "macro_panel_ar",
+    "sunspots_ar",
+    "wine_gmm",
+    "blobs_gmm_large",
+]
 HEAVY = ["digits_ddpm", "digits_vae", "moons_ddpm"]  # 15-40 s each: run by `toolkit run`, here with -m heavy
 
 

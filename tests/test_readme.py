@@ -22,7 +22,11 @@ def blocks(language: str) -> list[str]:
 
 def test_the_readme_has_its_blocks():
     assert len(blocks("python")) == 3
-    assert blocks("bash")[0].splitlines()[0].startswith('pip install torch==2.13.0 -e ".[train,serve,pipelines]" && toolkit run')
+    assert (
+        blocks("bash")[0]
+        .splitlines()[0]
+        .startswith('pip install torch==2.13.0 -e ".[train,serve,pipelines]" && toolkit run')
+    )
 
 
 @pytest.mark.parametrize("index", range(3))
@@ -55,7 +59,9 @@ def test_serving_walkthrough_runs_as_written(tmp_path):
     subprocess.run(shlex.split(start[0]), cwd=tmp_path, check=True, capture_output=True, timeout=300)
     port = str(free_port())
     log = open(tmp_path / "serve.log", "wb")
-    server = subprocess.Popen(shlex.split(start[1].replace("8000", port)), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        shlex.split(start[1].replace("8000", port)), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.time() + 60
         while True:
@@ -66,7 +72,10 @@ def test_serving_walkthrough_runs_as_written(tmp_path):
                 pass
             assert server.poll() is None and time.time() < deadline, (tmp_path / "serve.log").read_text()
             time.sleep(0.2)
-        answers = [subprocess.run(["bash", "-c", q.replace("8000", port)], capture_output=True, text=True, check=True).stdout for q in queries]
+        answers = [
+            subprocess.run(["bash", "-c", q.replace("8000", port)], capture_output=True, text=True, check=True).stdout
+            for q in queries
+        ]
     finally:
         server.terminate()
         server.wait(timeout=20)

@@ -43,17 +43,27 @@ def fitted(tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         models = {
-            "cancer_mlp": (make_pipeline(StandardScaler(), MLPClassifier((16,), max_epochs=5, random_state=0)).fit(frame, cancer.target), frame),
+            "cancer_mlp": (
+                make_pipeline(StandardScaler(), MLPClassifier((16,), max_epochs=5, random_state=0)).fit(
+                    frame, cancer.target
+                ),
+                frame,
+            ),
             "wine_gmm": (GaussianMixture(3, random_state=0).fit(load_wine().data), load_wine().data),
             "moons_vae": (VAE(2, hidden=(16,), max_epochs=3, random_state=0).fit(moons), moons),
             "moons_ddpm": (DDPM(n_steps=20, hidden=16, n_blocks=1, max_epochs=3, random_state=0).fit(moons), moons),
         }
     wine = load_wine(as_frame=True).data.iloc[:, :3].copy()
     wine["region"] = np.where(wine["alcohol"] > 13, "north", "south")
-    prep = ColumnTransformer([("num", StandardScaler(), ["alcohol", "malic_acid", "ash"]), ("cat", OneHotEncoder(), ["region"])])
+    prep = ColumnTransformer(
+        [("num", StandardScaler(), ["alcohol", "malic_acid", "ash"]), ("cat", OneHotEncoder(), ["region"])]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        models["wine_columns"] = (make_pipeline(prep, MLPClassifier((8,), max_epochs=5, random_state=0)).fit(wine, load_wine().target), wine)
+        models["wine_columns"] = (
+            make_pipeline(prep, MLPClassifier((8,), max_epochs=5, random_state=0)).fit(wine, load_wine().target),
+            wine,
+        )
     series = pd.Series(np.sin(np.arange(300) / 5.0) + np.random.default_rng(0).normal(0, 0.1, 300))
     models["sine_ar"] = (ARForecaster(lags=3).fit(series), None)
     for name, (model, _) in models.items():
@@ -104,7 +114,9 @@ def server_log(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(fitted, server_log):
-    process, client = start_server(fitted[0], server_log, "--max-rows", str(MAX_ROWS), "--max-body-bytes", str(MAX_BODY))
+    process, client = start_server(
+        fitted[0], server_log, "--max-rows", str(MAX_ROWS), "--max-body-bytes", str(MAX_BODY)
+    )
     yield client
     stop_server(process, client)
 
@@ -124,10 +136,25 @@ def test_health_server_and_model_metadata(server):
     assert server.get("/v2/health/live").json() == {"live": True}
     assert server.get("/v2/health/ready").json() == {"ready": True}
     models = server.get("/v2").json()["models"]
-    assert models == sorted(["cancer_mlp", "wine_gmm", "wine_columns", "moons_vae.encoder", "moons_vae.decoder", "moons_ddpm.denoiser", "moons_ddpm.sampler", "sine_ar"])
+    assert models == sorted(
+        [
+            "cancer_mlp",
+            "wine_gmm",
+            "wine_columns",
+            "moons_vae.encoder",
+            "moons_vae.decoder",
+            "moons_ddpm.denoiser",
+            "moons_ddpm.sampler",
+            "sine_ar",
+        ]
+    )
     meta = server.get("/v2/models/wine_gmm").json()
     assert meta["inputs"] == [{"name": "X", "datatype": "FP64", "shape": [-1, 13]}]
-    assert [(o["name"], o["datatype"]) for o in meta["outputs"]] == [("label", "INT64"), ("probabilities", "FP64"), ("score_samples", "FP64")]
+    assert [(o["name"], o["datatype"]) for o in meta["outputs"]] == [
+        ("label", "INT64"),
+        ("probabilities", "FP64"),
+        ("score_samples", "FP64"),
+    ]
     denoiser = server.get("/v2/models/moons_ddpm.denoiser").json()
     assert [(i["name"], i["datatype"]) for i in denoiser["inputs"]] == [("X_t", "FP32"), ("t", "INT64")]
     assert server.get("/v2/models/cancer_mlp/ready").json() == {"name": "cancer_mlp", "ready": True}
@@ -137,7 +164,9 @@ def test_health_server_and_model_metadata(server):
 def test_served_outputs_equal_each_estimators_own(server, fitted):
     _, models = fitted
     mlp, frame = models["cancer_mlp"]
-    got = outputs(server.post("/v2/models/cancer_mlp/infer", json={"inputs": [tensor("X", frame.iloc[:20].to_numpy())]}))
+    got = outputs(
+        server.post("/v2/models/cancer_mlp/infer", json={"inputs": [tensor("X", frame.iloc[:20].to_numpy())]})
+    )
     np.testing.assert_allclose(got["probabilities"], mlp.predict_proba(frame.iloc[:20]), atol=1e-5)
     np.testing.assert_array_equal(got["label"], mlp.predict(frame.iloc[:20]))
 
@@ -149,16 +178,26 @@ def test_served_outputs_equal_each_estimators_own(server, fitted):
     vae, moons = models["moons_vae"]
     got = outputs(server.post("/v2/models/moons_vae.encoder/infer", json={"inputs": [tensor("X", moons[:10])]}))
     np.testing.assert_allclose(got["mean"], vae.transform(moons[:10]), atol=1e-5)
-    got = outputs(server.post("/v2/models/moons_vae.decoder/infer", json={"inputs": [tensor("Z", vae.transform(moons[:10]))]}))
+    got = outputs(
+        server.post("/v2/models/moons_vae.decoder/infer", json={"inputs": [tensor("Z", vae.transform(moons[:10]))]})
+    )
     np.testing.assert_allclose(got["reconstruction"], vae.inverse_transform(vae.transform(moons[:10])), atol=1e-4)
 
     ddpm, _ = models["moons_ddpm"]
     initial, steps = ddpm.sampling_noise(4, random_state=0)
     body = {"inputs": [tensor("initial_noise", initial), tensor("step_noise", steps)], "outputs": [{"name": "samples"}]}
-    np.testing.assert_allclose(outputs(server.post("/v2/models/moons_ddpm.sampler/infer", json=body))["samples"], ddpm.sample_from_noise(initial, steps), atol=1e-4)
+    np.testing.assert_allclose(
+        outputs(server.post("/v2/models/moons_ddpm.sampler/infer", json=body))["samples"],
+        ddpm.sample_from_noise(initial, steps),
+        atol=1e-4,
+    )
     x_t, t = ddpm.diffuse(moons[:5], random_state=0)
     body = {"inputs": [tensor("X_t", x_t), tensor("t", t, "INT64")]}
-    np.testing.assert_allclose(outputs(server.post("/v2/models/moons_ddpm.denoiser/infer", json=body))["eps"], ddpm.predict_noise(x_t, t), atol=1e-5)
+    np.testing.assert_allclose(
+        outputs(server.post("/v2/models/moons_ddpm.denoiser/infer", json=body))["eps"],
+        ddpm.predict_noise(x_t, t),
+        atol=1e-5,
+    )
 
     ar, _ = models["sine_ar"]
     windows = np.lib.stride_tricks.sliding_window_view(np.sin(np.arange(40) / 5.0), 3)[:8]
@@ -185,22 +224,94 @@ def test_bad_requests_get_4xx_with_the_problem_named(server, fitted):
     good = tensor("X", frame.iloc[:2].to_numpy())
     cases = [
         ("post", "/v2/models/nope/infer", {"json": {"inputs": [good]}}, 404, "unknown model 'nope'"),
-        ("post", "/v2/models/cancer_mlp/infer", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "malformed JSON"),
+        (
+            "post",
+            "/v2/models/cancer_mlp/infer",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            400,
+            "malformed JSON",
+        ),
         ("post", "/v2/models/cancer_mlp/infer", {"json": [1, 2]}, 400, "must be a JSON object"),
         ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [dict(good, name="x")]}}, 400, "unknown ['x']"),
-        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [dict(good, datatype="FP64")]}}, 400, "datatype 'FP64'; the model takes FP32"),
-        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [{k: v for k, v in good.items() if k != "datatype"}]}}, 400, "missing the field(s) ['datatype']"),
-        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [{"name": "X"}]}}, 400, "missing the field(s) ['datatype', 'shape', 'data']"),
-        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [dict(good, shape=[3, 6])]}}, 400, "holds 18 values but data has 12"),
-        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [dict(good, shape=[3, 4], data=[0.0] * 12)]}}, 400, "the model expects ('batch', 6)"),
-        ("post", "/v2/models/cancer_mlp/infer", {"content": json.dumps({"inputs": [dict(good, data=[math.nan] + good["data"][1:])]})}, 400, "NaN"),
-        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [dict(good, data=[None] + good["data"][1:])]}}, 400, "NaN, infinity or null"),
-        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [tensor("X", np.zeros((MAX_ROWS + 1, 6)))]}}, 400, f"at most {MAX_ROWS}"),
-        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [tensor("X", np.full((MAX_ROWS, 60), 0.123456789))]}}, 413, "over this server's limit"),
-        ("post", "/v2/models/cancer_mlp/infer", {"json": {"inputs": [good], "outputs": [{"name": "nope"}]}}, 400, "outputs ['nope']"),
+        (
+            "post",
+            "/v2/models/cancer_mlp/infer",
+            {"json": {"inputs": [dict(good, datatype="FP64")]}},
+            400,
+            "datatype 'FP64'; the model takes FP32",
+        ),
+        (
+            "post",
+            "/v2/models/cancer_mlp/infer",
+            {"json": {"inputs": [{k: v for k, v in good.items() if k != "datatype"}]}},
+            400,
+            "missing the field(s) ['datatype']",
+        ),
+        (
+            "post",
+            "/v2/models/cancer_mlp/infer",
+            {"json": {"inputs": [{"name": "X"}]}},
+            400,
+            "missing the field(s) ['datatype', 'shape', 'data']",
+        ),
+        (
+            "post",
+            "/v2/models/cancer_mlp/infer",
+            {"json": {"inputs": [dict(good, shape=[3, 6])]}},
+            400,
+            "holds 18 values but data has 12",
+        ),
+        (
+            "post",
+            "/v2/models/cancer_mlp/infer",
+            {"json": {"inputs": [dict(good, shape=[3, 4], data=[0.0] * 12)]}},
+            400,
+            "the model expects ('batch', 6)",
+        ),
+        (
+            "post",
+            "/v2/models/cancer_mlp/infer",
+            {"content": json.dumps({"inputs": [dict(good, data=[math.nan] + good["data"][1:])]})},
+            400,
+            "NaN",
+        ),
+        (
+            "post",
+            "/v2/models/cancer_mlp/infer",
+            {"json": {"inputs": [dict(good, data=[None] + good["data"][1:])]}},
+            400,
+            "NaN, infinity or null",
+        ),
+        (
+            "post",
+            "/v2/models/cancer_mlp/infer",
+            {"json": {"inputs": [tensor("X", np.zeros((MAX_ROWS + 1, 6)))]}},
+            400,
+            f"at most {MAX_ROWS}",
+        ),
+        (
+            "post",
+            "/v2/models/cancer_mlp/infer",
+            {"json": {"inputs": [tensor("X", np.full((MAX_ROWS, 60), 0.123456789))]}},
+            413,
+            "over this server's limit",
+        ),
+        (
+            "post",
+            "/v2/models/cancer_mlp/infer",
+            {"json": {"inputs": [good], "outputs": [{"name": "nope"}]}},
+            400,
+            "outputs ['nope']",
+        ),
         ("post", "/v2/models/cancer_mlp/predict", {"json": {"records": [{"mean radius": 1.0}]}}, 400, "missing ["),
         ("post", "/v2/models/cancer_mlp/predict", {"json": {"rows": []}}, 400, '"records"'),
-        ("post", "/v2/models/wine_gmm/predict", {"json": {"records": [{"alcohol": 13.0}]}}, 400, "'wine_gmm' does not take records"),
+        (
+            "post",
+            "/v2/models/wine_gmm/predict",
+            {"json": {"records": [{"alcohol": 13.0}]}},
+            400,
+            "'wine_gmm' does not take records",
+        ),
         ("get", "/v2/models/escape", {}, 404, "unknown model 'escape'"),
         ("get", "/v2/models/stale", {}, 404, "unknown model 'stale'"),
         ("get", "/v2/models/..%2F..%2Fetc%2Fpasswd", {}, 404, "/etc/passwd"),
@@ -251,8 +362,13 @@ def test_startup_listing_and_one_access_line_per_request(server, server_log):
         time.sleep(0.1)
     log = server_log.read_text()
     assert f"toolkit serve: 8 model(s) at {server.base_url}" in log
-    assert "  wine_gmm: X FP64 [-1, 13] -> label INT64 [-1], probabilities FP64 [-1, 3], score_samples FP64 [-1, 1]" in log
-    assert "  cancer_mlp: X FP32 [-1, 6] (6 named columns: /predict takes records) -> label INT64 [-1], probabilities FP32 [-1, 2]" in log
+    assert (
+        "  wine_gmm: X FP64 [-1, 13] -> label INT64 [-1], probabilities FP64 [-1, 3], score_samples FP64 [-1, 1]" in log
+    )
+    assert (
+        "  cancer_mlp: X FP32 [-1, 6] (6 named columns: /predict takes records) -> label INT64 [-1], "
+        "probabilities FP32 [-1, 2]" in log
+    )
     assert '"GET /v2/models/wine_gmm/ready HTTP/1.1" 200' in log
     assert '"POST /v2/models/cancer_mlp/infer HTTP/1.1" 400' in log
 
@@ -282,11 +398,22 @@ def test_concurrent_answers_equal_serial_ones(server, fitted):
 
     _, models = fitted
     _, X = models["wine_gmm"]
-    serial = [outputs(server.post("/v2/models/wine_gmm/infer", json={"inputs": [tensor("X", X[i : i + 3], "FP64")]})) for i in range(100)]
+    serial = [
+        outputs(server.post("/v2/models/wine_gmm/infer", json={"inputs": [tensor("X", X[i : i + 3], "FP64")]}))
+        for i in range(100)
+    ]
 
     def worker(offset):
         with httpx.Client(base_url=server.base_url, timeout=30) as client:
-            return [(i, outputs(client.post("/v2/models/wine_gmm/infer", json={"inputs": [tensor("X", X[i : i + 3], "FP64")]}))) for i in range(offset, 100, 4)]
+            return [
+                (
+                    i,
+                    outputs(
+                        client.post("/v2/models/wine_gmm/infer", json={"inputs": [tensor("X", X[i : i + 3], "FP64")]})
+                    ),
+                )
+                for i in range(offset, 100, 4)
+            ]
 
     with ThreadPoolExecutor(8) as pool:
         answers = [a for batch in pool.map(worker, [0, 1, 2, 3, 0, 1, 2, 3]) for a in batch]
@@ -301,7 +428,10 @@ def test_string_and_numeric_columns_as_typed_inputs(server, fitted):
     pipeline, frame = fitted[1]["wine_columns"]
     meta = server.get("/v2/models/wine_columns").json()
     assert [(i["name"], i["datatype"], i["shape"]) for i in meta["inputs"]] == [
-        ("alcohol", "FP32", [-1, 1]), ("malic_acid", "FP32", [-1, 1]), ("ash", "FP32", [-1, 1]), ("region", "BYTES", [-1, 1])
+        ("alcohol", "FP32", [-1, 1]),
+        ("malic_acid", "FP32", [-1, 1]),
+        ("ash", "FP32", [-1, 1]),
+        ("region", "BYTES", [-1, 1]),
     ]
     rows = frame.iloc[:6]
     inputs = [tensor(c, rows[[c]].to_numpy()) for c in ["alcohol", "malic_acid", "ash"]]

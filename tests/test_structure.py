@@ -20,7 +20,18 @@ from toolkit.timeseries import ARForecaster
 
 PACKAGE = Path(toolkit.__file__).parent
 FAMILIES = ("neural_network", "mixture", "timeseries", "generative")
-ESTIMATORS = [MLPClassifier, MLPRegressor, CNNClassifier, CNNRegressor, RNNClassifier, RNNRegressor, VAE, DDPM, GaussianMixture, ARForecaster]
+ESTIMATORS = [
+    MLPClassifier,
+    MLPRegressor,
+    CNNClassifier,
+    CNNRegressor,
+    RNNClassifier,
+    RNNRegressor,
+    VAE,
+    DDPM,
+    GaussianMixture,
+    ARForecaster,
+]
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -78,5 +89,7 @@ def test_signature_parameter_table_and_docstring_agree(cls):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # numpydoc warns about sections it cannot read
         documented = [name.strip() for entry in ClassDoc(cls)["Parameters"] for name in entry.name.split(",")]
-    assert sorted(cls._parameter_constraints) == sorted(signature), f"{cls.__name__}: _parameter_constraints vs __init__"
+    assert sorted(cls._parameter_constraints) == sorted(signature), (
+        f"{cls.__name__}: _parameter_constraints vs __init__"
+    )
     assert documented == signature, f"{cls.__name__}: the docstring's parameters vs __init__, in order"

@@ -30,7 +30,9 @@ def rates(model) -> list[float]:
 
 
 def test_step_schedule_with_options(data):
-    model = MLPClassifier((8,), learning_rate=0.1, lr_schedule=("step", {"step_size": 2, "gamma": 0.5}), max_epochs=6, random_state=0).fit(*data)
+    model = MLPClassifier(
+        (8,), learning_rate=0.1, lr_schedule=("step", {"step_size": 2, "gamma": 0.5}), max_epochs=6, random_state=0
+    ).fit(*data)
     np.testing.assert_allclose(rates(model), [0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
 
 
@@ -42,13 +44,17 @@ def test_cosine_schedule_spans_the_epoch_budget(data):
 
 def test_a_scheduler_factory(data):
     factory = functools.partial(torch.optim.lr_scheduler.ExponentialLR, gamma=0.5)
-    model = MLPRegressor((8,), learning_rate=0.08, lr_schedule=factory, max_epochs=4, random_state=0).fit(data[0], data[1].astype(float))
+    model = MLPRegressor((8,), learning_rate=0.08, lr_schedule=factory, max_epochs=4, random_state=0).fit(
+        data[0], data[1].astype(float)
+    )
     np.testing.assert_allclose(rates(model), [0.08, 0.04, 0.02, 0.01])
     assert isinstance(model.lr_scheduler_, torch.optim.lr_scheduler.ExponentialLR)
 
 
 def test_plateau_schedule_lowers_the_rate_when_the_watched_loss_stalls(data):
-    model = MLPClassifier((8,), learning_rate=0.5, lr_schedule=("plateau", {"patience": 0, "factor": 0.5}), max_epochs=15, random_state=0).fit(*data)
+    model = MLPClassifier(
+        (8,), learning_rate=0.5, lr_schedule=("plateau", {"patience": 0, "factor": 0.5}), max_epochs=15, random_state=0
+    ).fit(*data)
     assert isinstance(model.lr_scheduler_, torch.optim.lr_scheduler.ReduceLROnPlateau)
     history = rates(model)
     assert history == sorted(history, reverse=True) and history[-1] < history[0]
@@ -68,12 +74,18 @@ def test_bad_schedules_are_named(data):
 
 
 def global_grad_norm(module) -> float:
-    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in module.parameters() if p.grad is not None])))
+    return float(
+        torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(p.grad) for p in module.parameters() if p.grad is not None])
+        )
+    )
 
 
 def test_gradient_clipping_bounds_the_global_norm(data):
     X, y = data
-    free = MLPClassifier((32,), learning_rate=1e-3, max_epochs=1, random_state=0).fit(X * 16, y)  # unscaled pixels: large gradients
+    free = MLPClassifier((32,), learning_rate=1e-3, max_epochs=1, random_state=0).fit(
+        X * 16, y
+    )  # unscaled pixels: large gradients
     clipped = MLPClassifier((32,), learning_rate=1e-3, max_epochs=1, max_grad_norm=0.05, random_state=0).fit(X * 16, y)
     assert global_grad_norm(free.module_) > 0.05
     assert global_grad_norm(clipped.module_) <= 0.05 * (1 + 1e-5)
@@ -94,7 +106,14 @@ class Snapshots:
 def test_early_stopping_restores_the_best_epochs_weights(data, restore):
     snapshots = Snapshots()
     model = MLPClassifier(
-        (32,), learning_rate=0.05, early_stopping=True, n_iter_no_change=3, max_epochs=60, restore_best_weights=restore, callbacks=[snapshots], random_state=0
+        (32,),
+        learning_rate=0.05,
+        early_stopping=True,
+        n_iter_no_change=3,
+        max_epochs=60,
+        restore_best_weights=restore,
+        callbacks=[snapshots],
+        random_state=0,
     ).fit(*data)
     assert len(snapshots.states) == model.n_iter_ < 60
     chosen = int(np.argmin(snapshots.losses)) if restore else -1
@@ -138,7 +157,9 @@ def test_callbacks_see_the_history_and_may_stop_training(data):
 
 def test_callbacks_work_on_the_generative_nets_and_survive_clone(data):
     recorder = Recorder()
-    model = VAE(2, hidden=(8,), max_epochs=2, callbacks=[recorder], lr_schedule="exponential", max_grad_norm=1.0, random_state=0)
+    model = VAE(
+        2, hidden=(8,), max_epochs=2, callbacks=[recorder], lr_schedule="exponential", max_grad_norm=1.0, random_state=0
+    )
     copy_ = clone(model)
     assert copy_.get_params()["callbacks"][0] is not recorder and isinstance(copy_.callbacks[0], Recorder)
     model.fit(data[0])

@@ -45,7 +45,13 @@ def test_two_two_one_network_forward_loss_and_gradients():
     np.testing.assert_allclose(first.weight.grad.numpy(), [[0.0, 0.0], [0.472, 0.944]], atol=1e-6)
     np.testing.assert_allclose(first.bias.grad.numpy(), [0.0, 0.472], atol=1e-6)
     # The step itself: w <- w - lr * dL/dw.
-    np.testing.assert_allclose(second.weight.detach().numpy(), (W2 - learning_rate * torch.tensor([[0.0, -2.006]])).numpy(), atol=1e-6)
-    np.testing.assert_allclose(first.bias.detach().numpy(), (b1 - learning_rate * torch.tensor([0.0, 0.472])).numpy(), atol=1e-6)
-    np.testing.assert_allclose(first.weight.detach().numpy(), W1.numpy() - learning_rate * np.array([[0, 0], [0.472, 0.944]]), atol=1e-6)
+    np.testing.assert_allclose(
+        second.weight.detach().numpy(), (W2 - learning_rate * torch.tensor([[0.0, -2.006]])).numpy(), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        first.bias.detach().numpy(), (b1 - learning_rate * torch.tensor([0.0, 0.472])).numpy(), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        first.weight.detach().numpy(), W1.numpy() - learning_rate * np.array([[0, 0], [0.472, 0.944]]), atol=1e-6
+    )
     np.testing.assert_allclose(second.bias.detach().numpy(), (b2 + learning_rate * 1.18).numpy(), atol=1e-6)

@@ -31,7 +31,9 @@ def _devices() -> dict:
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         devices["torch_cuda"] = f"available: {', '.join(names)} (CUDA {torch.version.cuda})"
     else:
-        devices["torch_cuda"] = "not available" + (f" (torch built for CUDA {torch.version.cuda})" if torch.version.cuda else " (a CPU build of torch)")
+        devices["torch_cuda"] = "not available" + (
+            f" (torch built for CUDA {torch.version.cuda})" if torch.version.cuda else " (a CPU build of torch)"
+        )
     return devices
 
 
@@ -58,7 +60,9 @@ def _ar_pass() -> str:
     except ImportError as error:
         return f"needs toolkit[train] ({error.name} missing)"
     if _ar_math.kernel is None:
-        return "numpy passes (the compiled AR kernel was not built: no C compiler at install, or see the import warning)"
+        return (
+            "numpy passes (the compiled AR kernel was not built: no C compiler at install, or see the import warning)"
+        )
     return "compiled AR kernel (its loops cloned for AVX-512, AVX2 and baseline; the CPU's widest runs)"
 
 

@@ -87,4 +87,6 @@ class InferenceSpec:
     def inputs(self) -> list[dict]:
         """name, dtype and shape (None: free) of every input, as model.json records them."""
         first = {"name": self.input_name, "dtype": self.dtype, "shape": [None, *self.sample_shape]}
-        return [first] + [{"name": i.name, "dtype": str(i.example.dtype), "shape": [None, *i.sample_shape]} for i in self.extra_inputs]
+        return [first] + [
+            {"name": i.name, "dtype": str(i.example.dtype), "shape": [None, *i.sample_shape]} for i in self.extra_inputs
+        ]

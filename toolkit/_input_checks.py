@@ -78,7 +78,8 @@ def image_net_shape(sample_shape: tuple[int, ...], image_shape) -> tuple[int, in
         return image_shape
     else:
         raise ValueError(
-            f"X must hold images as (N, C, H, W), (N, H, W) or flat rows (N, C*H*W); got samples of shape {sample_shape}"
+            "X must hold images as (N, C, H, W), (N, H, W) or flat rows (N, C*H*W); got samples of shape "
+            f"{sample_shape}"
         )
     if image_shape is not None and image_shape != shape:
         raise ValueError(f"X holds images of shape {shape}, but image_shape={image_shape}")

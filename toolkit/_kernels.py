@@ -30,7 +30,15 @@ def load_kernel(module: str, fallback: str) -> ModuleType | None:
     except ImportError as error:
         package, name = module.rsplit(".", 1)
         folder = Path(importlib.import_module(package).__file__).parent
-        built = [folder / f"{name}{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES if (folder / f"{name}{suffix}").exists()]
+        built = [
+            folder / f"{name}{suffix}"
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES
+            if (folder / f"{name}{suffix}").exists()
+        ]
         if built:
-            warnings.warn(f"{built[0]} was built but does not import ({error}); {fallback} runs instead", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"{built[0]} was built but does not import ({error}); {fallback} runs instead",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return None

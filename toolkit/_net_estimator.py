@@ -215,7 +215,9 @@ class BaseNeuralNet(BaseEstimator):
         )
         stopping = None
         if not partial:
-            stopping = StoppingRule(self.n_iter_no_change, self.tol, keep_best=validation is not None and self.restore_best_weights)
+            stopping = StoppingRule(
+                self.n_iter_no_change, self.tol, keep_best=validation is not None and self.restore_best_weights
+            )
         with seeded_rng(seed, self.device_):
             stopped = loop.fit_loop(
                 self._to_tensor(X),
@@ -307,4 +309,3 @@ class BaseNeuralNet(BaseEstimator):
             classes=getattr(self, "classes_", None),
             feature_names=[str(c) for c in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None,
         )
-

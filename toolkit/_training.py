@@ -102,7 +102,10 @@ def make_lr_scheduler(schedule, optimizer: torch.optim.Optimizer, *, max_epochs:
         return schedule(optimizer)
     name, options = (schedule, {}) if isinstance(schedule, str) else schedule
     if name not in LR_SCHEDULES or not isinstance(options, dict):
-        raise ValueError(f"lr_schedule must be one of {sorted(LR_SCHEDULES)}, a (name, options dict) pair or a callable, got {schedule!r}")
+        raise ValueError(
+            f"lr_schedule must be one of {sorted(LR_SCHEDULES)}, a (name, options dict) pair or a callable, got "
+            f"{schedule!r}"
+        )
     defaults = {
         "step": {"step_size": max(1, max_epochs // 3), "gamma": 0.1},
         "exponential": {"gamma": 0.95},
@@ -237,7 +240,9 @@ class TrainingLoop:
         self.module.eval()
         chunks = [self.module(X[a:b]) for a, b in inference_batches(len(X))]
         # A module may return several tensors (a VAE's reconstruction, mean and log-variance).
-        outputs = tuple(torch.cat(parts) for parts in zip(*chunks)) if isinstance(chunks[0], tuple) else torch.cat(chunks)
+        outputs = (
+            tuple(torch.cat(parts) for parts in zip(*chunks)) if isinstance(chunks[0], tuple) else torch.cat(chunks)
+        )
         return self.loss_fn(outputs, y).item(), self.metric_fn(outputs, y)
 
     def fit_loop(

@@ -31,19 +31,34 @@ def default_pipelines_dir() -> Path:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toolkit", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"toolkit {toolkit.__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,serve,info}", help="toolkit COMMAND --help for a command's options")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{run,serve,info}", help="toolkit COMMAND --help for a command's options"
+    )
     run = commands.add_parser(
         "run",
         help="run pipelines, export and validate their models",
         description="Run the pipelines in pipelines/ (all by default, in their quick setting): each fits a model and a "
-        "baseline, exports the model to ONNX, validates the export under onnxruntime and prints its row as it finishes. "
+        "baseline, exports the model to ONNX, validates the export under onnxruntime and prints its row as it "
+        "finishes. "
         "Rows also go to <out>/results.json. Exit status: 0 when no row failed, 1 when one did, 130 on Ctrl-C.",
     )
     run.add_argument("names", nargs="*", metavar="NAME", help="pipelines to run (default: all; see --list)")
-    run.add_argument("--out", type=Path, default=Path("exports"), help="export root, one folder per pipeline (default: exports/)")
-    run.add_argument("--pipelines", type=Path, default=None, metavar="DIR", help="folder of pipeline files (default: ./pipelines, else the one beside the package)")
-    run.add_argument("--full", action="store_true", help="the longer, full-size settings the issues quote, instead of the quick ones")
-    run.add_argument("--list", action="store_true", help="list the pipelines, what each does and its quick / full time, and exit")
+    run.add_argument(
+        "--out", type=Path, default=Path("exports"), help="export root, one folder per pipeline (default: exports/)"
+    )
+    run.add_argument(
+        "--pipelines",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of pipeline files (default: ./pipelines, else the one beside the package)",
+    )
+    run.add_argument(
+        "--full", action="store_true", help="the longer, full-size settings the issues quote, instead of the quick ones"
+    )
+    run.add_argument(
+        "--list", action="store_true", help="list the pipelines, what each does and its quick / full time, and exit"
+    )
     serve = commands.add_parser(
         "serve",
         help="serve exported models over HTTP (Open Inference Protocol V2)",
@@ -51,20 +66,49 @@ def build_parser() -> argparse.ArgumentParser:
         "/v2/models/NAME/infer, DataFrame records at /v2/models/NAME/predict, Prometheus metrics at /metrics. "
         'Needs the [serve] extras: pip install "toolkit[serve]".',
     )
-    serve.add_argument("directory", nargs="?", type=Path, default=Path("exports"), metavar="DIRECTORY", help="folder of export folders (default: exports/)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all interfaces)")
+    serve.add_argument(
+        "directory",
+        nargs="?",
+        type=Path,
+        default=Path("exports"),
+        metavar="DIRECTORY",
+        help="folder of export folders (default: exports/)",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all interfaces)"
+    )
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
-    serve.add_argument("--workers", type=int, default=1, help="server processes, each with its own onnxruntime sessions (default: 1)")
-    serve.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads per session (default: onnxruntime's choice)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="server processes, each with its own onnxruntime sessions (default: 1)"
+    )
+    serve.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="onnxruntime intra-op threads per session (default: onnxruntime's choice)",
+    )
     serve.add_argument("--max-rows", type=int, default=10_000, help="rows a request may send (default: 10000)")
-    serve.add_argument("--max-body-bytes", type=int, default=16 * 2**20, help="request bodies over this many bytes get 413 (default: 16 MiB)")
-    serve.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="uvicorn's log level; access lines are logged at info (default: info)")
-    serve.add_argument("--quiet", action="store_true", help="print only warnings and errors: no start-up listing, no access lines")
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=16 * 2**20,
+        help="request bodies over this many bytes get 413 (default: 16 MiB)",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="uvicorn's log level; access lines are logged at info (default: info)",
+    )
+    serve.add_argument(
+        "--quiet", action="store_true", help="print only warnings and errors: no start-up listing, no access lines"
+    )
     commands.add_parser(
         "info",
         help="versions, devices, and which pass each family takes here (toolkit.show_config())",
         description="Print toolkit's version and its libraries', whether torch sees a CUDA device, onnxruntime's "
-        "providers, and which pass GaussianMixture and ARForecaster take on this machine (compiled kernel or fallback).",
+        "providers, and which pass GaussianMixture and ARForecaster take on this machine (compiled kernel or "
+        "fallback).",
     )
     return parser
 
@@ -72,14 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
 def serve(args: argparse.Namespace) -> int:
     missing = [name for name in SERVE_MODULES if importlib.util.find_spec(name) is None]
     if missing:
-        print(f'toolkit serve needs the [serve] extras ({", ".join(missing)} missing): pip install "toolkit[serve]"', file=sys.stderr)
+        print(
+            f'toolkit serve needs the [serve] extras ({", ".join(missing)} missing): pip install "toolkit[serve]"',
+            file=sys.stderr,
+        )
         return 2
     from toolkit.serving._server import ServerSettings, serve
 
     if not args.directory.is_dir():
         print(f"toolkit: no folder {args.directory} to serve", file=sys.stderr)
         return 2
-    settings = ServerSettings(max_rows=args.max_rows, max_body_bytes=args.max_body_bytes, intra_op_num_threads=args.threads)
+    settings = ServerSettings(
+        max_rows=args.max_rows, max_body_bytes=args.max_body_bytes, intra_op_num_threads=args.threads
+    )
     serve(
         args.directory,
         host=args.host,
@@ -102,7 +151,10 @@ def list_pipelines(directory: Path) -> str:
     def seconds(info, setting: str) -> str:
         return f"~{info.seconds[setting]:.0f} s" if setting in info.seconds else "?"
 
-    return "\n".join(f"{info.name.ljust(width)}  quick {seconds(info, 'quick'):>7}  full {seconds(info, 'full'):>7}  {info.summary}" for info in infos)
+    return "\n".join(
+        f"{info.name.ljust(width)}  quick {seconds(info, 'quick'):>7}  full {seconds(info, 'full'):>7}  {info.summary}"
+        for info in infos
+    )
 
 
 def run(args: argparse.Namespace) -> int:

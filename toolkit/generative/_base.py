@@ -136,5 +136,3 @@ class BaseGenerativeNet(BaseNeuralNet):
     def _exportable_module(self) -> nn.Module:
         """A CPU copy of the fitted net in eval mode, for a graph."""
         return copy.deepcopy(self.module_).cpu().eval()
-
-

@@ -154,7 +154,9 @@ class DDPM(BaseGenerativeNet):
 
     def _build_net(self, net_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
         if self.architecture_ == "unet":
-            denoiser = UNet(net_shape, check_positive_ints(self.channels, "channels"), self.groups, self.time_embedding_dim)
+            denoiser = UNet(
+                net_shape, check_positive_ints(self.channels, "channels"), self.groups, self.time_embedding_dim
+            )
         else:
             denoiser = MLPDenoiser(net_shape[0], self.hidden, self.n_blocks, self.time_embedding_dim)
         return DiffusionObjective(denoiser, self.schedule_.alpha_bar)
@@ -171,7 +173,10 @@ class DDPM(BaseGenerativeNet):
     def _check_noisy(self, X_t, name: str) -> torch.Tensor:
         X_t = np.asarray(X_t, dtype=np.float32)
         if X_t.shape[1:] != tuple(self.net_shape_):
-            raise ValueError(f"{name} must have shape (n, {', '.join(map(str, self.net_shape_))}) (the net's scaled space), got {X_t.shape}")
+            raise ValueError(
+                f"{name} must have shape (n, {', '.join(map(str, self.net_shape_))}) (the net's scaled space), "
+                f"got {X_t.shape}"
+            )
         if not np.isfinite(X_t).all():
             raise ValueError(f"{name} contains NaN or infinity")
         return torch.from_numpy(np.ascontiguousarray(X_t)).to(self.device_)
@@ -237,7 +242,9 @@ class DDPM(BaseGenerativeNet):
         return timesteps, self.schedule_.update_coefficients(timesteps, sampler, eta)
 
     @torch.no_grad()
-    def _reverse_process(self, x: torch.Tensor, timesteps: np.ndarray, coefficients: np.ndarray, step_noise) -> torch.Tensor:
+    def _reverse_process(
+        self, x: torch.Tensor, timesteps: np.ndarray, coefficients: np.ndarray, step_noise
+    ) -> torch.Tensor:
         """x_T -> x_0 by x_prev = a x + b eps_theta(x, t) + c z per visited step; ``step_noise(i)`` gives z."""
         self.module_.eval()
         denoiser = self.module_.denoiser
@@ -249,7 +256,15 @@ class DDPM(BaseGenerativeNet):
                 x = x + c * step_noise(i)
         return x
 
-    def sample(self, n_samples: int = 1, random_state=None, *, sampler: str = "ddpm", n_sampling_steps: int | None = None, eta: float = 0.0):
+    def sample(
+        self,
+        n_samples: int = 1,
+        random_state=None,
+        *,
+        sampler: str = "ddpm",
+        n_sampling_steps: int | None = None,
+        eta: float = 0.0,
+    ):
         """Draw samples by the reverse process.
 
         Parameters
@@ -271,10 +286,14 @@ class DDPM(BaseGenerativeNet):
         timesteps, coefficients = self._sampling_plan(sampler, n_sampling_steps, eta)
         generator = self._generator(random_state)
         shape = (n_samples, *self.net_shape_)
-        x = self._reverse_process(self._randn(shape, generator), timesteps, coefficients, lambda i: self._randn(shape, generator))
+        x = self._reverse_process(
+            self._randn(shape, generator), timesteps, coefficients, lambda i: self._randn(shape, generator)
+        )
         return self._to_input_form(x)
 
-    def sample_from_noise(self, initial_noise, step_noise, *, sampler: str = "ddpm", n_sampling_steps: int | None = None, eta: float = 0.0):
+    def sample_from_noise(
+        self, initial_noise, step_noise, *, sampler: str = "ddpm", n_sampling_steps: int | None = None, eta: float = 0.0
+    ):
         """The reverse process fed given noise, so that a run can be repeated and compared.
 
         Parameters
@@ -296,7 +315,9 @@ class DDPM(BaseGenerativeNet):
         noise = torch.from_numpy(np.ascontiguousarray(noise)).to(self.device_)
         return self._to_input_form(self._reverse_process(x, timesteps, coefficients, lambda i: noise[:, i]))
 
-    def sampling_noise(self, n_samples: int, random_state=None, *, n_sampling_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def sampling_noise(
+        self, n_samples: int, random_state=None, *, n_sampling_steps: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Noise for :meth:`sample_from_noise` (and the exported sampler graph).
 
         Returns
@@ -328,7 +349,9 @@ class DDPM(BaseGenerativeNet):
         """
         check_is_fitted(self, "module_")
         x0 = self._scale(self._check_X(X, reset=False))
-        t = self._check_steps(np.linspace(0, self.n_steps - 1, len(x0)).round().astype(np.int64) if t is None else t, len(x0))
+        t = self._check_steps(
+            np.linspace(0, self.n_steps - 1, len(x0)).round().astype(np.int64) if t is None else t, len(x0)
+        )
         eps = check_random_state(random_state).standard_normal(x0.shape).astype(np.float32)
         shape = (-1,) + (1,) * (x0.ndim - 1)
         alpha_bar = self.schedule_.alpha_bar[t].reshape(shape)
@@ -339,7 +362,9 @@ class DDPM(BaseGenerativeNet):
         return self.sampling_noise(min(len(X), 8), random_state=0, n_sampling_steps=n_sampling_steps)
 
     # ------------------------------------------------------------------- export
-    def _inference_spec(self, sampler: str = "ddpm", n_sampling_steps: int | None = None, eta: float = 0.0) -> list[InferenceSpec]:
+    def _inference_spec(
+        self, sampler: str = "ddpm", n_sampling_steps: int | None = None, eta: float = 0.0
+    ) -> list[InferenceSpec]:
         """Two graphs: ``denoiser`` (X_t, t) -> eps in the net's scale, and ``sampler``:
         (initial_noise, step_noise) -> samples in the data's units, the whole reverse process
         for the sampler settings given here (recorded in model.json)."""
@@ -356,7 +381,13 @@ class DDPM(BaseGenerativeNet):
 
         def build(graphs: dict):
             return sampler_graph(
-                graphs["denoiser"], timesteps, coefficients, self.data_offset_, self.data_scale_, tuple(self.net_shape_), tuple(self.input_shape_)
+                graphs["denoiser"],
+                timesteps,
+                coefficients,
+                self.data_offset_,
+                self.data_scale_,
+                tuple(self.net_shape_),
+                tuple(self.input_shape_),
             )
 
         return [
@@ -373,10 +404,24 @@ class DDPM(BaseGenerativeNet):
             InferenceSpec(
                 module=None,
                 sample_shape=tuple(self.net_shape_),
-                outputs=[OutputSpec("samples", "sample_from_noise", 1 + len(self.input_shape_), kwargs=settings, tolerance=sampler_tolerance)],
+                outputs=[
+                    OutputSpec(
+                        "samples",
+                        "sample_from_noise",
+                        1 + len(self.input_shape_),
+                        kwargs=settings,
+                        tolerance=sampler_tolerance,
+                    )
+                ],
                 example=np.zeros((2, *self.net_shape_), dtype=np.float32),
                 input_name="initial_noise",
-                extra_inputs=(InputSpec("step_noise", (len(timesteps), *self.net_shape_), np.zeros((2, len(timesteps), *self.net_shape_), dtype=np.float32)),),
+                extra_inputs=(
+                    InputSpec(
+                        "step_noise",
+                        (len(timesteps), *self.net_shape_),
+                        np.zeros((2, len(timesteps), *self.net_shape_), dtype=np.float32),
+                    ),
+                ),
                 graph="sampler",
                 input_method="_sampler_validation_inputs",
                 input_kwargs={"n_sampling_steps": n_sampling_steps},

@@ -33,7 +33,10 @@ def energy_distance(X, Y) -> float:
     x = torch.as_tensor(np.asarray(X, dtype=np.float64).reshape(len(X), -1))
     y = torch.as_tensor(np.asarray(Y, dtype=np.float64).reshape(len(Y), -1))
     if x.shape[1] != y.shape[1] or len(x) < 2 or len(y) < 2:
-        raise ValueError(f"energy_distance needs two samples of >= 2 rows of the same width, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"energy_distance needs two samples of >= 2 rows of the same width, got {tuple(x.shape)} and "
+            f"{tuple(y.shape)}"
+        )
     return 2 * _mean_distance(x, y, same=False) - _mean_distance(x, x, same=True) - _mean_distance(y, y, same=True)
 
 

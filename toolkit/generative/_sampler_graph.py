@@ -108,7 +108,9 @@ def sampler_graph(
         numpy_helper.from_array(np.asarray([-1, *output_shape], dtype=np.int64), "output_shape"),
     ]
     nodes = [
-        helper.make_node("Loop", ["trip_count", "keep_going", "initial_noise"], ["x_0"], body=body, name="reverse_process"),
+        helper.make_node(
+            "Loop", ["trip_count", "keep_going", "initial_noise"], ["x_0"], body=body, name="reverse_process"
+        ),
         helper.make_node("Mul", ["x_0", "data_scale"], ["x_scaled"]),
         helper.make_node("Add", ["x_scaled", "data_offset"], ["x_data"]),
         helper.make_node("Reshape", ["x_data", "output_shape"], ["samples"]),

@@ -45,7 +45,15 @@ class NoiseSchedule:
         coef_xt = sqrt(alpha_t) (1 - alpha_bar_(t-1)) / (1 - alpha_bar_t).
     """
 
-    def __init__(self, kind: str = "linear", n_steps: int = 1000, *, beta_start: float = 1e-4, beta_end: float = 0.02, max_beta: float = 0.999) -> None:
+    def __init__(
+        self,
+        kind: str = "linear",
+        n_steps: int = 1000,
+        *,
+        beta_start: float = 1e-4,
+        beta_end: float = 0.02,
+        max_beta: float = 0.999,
+    ) -> None:
         if kind not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
         if int(n_steps) != n_steps or n_steps < 1:
@@ -75,7 +83,9 @@ class NoiseSchedule:
             return np.arange(self.n_steps)[::-1].copy()
         if int(n_sampling_steps) != n_sampling_steps or not 1 <= n_sampling_steps <= self.n_steps:
             raise ValueError(f"n_sampling_steps must be an int in [1, {self.n_steps}], got {n_sampling_steps!r}")
-        return np.unique(np.round(np.linspace(0, self.n_steps - 1, int(n_sampling_steps))).astype(np.int64))[::-1].copy()
+        return np.unique(np.round(np.linspace(0, self.n_steps - 1, int(n_sampling_steps))).astype(np.int64))[
+            ::-1
+        ].copy()
 
     def update_coefficients(self, timesteps: np.ndarray, sampler: str, eta: float = 0.0) -> np.ndarray:
         """(S, 3) coefficients (a, b, c) of each reverse step x_prev = a x_t + b eps(x_t, t) + c z.

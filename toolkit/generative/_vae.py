@@ -32,7 +32,8 @@ from toolkit.nn.vae import (
 
 
 class VAE(TransformerMixin, BaseGenerativeNet):
-    __doc__ = """Variational auto-encoder (Kingma & Welling 2014), fitted by maximising the ELBO.
+    __doc__ = (
+        """Variational auto-encoder (Kingma & Welling 2014), fitted by maximising the ELBO.
 
     ELBO(x) = E_q(z|x)[log p(x | z)] - beta * KL(q(z | x) || N(0, I)), with
     q(z | x) = N(mean(x), diag(exp(log_var(x)))) and one reparameterised draw
@@ -64,7 +65,9 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         Draws of z per row in ``elbo`` / ``score``, from a generator seeded by ``random_state``.
     image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
-""" + TRAINING_PARAMETERS_DOC
+"""
+        + TRAINING_PARAMETERS_DOC
+    )
 
     _parameter_constraints: dict = {
         **BaseGenerativeNet._parameter_constraints,
@@ -233,7 +236,9 @@ class VAE(TransformerMixin, BaseGenerativeNet):
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
         self.module_.eval()
         model = self.module_
-        return torch.cat([model.observation.mean(model.autoencoder.decoder(z[a:b])) for a, b in inference_batches(len(z))])
+        return torch.cat(
+            [model.observation.mean(model.autoencoder.decoder(z[a:b])) for a, b in inference_batches(len(z))]
+        )
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """z0 .. z{latent_dim - 1}."""
@@ -277,7 +282,10 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         reconstruction, kl = [], []
         for a, b in inference_batches(len(x)):
             batch = self._to_tensor(x[a:b])
-            draws = [self._elbo_terms(batch, self._randn((b - a, self.latent_dim), generator)) for _ in range(self.n_elbo_samples)]
+            draws = [
+                self._elbo_terms(batch, self._randn((b - a, self.latent_dim), generator))
+                for _ in range(self.n_elbo_samples)
+            ]
             reconstruction.append(torch.stack([d[0] for d in draws]).mean(dim=0))
             kl.append(draws[0][1])
         reconstruction = torch.cat(reconstruction).cpu().numpy().astype(np.float64) + self._log_jacobian()
@@ -296,7 +304,12 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         model = self._exportable_module()
         feature_names = [str(c) for c in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None
         encoder = nn.Sequential(InputReshape(self.net_shape_), self._scaling(), model.autoencoder.encoder)
-        decoder = nn.Sequential(model.autoencoder.decoder, ObservationMean(model.observation), self._unscaling(), InputReshape(self.input_shape_))
+        decoder = nn.Sequential(
+            model.autoencoder.decoder,
+            ObservationMean(model.observation),
+            self._unscaling(),
+            InputReshape(self.input_shape_),
+        )
         return [
             InferenceSpec(
                 module=encoder.eval(),

@@ -73,7 +73,7 @@ class Job:
 
     @property
     def verdict(self) -> str:
-        """"beats", "ties" or "loses": the model's score against the baseline's."""
+        """ "beats", "ties" or "loses": the model's score against the baseline's."""
         if self._better(self.score, self.baseline.score):
             return "beats"
         return "loses" if self._better(self.baseline.score, self.score) else "ties"

@@ -60,7 +60,12 @@ class Outcome:
     def record(self, job: Job) -> None:
         """Copy the job's figures into the row."""
         self.model = model_name(job.model)
-        self.metric, self.score, self.greater_is_better, self.floor = job.metric, float(job.score), job.greater_is_better, job.floor
+        self.metric, self.score, self.greater_is_better, self.floor = (
+            job.metric,
+            float(job.score),
+            job.greater_is_better,
+            job.floor,
+        )
         self.baseline, self.baseline_score, self.verdict = job.baseline.name, float(job.baseline.score), job.verdict
         self.details = job.details
         if not job.meets_floor:
@@ -123,7 +128,8 @@ def run_job(name: str, path: Path, out: Path, *, full: bool = False) -> Outcome:
     except Exception as error:  # one failing pipeline must not hide the others' rows
         outcome.problem = traceback.format_exc()
         if isinstance(error, ModuleNotFoundError):
-            outcome.problem = f'{error.name} is not installed; the pipelines need: pip install "toolkit[pipelines]"\n{outcome.problem}'
+            hint = f'{error.name} is not installed; the pipelines need: pip install "toolkit[pipelines]"'
+            outcome.problem = f"{hint}\n{outcome.problem}"
 
     outcome.seconds = time.perf_counter() - started
     return outcome
@@ -134,7 +140,15 @@ COLUMNS = (  # (header, width while streaming, cell)
     ("pipeline", 0, lambda o: o.name),
     ("status", 6, lambda o: o.status),
     ("score", 26, lambda o: f"{o.metric} {o.score:.5g}" if o.metric else ""),
-    ("baseline", 34, lambda o: f"{o.baseline} {o.baseline_score:.5g} ({o.verdict.upper() if o.verdict == 'loses' else o.verdict})" if o.baseline else ""),
+    (
+        "baseline",
+        34,
+        lambda o: (
+            f"{o.baseline} {o.baseline_score:.5g} ({o.verdict.upper() if o.verdict == 'loses' else o.verdict})"
+            if o.baseline
+            else ""
+        ),
+    ),
     ("model", 32, lambda o: o.model),
     ("onnx err", 8, lambda o: f"{o.onnx_max_error:.1e}"),
     ("ort b=1 ms", 10, lambda o: f"{o.latency_ms:.3f}"),
@@ -148,7 +162,9 @@ def format_line(cells: list[str], widths: list[int]) -> str:
 
 def streaming_widths(names: list[str]) -> list[int]:
     """Column widths fixed before any row exists (a longer cell pushes the rest of its row)."""
-    return [max(width, len(header), *(map(len, names) if header == "pipeline" else [0])) for header, width, _ in COLUMNS]
+    return [
+        max(width, len(header), *(map(len, names) if header == "pipeline" else [0])) for header, width, _ in COLUMNS
+    ]
 
 
 def header_lines(widths: list[int]) -> list[str]:
@@ -173,7 +189,8 @@ def summary_line(run: Run, total: int, seconds: float) -> str:
     text += "; against the baselines: " + ", ".join(f"{verdict} {len(names)}" for verdict, names in verdicts.items())
     text += f" ({', '.join(verdicts['loses'])})" if verdicts["loses"] else ""
     if run.interrupted_during is not None:
-        return f"interrupted during {run.interrupted_during}: {len(run.outcomes)} of {total} pipelines finished in {seconds:.0f} s: {text}"
+        finished = f"{len(run.outcomes)} of {total} pipelines finished in {seconds:.0f} s"
+        return f"interrupted during {run.interrupted_during}: {finished}: {text}"
     return f"{total} pipelines in {seconds:.0f} s: {text}"
 
 
@@ -186,7 +203,9 @@ class ResultsFile:
     out: Path
     setting: str
     total: int
-    started: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    started: str = field(
+        default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    )
 
     def save(self, run: Run, *, finished: bool) -> None:
         document = {
@@ -247,7 +266,11 @@ def run_all(
     started = time.perf_counter()
     run, results = Run(), ResultsFile(out, setting, len(selected))
     results.save(run, finished=False)
-    print(f"toolkit run: {len(selected)} pipeline(s), {setting} setting, exports in {out}/ (rows also in {out / RESULTS_FILE})", file=stream)
+    print(
+        f"toolkit run: {len(selected)} pipeline(s), {setting} setting, exports in {out}/ (rows also in "
+        f"{out / RESULTS_FILE})",
+        file=stream,
+    )
     widths = streaming_widths(selected)
     print("\n".join(header_lines(widths)), file=stream, flush=True)
     current = None
@@ -267,7 +290,11 @@ def run_all(
     except KeyboardInterrupt:
         run.interrupted_during = current
     results.save(run, finished=run.interrupted_during is None)
-    print(("\n" if run.interrupted_during is None else "\n\n") + summary_line(run, len(selected), time.perf_counter() - started), file=stream)
+    print(
+        ("\n" if run.interrupted_during is None else "\n\n")
+        + summary_line(run, len(selected), time.perf_counter() - started),
+        file=stream,
+    )
     if run.outcomes:
         print(format_table(run.outcomes), file=stream, flush=True)
     return run

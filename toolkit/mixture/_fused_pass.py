@@ -69,7 +69,9 @@ class FusedPass:
         self.padded = kernel.layout(X.shape[1], n_components, len(self.pair_a))
         self.n_threads = max(1, min(torch.get_num_threads(), X.shape[0] // 1024))
 
-    def __call__(self, weights, means, precisions_cholesky, shift, covariance_type: str) -> tuple[float, dict[str, torch.Tensor]]:
+    def __call__(
+        self, weights, means, precisions_cholesky, shift, covariance_type: str
+    ) -> tuple[float, dict[str, torch.Tensor]]:
         """Mean log-likelihood of X under the mixture and the sufficient statistics of its responsibilities."""
         n, d = self.X.shape
         k = self.n_components

@@ -139,7 +139,9 @@ def whitening(means, precisions_cholesky, covariance_type: str) -> tuple[torch.T
     if covariance_type in ("full", "tied"):
         factors = precisions_cholesky.expand(n_components, d, d) * math.sqrt(0.5)
     else:
-        factors = torch.diag_embed(precisions_cholesky.reshape(n_components, -1).expand(n_components, d)) * math.sqrt(0.5)
+        factors = torch.diag_embed(precisions_cholesky.reshape(n_components, -1).expand(n_components, d)) * math.sqrt(
+            0.5
+        )
     return factors, -torch.einsum("kd,kde->ke", means, factors)
 
 

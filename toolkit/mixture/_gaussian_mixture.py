@@ -244,7 +244,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         shapes = {
             "weights_init": (k,),
             "means_init": (k, d),
-            "precisions_init": {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[self.covariance_type],
+            "precisions_init": {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[
+                self.covariance_type
+            ],
         }
         for name, shape in shapes.items():
             value = getattr(self, name)
@@ -328,10 +330,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         bound, converged, n_iter = start, False, 0
         if _fused_pass.applies(self._device):
             fused = _fused_pass.FusedPass(X.numpy(), self.covariance_type, self.n_components)
-            e_step, threads = lambda: fused(*self._state(), self._shift, self.covariance_type), _fused_pass.single_threaded_torch()
+            e_step, threads = (
+                lambda: fused(*self._state(), self._shift, self.covariance_type),
+                _fused_pass.single_threaded_torch(),
+            )
         else:
             e_step, threads = lambda: self._e_step_pass(X), contextlib.nullcontext()
-        bar = tqdm(range(1, self.max_iter + 1), disable=not self.verbose, unit="iter", leave=False, desc=type(self).__name__)
+        bar = tqdm(
+            range(1, self.max_iter + 1), disable=not self.verbose, unit="iter", leave=False, desc=type(self).__name__
+        )
         with threads:
             for n_iter in bar:
                 previous = bound
@@ -407,12 +414,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         check_is_fitted(self, "weights_")
         if not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}. The sampling requires at least one sample.")
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples!r}. The sampling requires at least one sample."
+            )
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
         n_features = self.means_.shape[1]
         if self.covariance_type == "full":
-            draws = [rng.multivariate_normal(mean, cov, int(n)) for mean, cov, n in zip(self.means_, self.covariances_, counts)]
+            draws = [
+                rng.multivariate_normal(mean, cov, int(n))
+                for mean, cov, n in zip(self.means_, self.covariances_, counts)
+            ]
         elif self.covariance_type == "tied":
             draws = [rng.multivariate_normal(mean, self.covariances_, int(n)) for mean, n in zip(self.means_, counts)]
         else:
@@ -439,7 +451,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             outputs=[
                 OutputSpec("label", "predict", 1, exact=True),
                 OutputSpec("probabilities", "predict_proba", 2, tolerance=tolerance),
-                OutputSpec("score_samples", "score_samples", 1, tolerance={"atol": tolerance["atol"], "rtol": tolerance["rtol"]}),
+                OutputSpec(
+                    "score_samples",
+                    "score_samples",
+                    1,
+                    tolerance={"atol": tolerance["atol"], "rtol": tolerance["rtol"]},
+                ),
             ],
             example=np.zeros((2, n_features), dtype=self.dtype),
             classes=np.arange(self.n_components),
@@ -457,5 +474,3 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def aic(self, X) -> float:
         """Akaike information criterion: -2 log L + 2 n_parameters."""
         return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
-
-

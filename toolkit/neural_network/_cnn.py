@@ -101,7 +101,9 @@ class _CNNBase(BaseNeuralNet):
         for name in ("kernel_size", "stride", "padding"):
             per_block(getattr(self, name), len(channels), name)
         if self.norm == "group" and any(c % self.groups for c in channels):
-            raise ValueError(f'norm="group" needs every channel count {list(channels)} divisible by groups={self.groups}')
+            raise ValueError(
+                f'norm="group" needs every channel count {list(channels)} divisible by groups={self.groups}'
+            )
         if self.image_shape is not None and len(self.image_shape) not in (2, 3):
             raise ValueError(f"image_shape must be (H, W) or (C, H, W), got {self.image_shape!r}")
 
@@ -125,7 +127,8 @@ class _CNNBase(BaseNeuralNet):
         )
 
 
-_CNN_DOC = """
+_CNN_DOC = (
+    """
     X may be images (N, C, H, W), one-channel images (N, H, W), or flat rows (N, C*H*W)
     with ``image_shape`` (so a DataFrame of pixel columns works in a Pipeline).
 
@@ -145,7 +148,9 @@ _CNN_DOC = """
     dropout : float, default=0.0
     image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
-""" + TRAINING_PARAMETERS_DOC
+"""
+    + TRAINING_PARAMETERS_DOC
+)
 
 
 class CNNClassifier(NeuralClassifierMixin, _CNNBase):

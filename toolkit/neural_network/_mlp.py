@@ -81,8 +81,7 @@ class _MLPBase(BaseNeuralNet):
     def _net_shape(self, sample_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(sample_shape) != 1:
             raise ValueError(
-                f"{type(self).__name__} needs 2-D X (n_samples, n_features); "
-                f"got samples of shape {sample_shape}"
+                f"{type(self).__name__} needs 2-D X (n_samples, n_features); got samples of shape {sample_shape}"
             )
         return sample_shape
 
@@ -97,7 +96,8 @@ class _MLPBase(BaseNeuralNet):
         )
 
 
-_MLP_DOC = """
+_MLP_DOC = (
+    """
     Parameters
     ----------
     hidden_layer_sizes : int or sequence of int, default=(100,)
@@ -107,7 +107,9 @@ _MLP_DOC = """
         Normalisation after each hidden linear layer, before its activation.
     dropout : float, default=0.0
         Inverted dropout probability after each hidden activation.
-""" + TRAINING_PARAMETERS_DOC
+"""
+    + TRAINING_PARAMETERS_DOC
+)
 
 
 class MLPClassifier(NeuralClassifierMixin, _MLPBase):

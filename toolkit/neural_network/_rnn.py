@@ -131,7 +131,8 @@ class _RNNBase(BaseNeuralNet):
         )
 
 
-_RNN_DOC = """
+_RNN_DOC = (
+    """
     X may be sequences (N, T, D) or flat rows (N, T*D) with ``sequence_length=T``; sequences
     given as (N, T, D) may have another length T at predict time.
 
@@ -149,7 +150,9 @@ _RNN_DOC = """
     mask_value : float, optional
         Padding value: trailing steps equal to it in every feature are padding and do not
         change the output (pad variable-length sequences at the end).
-""" + TRAINING_PARAMETERS_DOC
+"""
+    + TRAINING_PARAMETERS_DOC
+)
 
 
 class RNNClassifier(NeuralClassifierMixin, _RNNBase):

@@ -34,7 +34,12 @@ class TimeMLP(nn.Module):
 
     def __init__(self, embedding_dim: int, out_dim: int) -> None:
         super().__init__()
-        self.layers = nn.Sequential(SinusoidalEmbedding(embedding_dim), nn.Linear(embedding_dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
+        self.layers = nn.Sequential(
+            SinusoidalEmbedding(embedding_dim),
+            nn.Linear(embedding_dim, out_dim),
+            nn.SiLU(),
+            nn.Linear(out_dim, out_dim),
+        )
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         return self.layers(t)
@@ -57,7 +62,9 @@ class MLPDenoiser(nn.Module):
         self.time = TimeMLP(time_embedding_dim, hidden)
         self.inp = nn.Linear(n_features, hidden)
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(n_blocks))
-        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden)) for _ in range(n_blocks))
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden)) for _ in range(n_blocks)
+        )
         self.out = nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, n_features))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # (B, D), (B,) -> (B, D)
@@ -101,7 +108,13 @@ class UNet(nn.Module):
     time_embedding_dim : int
     """
 
-    def __init__(self, image_shape: tuple[int, int, int], channels: Sequence[int] = (32, 64), groups: int = 8, time_embedding_dim: int = 64) -> None:
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        channels: Sequence[int] = (32, 64),
+        groups: int = 8,
+        time_embedding_dim: int = 64,
+    ) -> None:
         super().__init__()
         c, self.height, self.width = image_shape
         channels = list(channels)
@@ -113,7 +126,9 @@ class UNet(nn.Module):
         self.middle = ResidualBlock(channels[-1], channels[-1], time_dim, groups)
         self.upsample = nn.ModuleList(nn.ConvTranspose2d(b, a, 2, stride=2) for a, b in zip(channels, channels[1:]))
         self.up_blocks = nn.ModuleList(ResidualBlock(2 * a, a, time_dim, groups) for a in channels)
-        self.out = nn.Sequential(nn.GroupNorm(math.gcd(groups, channels[0]), channels[0]), nn.SiLU(), nn.Conv2d(channels[0], c, 3, padding=1))
+        self.out = nn.Sequential(
+            nn.GroupNorm(math.gcd(groups, channels[0]), channels[0]), nn.SiLU(), nn.Conv2d(channels[0], c, 3, padding=1)
+        )
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 

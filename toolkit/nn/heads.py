@@ -26,7 +26,6 @@ class ClassifierOutput(nn.Module):
         return probabilities.argmax(dim=1), probabilities
 
 
-
 class AffineOutput(nn.Module):
     """y = x * scale + offset, broadcast over a sample: maps standardised values (a regressor's
     predictions, a generative net's samples) back to the data's units."""

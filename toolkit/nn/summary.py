@@ -89,9 +89,7 @@ def summarize(net: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
             }
         )
 
-    names = {
-        m: name for name, m in net.named_modules() if not list(m.children()) and not isinstance(m, nn.Identity)
-    }
+    names = {m: name for name, m in net.named_modules() if not list(m.children()) and not isinstance(m, nn.Identity)}
     handles = [m.register_forward_hook(hook) for m in names]
     was_training = net.training
     net.eval()

@@ -68,7 +68,11 @@ def conv_decoder(latent_dim: int, image_shape: tuple[int, int, int], channels: S
     sizes = _spatial_sizes(h, w, len(channels))
     reversed_channels = list(reversed(channels))
     last_h, last_w = sizes[-1]
-    layers: list[nn.Module] = [nn.Linear(latent_dim, reversed_channels[0] * last_h * last_w), nn.Unflatten(1, (reversed_channels[0], last_h, last_w)), nn.ReLU()]
+    layers: list[nn.Module] = [
+        nn.Linear(latent_dim, reversed_channels[0] * last_h * last_w),
+        nn.Unflatten(1, (reversed_channels[0], last_h, last_w)),
+        nn.ReLU(),
+    ]
     for level, (c_in, c_out) in enumerate(zip(reversed_channels, [*reversed_channels[1:], reversed_channels[-1]])):
         layers += [nn.Upsample(size=sizes[-2 - level], mode="nearest"), *_conv_block(c_in, c_out, stride=1)]
     layers.append(nn.Conv2d(reversed_channels[-1], c, 3, padding=1))

@@ -74,7 +74,9 @@ def pipeline_graphs(pipeline: Pipeline, options: dict) -> list[Graph]:
     if is_toolkit(final):
         spec = next((s for s in inference_specs(final, options) if s.input_method is None), None)
         if spec is None:
-            raise TypeError(f"the last step {pipeline.steps[-1][0]!r} ({type(final).__name__}) has no graph that reads X")
+            raise TypeError(
+                f"the last step {pipeline.steps[-1][0]!r} ({type(final).__name__}) has no graph that reads X"
+            )
     elif not any(is_toolkit(step) for _, step in pipeline.steps):
         raise TypeError("the Pipeline has no toolkit estimator; export it with skl2onnx directly")
     graph = pipeline_graph(pipeline, spec)
@@ -110,7 +112,11 @@ def _previous_graph_files(folder: Path) -> set[str]:
     only; none when there is no readable one."""
     try:
         entries = read_metadata(folder)["graphs"].values()
-        return {entry["file"] for entry in entries if isinstance(entry["file"], str) and Path(entry["file"]).name == entry["file"]}
+        return {
+            entry["file"]
+            for entry in entries
+            if isinstance(entry["file"], str) and Path(entry["file"]).name == entry["file"]
+        }
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return set()
 
@@ -141,7 +147,9 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
     """
     folder = Path(folder)
     check_is_fitted(estimator)
-    graphs = pipeline_graphs(estimator, options) if isinstance(estimator, Pipeline) else estimator_graphs(estimator, options)
+    graphs = (
+        pipeline_graphs(estimator, options) if isinstance(estimator, Pipeline) else estimator_graphs(estimator, options)
+    )
     entries: dict[str, dict] = {}
     extra_metadata: dict = {}
     for graph in graphs:

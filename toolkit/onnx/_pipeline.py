@@ -49,9 +49,7 @@ def is_toolkit(step) -> bool:
 def _string_columns(transformer) -> bool:
     """Whether a fitted transformer (or a Pipeline of them) learned string categories."""
     steps = transformer.steps if isinstance(transformer, Pipeline) else [(None, transformer)]
-    return any(
-        any(np.asarray(c).dtype.kind in "OUS" for c in getattr(step, "categories_", [])) for _, step in steps
-    )
+    return any(any(np.asarray(c).dtype.kind in "OUS" for c in getattr(step, "categories_", [])) for _, step in steps)
 
 
 def column_inputs(pipeline: Pipeline, numeric_dtype: str) -> list[dict] | None:
@@ -67,7 +65,9 @@ def column_inputs(pipeline: Pipeline, numeric_dtype: str) -> list[dict] | None:
             continue
         selected = names[columns] if np.asarray(columns).dtype.kind in "ib" else np.asarray(columns, dtype=object)
         strings |= {str(c) for c in np.atleast_1d(selected)}
-    return [{"name": str(c), "dtype": "string" if str(c) in strings else numeric_dtype, "shape": [None, 1]} for c in names]
+    return [
+        {"name": str(c), "dtype": "string" if str(c) in strings else numeric_dtype, "shape": [None, 1]} for c in names
+    ]
 
 
 def sklearn_to_onnx(steps: Pipeline, inputs: list[dict], classifier_options: bool) -> onnx.ModelProto:
@@ -80,11 +80,18 @@ def sklearn_to_onnx(steps: Pipeline, inputs: list[dict], classifier_options: boo
         StringTensorType,
     )
 
-    types = {"float32": FloatTensorType, "float64": DoubleTensorType, "string": StringTensorType, "int64": Int64TensorType}
+    types = {
+        "float32": FloatTensorType,
+        "float64": DoubleTensorType,
+        "string": StringTensorType,
+        "int64": Int64TensorType,
+    }
     initial_types = [(spec["name"], types[spec["dtype"]](list(spec["shape"]))) for spec in inputs]
     options = {id(steps.steps[-1][1]): {"zipmap": False}} if classifier_options else None
     try:
-        model = convert_sklearn(steps, initial_types=initial_types, target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET}, options=options)
+        model = convert_sklearn(
+            steps, initial_types=initial_types, target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET}, options=options
+        )
     except Exception as error:  # skl2onnx raises several types for unsupported steps
         names = [f"{name} ({type(step).__name__})" for name, step in steps.steps]
         raise TypeError(f"skl2onnx cannot convert the Pipeline steps {names}: {error}") from error
@@ -110,7 +117,10 @@ def _cast_input(model: onnx.ModelProto, input_name: str, elem_type: int) -> None
     inner = input_name + "_cast"
     for node in graph.node:
         node.input[:] = [inner if n == input_name else n for n in node.input]
-    graph.node.insert(0, helper.make_node("Cast", [input_name], [inner], to=value.type.tensor_type.elem_type, name=input_name + "_cast"))
+    graph.node.insert(
+        0,
+        helper.make_node("Cast", [input_name], [inner], to=value.type.tensor_type.elem_type, name=input_name + "_cast"),
+    )
     value.type.tensor_type.elem_type = elem_type
 
 
@@ -151,7 +161,9 @@ def pipeline_graph(pipeline: Pipeline, final_spec: InferenceSpec | None) -> Pipe
     steps = pipeline.steps
     # Each toolkit step's spec, once: the last step's is given, the others give their transform.
     specs = {
-        k: final_spec if k == len(steps) - 1 else _transform_spec(name, step) for k, (name, step) in enumerate(steps) if is_toolkit(step)
+        k: final_spec if k == len(steps) - 1 else _transform_spec(name, step)
+        for k, (name, step) in enumerate(steps)
+        if is_toolkit(step)
     }
     numeric = specs[min(specs)].dtype if specs else "float32"
     columns = column_inputs(pipeline, numeric)
@@ -174,7 +186,9 @@ def pipeline_graph(pipeline: Pipeline, final_spec: InferenceSpec | None) -> Pipe
             run_inputs = inputs
         else:
             previous = parts[-1]
-            dtype = {TensorProto.FLOAT: "float32", TensorProto.DOUBLE: "float64"}[_elem_type(previous.model, previous.output_name, output=True)]
+            dtype = {TensorProto.FLOAT: "float32", TensorProto.DOUBLE: "float64"}[
+                _elem_type(previous.model, previous.output_name, output=True)
+            ]
             run_inputs = [{"name": "X", "dtype": dtype, "shape": [None, _width(previous.model, previous.output_name)]}]
         run = Pipeline(steps[start:stop])
         is_final = stop == len(steps)
@@ -191,7 +205,9 @@ def _transform_spec(name: str, step) -> InferenceSpec:
     for spec in inference_specs(step, {}):
         if spec.input_method is None and any(o.method == "transform" for o in spec.outputs):
             return spec
-    raise TypeError(f"Pipeline step {name!r} ({type(step).__name__}) is not a transformer: only the last step may predict")
+    raise TypeError(
+        f"Pipeline step {name!r} ({type(step).__name__}) is not a transformer: only the last step may predict"
+    )
 
 
 def _sklearn_final_spec(pipeline: Pipeline, model: onnx.ModelProto) -> InferenceSpec:

@@ -68,7 +68,9 @@ class ValidationReport:
         }
 
     def __str__(self) -> str:
-        lines = [f"validation {'passed' if self.passed else 'FAILED'} on {self.provider}, batch sizes {self.batch_sizes}"]
+        lines = [
+            f"validation {'passed' if self.passed else 'FAILED'} on {self.provider}, batch sizes {self.batch_sizes}"
+        ]
         for c in self.outputs.values():
             detail = (
                 f"{c.mismatches} mismatches"
@@ -85,7 +87,9 @@ def compare(name: str, method: str, exact: bool, got: np.ndarray, want: np.ndarr
     if got.shape != want.shape:
         raise ValidationError(f"output {name!r} has shape {got.shape} but {method} gives {want.shape}")
     if exact:
-        mismatches = int((got.astype(str) != want.astype(str)).sum()) if want.dtype.kind in "OUS" else int((got != want).sum())
+        mismatches = (
+            int((got.astype(str) != want.astype(str)).sum()) if want.dtype.kind in "OUS" else int((got != want).sum())
+        )
         return OutputCheck(name, method, True, 0.0, 0.0, 0.0, 0.0, mismatches, mismatches == 0)
     error = np.abs(got.astype(np.float64) - want.astype(np.float64))
     scale = np.abs(want.astype(np.float64))
@@ -196,7 +200,12 @@ def validate(
             }
             checks = []
             for size in sizes:
-                got = np.concatenate([model.run(graph_feed(model, _rows(inputs, a, a + size)), [name])[name] for a in range(0, n_rows, size)])
+                got = np.concatenate(
+                    [
+                        model.run(graph_feed(model, _rows(inputs, a, a + size)), [name])[name]
+                        for a in range(0, n_rows, size)
+                    ]
+                )
                 checks.append(compare(name, output["method"], output["exact"], got, want, tolerance))
             report.outputs[key] = max(checks, key=lambda c: (not c.passed, c.mismatches, c.max_abs_error))
     metadata["validation"] = report.to_dict()

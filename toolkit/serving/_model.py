@@ -14,7 +14,8 @@ ORT_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "
 
 
 def column_mismatch(expected: list[str], columns: list[str]) -> str:
-    """What one column list lacks and adds against another ("missing [..], unexpected [..]"); "" when the names agree."""
+    """What one column list lacks and adds against another ("missing [..], unexpected [..]"); "" when the names
+    agree."""
     missing = [c for c in expected if c not in columns]
     extra = [c for c in columns if c not in expected]
     return f"missing {missing}, unexpected {extra}" if missing or extra else ""
@@ -94,7 +95,9 @@ class OnnxModel:
                 raise ValueError(f"inputs {sorted(X)} given; the graph takes {names}")
             return {spec["name"]: self._prepare_input(X[spec["name"]], spec) for spec in self.inputs}
         if len(self.inputs) > 1:
-            raise ValueError(f"this graph takes several inputs {[s['name'] for s in self.inputs]}; pass a dict of arrays")
+            raise ValueError(
+                f"this graph takes several inputs {[s['name'] for s in self.inputs]}; pass a dict of arrays"
+            )
         return {self.inputs[0]["name"]: self._prepare_input(X, self.inputs[0])}
 
     def _check_columns(self, X: pd.DataFrame) -> None:
@@ -165,4 +168,5 @@ class OnnxModel:
         return self._method_output("transform", X)
 
     def __repr__(self) -> str:
-        return f"OnnxModel({str(self.folder)!r}, graph={self.graph!r}, estimator={self.metadata['estimator']['class']}, provider={self.provider})"
+        estimator = self.metadata["estimator"]["class"]
+        return f"OnnxModel({str(self.folder)!r}, graph={self.graph!r}, estimator={estimator}, provider={self.provider})"

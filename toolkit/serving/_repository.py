@@ -21,7 +21,14 @@ from toolkit.serving._model import OnnxModel
 LOG = logging.getLogger("toolkit.serving")
 
 # Open Inference Protocol (V2) tensor datatypes of the dtypes model.json and onnxruntime use.
-OIP_DATATYPES = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32", "bool": "BOOL", "string": "BYTES"}
+OIP_DATATYPES = {
+    "float32": "FP32",
+    "float64": "FP64",
+    "int64": "INT64",
+    "int32": "INT32",
+    "bool": "BOOL",
+    "string": "BYTES",
+}
 ORT_TYPES = {
     "tensor(float)": "FP32",
     "tensor(double)": "FP64",
@@ -42,7 +49,11 @@ class ServedModel:
     def metadata(self) -> dict:
         """``GET /v2/models/{name}``: inputs and outputs with name, datatype and shape (-1: any)."""
         inputs = [
-            {"name": spec["name"], "datatype": OIP_DATATYPES[spec["dtype"]], "shape": [-1 if d is None else d for d in spec["shape"]]}
+            {
+                "name": spec["name"],
+                "datatype": OIP_DATATYPES[spec["dtype"]],
+                "shape": [-1 if d is None else d for d in spec["shape"]],
+            }
             for spec in self.model.inputs
         ]
         outputs = [
@@ -59,7 +70,10 @@ class ServedModel:
             "platform": "onnxruntime_onnx",
             "inputs": inputs,
             "outputs": outputs,
-            "parameters": {"estimator": self.model.metadata["estimator"]["class"], "feature_names": self.model.entry.get("feature_names")},
+            "parameters": {
+                "estimator": self.model.metadata["estimator"]["class"],
+                "feature_names": self.model.entry.get("feature_names"),
+            },
         }
 
     @property
@@ -81,7 +95,11 @@ class ServedModel:
         def tensors(entries: list[dict]) -> str:
             return ", ".join(f"{e['name']} {e['datatype']} {e['shape']}" for e in entries)
 
-        named = f" ({len(self.model.entry['feature_names'])} named columns: /predict takes records)" if self.takes_records else ""
+        named = (
+            f" ({len(self.model.entry['feature_names'])} named columns: /predict takes records)"
+            if self.takes_records
+            else ""
+        )
         return f"{self.name}: {tensors(metadata['inputs'])}{named} -> {tensors(metadata['outputs'])}"
 
 
@@ -121,7 +139,10 @@ def decode_tensor(spec: dict, request_input: dict, max_rows: int) -> np.ndarray:
     expected = OIP_DATATYPES[spec["dtype"]]
     absent = [key for key in ("datatype", "shape", "data") if key not in request_input]
     if absent:
-        raise ValueError(f"input {name!r} is missing the field(s) {absent}; each input needs name, shape, datatype ({expected} here) and data")
+        raise ValueError(
+            f"input {name!r} is missing the field(s) {absent}; each input needs name, shape, datatype "
+            f"({expected} here) and data"
+        )
     datatype, shape, data = request_input["datatype"], request_input["shape"], request_input["data"]
     if datatype != expected:
         raise ValueError(f"input {name!r} has datatype {datatype!r}; the model takes {expected}")
@@ -130,7 +151,10 @@ def decode_tensor(spec: dict, request_input: dict, max_rows: int) -> np.ndarray:
     if not isinstance(data, list):
         raise ValueError(f"input {name!r}: data must be a list, got {type(data).__name__}")
     if len(shape) != len(spec["shape"]):
-        raise ValueError(f"input {name!r} has {len(shape)} dimensions {shape}; the model expects {len(spec['shape'])}: {spec['shape']}")
+        raise ValueError(
+            f"input {name!r} has {len(shape)} dimensions {shape}; the model expects {len(spec['shape'])}: "
+            f"{spec['shape']}"
+        )
     if shape and shape[0] > max_rows:
         raise ValueError(f"input {name!r} has {shape[0]} rows; this server takes at most {max_rows} per request")
     values = np.asarray(data, dtype=object).reshape(-1) if expected == "BYTES" else _numeric(data, name)
@@ -153,6 +177,15 @@ def _numeric(data: list, name: str) -> np.ndarray:
 
 def encode_tensor(name: str, value: np.ndarray) -> dict:
     """An output array as an OIP response tensor (row-major flattened data)."""
-    datatype = "BYTES" if value.dtype.kind in "OUS" else {"f": "FP64" if value.dtype == np.float64 else "FP32", "i": "INT64", "b": "BOOL"}[value.dtype.kind]
+    datatype = (
+        "BYTES"
+        if value.dtype.kind in "OUS"
+        else {"f": "FP64" if value.dtype == np.float64 else "FP32", "i": "INT64", "b": "BOOL"}[value.dtype.kind]
+    )
     data = value.reshape(-1).tolist()
-    return {"name": name, "datatype": datatype, "shape": list(value.shape), "data": [str(v) for v in data] if datatype == "BYTES" else data}
+    return {
+        "name": name,
+        "datatype": datatype,
+        "shape": list(value.shape),
+        "data": [str(v) for v in data] if datatype == "BYTES" else data,
+    }

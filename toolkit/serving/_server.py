@@ -74,9 +74,24 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("toolkit_requests", "Requests by model, endpoint and status code", ["model", "endpoint", "code"], registry=self.registry)
-        self.errors = Counter("toolkit_request_errors", "Requests answered with an error, by model and endpoint", ["model", "endpoint"], registry=self.registry)
-        self.latency = Histogram("toolkit_request_seconds", "Request latency by model and endpoint", ["model", "endpoint"], registry=self.registry)
+        self.requests = Counter(
+            "toolkit_requests",
+            "Requests by model, endpoint and status code",
+            ["model", "endpoint", "code"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "toolkit_request_errors",
+            "Requests answered with an error, by model and endpoint",
+            ["model", "endpoint"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "toolkit_request_seconds",
+            "Request latency by model and endpoint",
+            ["model", "endpoint"],
+            registry=self.registry,
+        )
 
     def observe(self, model: str, endpoint: str, code: int, seconds: float) -> None:
         self.requests.labels(model, endpoint, str(code)).inc()
@@ -114,7 +129,9 @@ def infer_feed(served: ServedModel, payload: dict, settings: ServerSettings) -> 
     unknown = [n for n in given if n not in specs]
     missing = [n for n in specs if n not in given]
     if unknown or missing or len(set(given)) != len(given):
-        raise RequestError(400, f"inputs {given} do not match the model's {list(specs)} (unknown {unknown}, missing {missing})")
+        raise RequestError(
+            400, f"inputs {given} do not match the model's {list(specs)} (unknown {unknown}, missing {missing})"
+        )
     try:
         feed = {i["name"]: decode_tensor(specs[i["name"]], i, settings.max_rows) for i in inputs}
     except ValueError as error:
@@ -123,7 +140,9 @@ def infer_feed(served: ServedModel, payload: dict, settings: ServerSettings) -> 
     requested = payload.get("outputs")
     if requested is None:
         return feed, available
-    names = [o.get("name") if isinstance(o, dict) else None for o in requested] if isinstance(requested, list) else [None]
+    names = (
+        [o.get("name") if isinstance(o, dict) else None for o in requested] if isinstance(requested, list) else [None]
+    )
     wrong = [n for n in names if n not in available]
     if wrong:
         raise RequestError(400, f"outputs {wrong} are not among the model's {available}")
@@ -150,13 +169,19 @@ def records_frame(served: ServedModel, payload: dict, settings: ServerSettings) 
         raise RequestError(400, f"{len(records)} records; this server takes at most {settings.max_rows} per request")
     frame = pd.DataFrame.from_records(records)
     if not served.takes_records:
-        raise RequestError(400, f"model {served.name!r} does not take records (its inputs are not one row of named columns); use /v2/models/{served.name}/infer")
+        raise RequestError(
+            400,
+            f"model {served.name!r} does not take records (its inputs are not one row of named columns); use "
+            f"/v2/models/{served.name}/infer",
+        )
     names = served.model.entry["feature_names"]
     problem = column_mismatch(names, [str(c) for c in frame.columns])
     if problem:
         raise RequestError(400, f"records do not match the model's columns: {problem}")
     if frame.isna().to_numpy().any():
-        raise RequestError(400, "records hold null or missing values: " + ", ".join(c for c in names if frame[c].isna().any()))
+        raise RequestError(
+            400, "records hold null or missing values: " + ", ".join(c for c in names if frame[c].isna().any())
+        )
     return frame[names]
 
 
@@ -192,7 +217,14 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         return JSONResponse({"ready": True})
 
     async def server_metadata(request: Request) -> Response:
-        return JSONResponse({"name": "toolkit", "version": toolkit.__version__, "extensions": ["predict_records", "metrics"], "models": sorted(models)})
+        return JSONResponse(
+            {
+                "name": "toolkit",
+                "version": toolkit.__version__,
+                "extensions": ["predict_records", "metrics"],
+                "models": sorted(models),
+            }
+        )
 
     async def model_metadata(request: Request) -> Response:
         return JSONResponse(lookup(request.path_params["name"]).metadata())
@@ -217,7 +249,13 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         frame = records_frame(served, payload, settings)
         names = [o.name for o in served.model.session.get_outputs()]
         outputs = await run_in_threadpool(run_graph, served, frame, names)
-        return JSONResponse({"model_name": served.name, "outputs": {n: v.tolist() for n, v in zip(names, outputs)}, "classes": served.model.entry.get("classes")})
+        return JSONResponse(
+            {
+                "model_name": served.name,
+                "outputs": {n: v.tolist() for n, v in zip(names, outputs)},
+                "classes": served.model.entry.get("classes"),
+            }
+        )
 
     async def prometheus(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -264,7 +302,10 @@ def app_from_environment() -> Starlette:
 
 def startup_lines(models: dict[str, ServedModel], url: str) -> list[str]:
     """What ``toolkit serve`` prints before it listens: the address and each model's signature."""
-    lines = [f"toolkit serve: {len(models)} model(s) at {url} (Open Inference Protocol V2: POST {url}/v2/models/<name>/infer; records: POST .../predict; metrics: GET {url}/metrics)"]
+    lines = [
+        f"toolkit serve: {len(models)} model(s) at {url} (Open Inference Protocol V2: POST "
+        f"{url}/v2/models/<name>/infer; records: POST .../predict; metrics: GET {url}/metrics)"
+    ]
     return lines + ["  " + served.signature() for served in models.values()]
 
 
@@ -303,7 +344,12 @@ def serve(
     app = create_app(directory, settings)
     if announce:
         print("\n".join(startup_lines(app.state.models, f"http://{host}:{port}")), flush=True)
-    options = {"host": host, "port": port, "log_level": log_level, "access_log": log_level in ("info", "debug", "trace")}
+    options = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": log_level in ("info", "debug", "trace"),
+    }
     if workers == 1:
         uvicorn.run(app, **options)
         return

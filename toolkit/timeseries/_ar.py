@@ -207,7 +207,9 @@ class ARForecaster(BaseEstimator):
             self.params_ = pd.DataFrame(result.params.T, index=names, columns=columns)
             self.bse_ = pd.DataFrame(result.bse.T, index=names, columns=columns)
         self.coef_ = result.params[:, n_det:] if columns is not None else result.params[0, n_det:]
-        intercept = result.params[:, 0] if "const" in deterministic_columns(self.trend) else np.zeros(len(result.params))
+        intercept = (
+            result.params[:, 0] if "const" in deterministic_columns(self.trend) else np.zeros(len(result.params))
+        )
         self.intercept_ = self._per_series(intercept)
         self.sigma2_ = self._per_series(result.sigma2)
         self.llf_ = self._per_series(result.llf)
@@ -232,7 +234,9 @@ class ARForecaster(BaseEstimator):
         on first use from the stored series and parameters."""
         check_is_fitted(self, "params_")
         if self._resid is None:
-            values = residuals(self.history_[:, : self.hold_back_ + self.n_obs_], self._params, self.lags_, self.trend, self.hold_back_)
+            values = residuals(
+                self.history_[:, : self.hold_back_ + self.n_obs_], self._params, self.lags_, self.trend, self.hold_back_
+            )
             self._resid = self._wrap(values, self.index_[self.hold_back_ : self.hold_back_ + self.n_obs_])
         return self._resid
 
@@ -334,7 +338,9 @@ class ARForecaster(BaseEstimator):
         """
         check_is_fitted(self, "params_")
         values, index, columns, _ = _as_panel(new_y)
-        if (columns is None) != (self._columns is None) or (columns is not None and list(columns) != list(self._columns)):
+        if (columns is None) != (self._columns is None) or (
+            columns is not None and list(columns) != list(self._columns)
+        ):
             raise ValueError(f"new_y must have the layout used at fit (columns {self._columns})")
         _check_finite(values, columns)
         self.history_ = np.concatenate([self.history_, values], axis=1)
@@ -374,7 +380,9 @@ class ARForecaster(BaseEstimator):
         width = len(self._window_columns())
         expected = (width,) if self._columns is None else (n_series, width)
         if X.ndim != len(expected) + 1 or X.shape[1:] != expected:
-            raise ValueError(f"X must have shape (n_windows, {', '.join(map(str, expected))}): columns {self._window_columns()}")
+            raise ValueError(
+                f"X must have shape (n_windows, {', '.join(map(str, expected))}): columns {self._window_columns()}"
+            )
         windows = X.reshape(-1, width)  # (B * S, w), series fastest
         params = np.tile(self._params, (len(X), 1))
         start = windows[:, p] if width > p else 0.0
@@ -403,14 +411,22 @@ class ARForecaster(BaseEstimator):
         slope = torch.from_numpy(self._params[:, names.index("trend")].copy()) if "trend" in names else None
         half = self._half_widths(horizon, coverage)
         single = self._columns is None
-        module = ARForecastModule(torch.from_numpy(ar), torch.from_numpy(const.copy()), slope, torch.from_numpy(half), single)
+        module = ARForecastModule(
+            torch.from_numpy(ar), torch.from_numpy(const.copy()), slope, torch.from_numpy(half), single
+        )
         window = self.history_[:, self.history_.shape[1] - p :]  # (S, p)
         if slope is not None:
             window = np.c_[window, np.full(n_series, self.history_.shape[1], dtype=np.float64)]
         example = np.stack([window, window])  # (2, S, w)
         tight = {"atol": 1e-8, "rtol": 1e-8}
         outputs = [
-            OutputSpec(name, "predict_from_windows", 2 if single else 3, kwargs={"horizon": horizon, "part": part, "coverage": coverage}, tolerance=tight)
+            OutputSpec(
+                name,
+                "predict_from_windows",
+                2 if single else 3,
+                kwargs={"horizon": horizon, "part": part, "coverage": coverage},
+                tolerance=tight,
+            )
             for name, part in (("forecast", "mean"), ("lower", "lower"), ("upper", "upper"))
         ]
         return InferenceSpec(
@@ -420,7 +436,11 @@ class ARForecaster(BaseEstimator):
             example=example[:, 0] if single else example,
             feature_names=self._window_columns(),
             dtype="float64",
-            metadata={"horizon": horizon, "coverage": coverage, "series": None if single else [str(c) for c in self._columns]},
+            metadata={
+                "horizon": horizon,
+                "coverage": coverage,
+                "series": None if single else [str(c) for c in self._columns],
+            },
         )
 
     def score(self, y_future, X=None) -> float:

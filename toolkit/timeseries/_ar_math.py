@@ -74,7 +74,9 @@ def _window_sums(Y: np.ndarray, lags: np.ndarray, h: int) -> np.ndarray:
     suffix sums, which only span the first and last h values."""
     n = Y.shape[1]
     prefix = np.concatenate([np.zeros((len(Y), 1)), np.cumsum(Y[:, :h], axis=1)], axis=1)  # sums of y[:j]
-    suffix = np.concatenate([np.zeros((len(Y), 1)), np.cumsum(Y[:, n - h :][:, ::-1], axis=1)], axis=1)  # sums of the last j
+    suffix = np.concatenate(
+        [np.zeros((len(Y), 1)), np.cumsum(Y[:, n - h :][:, ::-1], axis=1)], axis=1
+    )  # sums of the last j
     return Y.sum(axis=1, keepdims=True) - prefix[:, h - lags] - suffix[:, lags]
 
 
@@ -154,7 +156,9 @@ def _regressor_dot(Y: np.ndarray, vector: np.ndarray, lags: list[int], trend: st
     return np.stack(parts, axis=1) if parts else np.empty((Y.shape[0], 0))
 
 
-def _residual_statistics(Y: np.ndarray, params: np.ndarray, lags: list[int], trend: str, hold_back: int) -> tuple[np.ndarray, np.ndarray]:
+def _residual_statistics(
+    Y: np.ndarray, params: np.ndarray, lags: list[int], trend: str, hold_back: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(r'r (M,), X'r (M, k)) of the residuals r = y - X params over t = hold_back..n-1."""
     if kernel is not None:
         M, n = Y.shape
