@@ -192,6 +192,43 @@ def test_exported_files_get_the_mode_a_plain_write_gives(data, tmp_path):
         os.umask(previous)
 
 
+def test_a_reader_never_loads_a_mixed_export(data, tmp_path, monkeypatch):
+    """model.json records each graph's SHA-256; a reader that meets an old model.json beside a new
+    graph (an export between two renames) reads again, and a folder that stays mixed is an error."""
+    import hashlib
+    import shutil
+
+    from toolkit.serving import _format
+
+    X, y = data
+    first, second = (MLPClassifier((8,), **{**FAST, "random_state": seed}).fit(X, y) for seed in (0, 1))
+    export(first, tmp_path / "first")
+    export(second, tmp_path / "second")
+    entry = json.loads((tmp_path / "first" / "model.json").read_text())["graphs"]["model"]
+    assert entry["sha256"] == hashlib.sha256((tmp_path / "first" / "model.onnx").read_bytes()).hexdigest()
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(tmp_path / "first", mixed)
+    shutil.copy(tmp_path / "second" / "model.onnx", mixed / "model.onnx")  # the new graph, the old model.json
+    real_sleep, sleeps = _format.time.sleep, []
+
+    def export_finishes(seconds):  # the export's last rename lands while the reader waits
+        sleeps.append(seconds)
+        shutil.copy(tmp_path / "second" / "model.json", mixed / "model.json")
+        real_sleep(0)
+
+    monkeypatch.setattr(_format.time, "sleep", export_finishes)
+    np.testing.assert_allclose(load(mixed).predict_proba(X[:20]), second.predict_proba(X[:20]), atol=1e-5)
+    assert len(sleeps) == 1
+    monkeypatch.undo()
+
+    shutil.copy(tmp_path / "first" / "model.json", mixed / "model.json")  # and no export finishes: damaged
+    with pytest.raises(
+        ValueError, match="does not match the SHA-256 that model.json records: .* holds a mixed or damaged"
+    ):
+        load(mixed)
+
+
 def test_a_new_export_removes_the_graph_files_only_the_previous_one_listed(data, tmp_path):
     from toolkit.generative import VAE
 

@@ -27,7 +27,7 @@ from toolkit.onnx._torch_graph import (
     inference_specs,
     torch_to_onnx,
 )
-from toolkit.serving._format import METADATA_FILE, read_metadata
+from toolkit.serving._format import METADATA_FILE, file_digest, read_metadata
 
 
 @dataclass(frozen=True)
@@ -127,10 +127,13 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
     Writes one ONNX graph per part of the estimator (``model.onnx`` for most; e.g.
     ``encoder.onnx`` and ``decoder.onnx`` for a VAE), each checked with
     ``onnx.checker.check_model(full_check=True)``, and ``model.json`` (toolkit version,
-    estimator class and parameters, and per graph: file, inputs with name / dtype / shape,
-    feature names, classes, outputs, opset). All files of a previous export are replaced,
-    all or none; graph files that the previous ``model.json`` listed and this export does not
-    write are then removed (other files in the folder are left alone).
+    estimator class and parameters, and per graph: file, its SHA-256, inputs with name / dtype /
+    shape, feature names, classes, outputs, opset). All files of a previous export are
+    replaced, all or none, graphs first and ``model.json`` last; a reader (``OnnxModel``,
+    ``toolkit serve``) that meets an old ``model.json`` beside a new graph sees the digests
+    disagree and reads again, so it loads one export or the other, never a mix. Graph files
+    that the previous ``model.json`` listed and this export does not write are then removed
+    (other files in the folder are left alone).
 
     Parameters
     ----------
@@ -151,6 +154,7 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
         pipeline_graphs(estimator, options) if isinstance(estimator, Pipeline) else estimator_graphs(estimator, options)
     )
     entries: dict[str, dict] = {}
+    files: dict[str, bytes] = {}
     extra_metadata: dict = {}
     for graph in graphs:
         model = graph.model
@@ -158,8 +162,10 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
         onnx.checker.check_model(model, full_check=True)
         spec = graph.spec
         extra_metadata |= spec.metadata
+        files[f"{graph.name}.onnx"] = model.SerializeToString()
         entries[graph.name] = {
             "file": f"{graph.name}.onnx",
+            "sha256": file_digest(files[f"{graph.name}.onnx"]),
             "inputs": graph.inputs,
             "input_method": spec.input_method,
             "input_kwargs": json_safe(spec.input_kwargs),
@@ -188,8 +194,6 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
         **extra_metadata,
         "validation": None,
     }
-    models = {graph.name: graph.model for graph in graphs}
-    files = {entry["file"]: models[name].SerializeToString() for name, entry in entries.items()}
     previous = _previous_graph_files(folder)
     atomic_write_files(folder, files | {METADATA_FILE: json_bytes(metadata)})
     for name in previous - files.keys():

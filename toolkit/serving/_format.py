@@ -1,9 +1,17 @@
 """The export folder's layout: one or more ONNX graphs (``model.onnx`` for most estimators)
-beside ``model.json``, whose ``graphs`` entry describes each."""
+beside ``model.json``, whose ``graphs`` entry describes each, with each file's SHA-256.
+
+An export replaces the files one rename at a time, graphs first and ``model.json`` last, so a
+reader that runs meanwhile can meet an old ``model.json`` beside a new graph. The digests let
+it tell: :func:`read_graph` reads ``model.json`` and the graph again until they agree, so a
+reader sees one export or the other, never a mix.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from pathlib import Path
 
 METADATA_FILE = "model.json"
@@ -30,3 +38,32 @@ def graph_entry(metadata: dict, graph: str | None) -> tuple[str, dict]:
     if graph not in graphs:
         raise ValueError(f"no graph {graph!r} in this export; it holds {list(graphs)}")
     return graph, graphs[graph]
+
+
+def file_digest(data: bytes) -> str:
+    """The SHA-256 that ``model.json`` records for a graph file."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_graph(folder: str | Path, graph: str | None = None, *, attempts: int = 20) -> tuple[dict, str, dict, bytes]:
+    """(metadata, graph name, its entry, the graph file's bytes), consistent with each other.
+
+    When the file's digest differs from the one ``model.json`` records (or the file is gone),
+    an export is replacing the folder: both are read again, up to ``attempts`` times over
+    about a second, before a ValueError says the folder holds a mixed or damaged export.
+    Folders written before digests were recorded are read as they are.
+    """
+    folder = Path(folder)
+    for attempt in range(attempts):
+        metadata = read_metadata(folder)
+        name, entry = graph_entry(metadata, graph)
+        path = folder / entry["file"]
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            data = None
+        if data is not None and entry.get("sha256") in (None, file_digest(data)):
+            return metadata, name, entry, data
+        time.sleep(0.01 * (attempt + 1))
+    state = "is missing" if data is None else "does not match the SHA-256 that model.json records"
+    raise ValueError(f"{path} {state}: {folder} holds a mixed or damaged export; export the model again")

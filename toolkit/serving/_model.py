@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 
-from toolkit.serving._format import graph_entry, read_metadata
+from toolkit.serving._format import read_graph
 
 ORT_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "string": object}
 
@@ -61,15 +61,14 @@ class OnnxModel:
         inter_op_num_threads: int | None = None,
     ) -> None:
         self.folder = Path(folder)
-        self.metadata = read_metadata(self.folder)
-        self.graph, self.entry = graph_entry(self.metadata, graph)
+        self.metadata, self.graph, self.entry, graph_bytes = read_graph(self.folder, graph)
         options = ort.SessionOptions()
         if intra_op_num_threads:
             options.intra_op_num_threads = intra_op_num_threads
         if inter_op_num_threads:
             options.inter_op_num_threads = inter_op_num_threads
         self.session = ort.InferenceSession(
-            str(self.folder / self.entry["file"]), sess_options=options, providers=providers or default_providers()
+            graph_bytes, sess_options=options, providers=providers or default_providers()
         )
         self.inputs = self.entry["inputs"]
         self.outputs = {output["name"]: output for output in self.entry["outputs"]}
