@@ -29,6 +29,13 @@ def test_the_readme_has_its_blocks():
     )
 
 
+def test_the_layout_section_names_every_package_folder():
+    layout = README.read_text().split("## Layout", 1)[1]
+    package = README.parent / "toolkit"
+    folders = sorted(p.parent.name for p in package.glob("*/__init__.py"))
+    assert folders and all(f"`{folder}/`" in layout for folder in folders), folders
+
+
 @pytest.mark.parametrize("index", range(3))
 def test_python_block_runs_as_written(index, tmp_path):
     code = blocks("python")[index]
