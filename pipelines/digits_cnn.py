@@ -11,9 +11,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from toolkit.jobs import Job, import_file
-from toolkit.neural_network import CNNClassifier
 
 classifiers = import_file(Path(__file__).with_name("_classifiers.py"))
+digits = import_file(Path(__file__).with_name("_digits.py"))
 
 SECONDS = {"quick": 4, "full": 9}
 
@@ -21,17 +21,7 @@ SECONDS = {"quick": 4, "full": 9}
 def run(full: bool = False) -> Job:
     X, y = load_digits(return_X_y=True, as_frame=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
-    cnn = CNNClassifier(
-        (32, 64),
-        image_shape=(8, 8),
-        dropout=0.1,
-        early_stopping=True,
-        n_iter_no_change=5,
-        max_epochs=100 if full else 25,
-        batch_size=64,
-        random_state=0,
-        verbose=True,
-    )
+    cnn = digits.cnn(100 if full else 25, verbose=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # the quick budget ends before early stopping, on purpose
         model = Pipeline([("scale", MinMaxScaler()), ("cnn", cnn)]).fit(X_train, y_train)
