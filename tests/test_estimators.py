@@ -296,3 +296,18 @@ def test_verbose_shows_a_progress_bar_with_the_losses(small_digits, capsys):
     MLPClassifier((8,), verbose=True, early_stopping=True, **FAST).fit(X, y)
     err = capsys.readouterr().err
     assert "epoch" in err and "train_loss=" in err and "valid_loss=" in err
+
+
+def test_the_notes_three_layer_convnet_is_a_cnn_configuration(small_digits):
+    """conv - relu - 2x2 max pool - affine - relu - affine."""
+    X, y = small_digits
+    model = CNNClassifier(
+        (32,), norm=None, head="flatten", dense=(100,), image_shape=(8, 8), max_epochs=30, random_state=0
+    )
+    model.fit(X[:200], y[:200])
+    summary = model.summary()
+    assert list(summary["type"]) == ["Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "ReLU", "Linear"]
+    assert list(summary["output_shape"]) == [(32, 8, 8), (32, 8, 8), (32, 4, 4), (512,), (100,), (100,), (10,)]
+    assert model.score(X[200:], y[200:]) > 0.85
+    with pytest.raises(ValueError, match="dense must be a sequence of positive ints"):
+        CNNClassifier((8,), dense=(0,), image_shape=(8, 8)).fit(X[:20], y[:20])

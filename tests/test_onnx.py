@@ -55,6 +55,11 @@ CASES = {
         "multi",
     ),
     "cnn-none": (lambda: CNNClassifier((4,), norm=None, dropout=0.1, image_shape=(8, 8), **FAST), "flat", "int"),
+    "cnn-notes-three-layer": (
+        lambda: CNNClassifier((8,), norm=None, head="flatten", dense=(16,), image_shape=(8, 8), **FAST),
+        "flat",
+        "int",
+    ),
     "rnn-tanh": (lambda: RNNClassifier(8, cell="rnn", sequence_length=8, **FAST), "flat", "int"),
     "lstm-bidirectional-2layers": (
         lambda: RNNClassifier(8, cell="lstm", num_layers=2, bidirectional=True, **FAST),

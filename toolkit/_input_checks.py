@@ -45,11 +45,12 @@ def check_features(estimator, X, *, reset: bool, dtype=np.float32) -> np.ndarray
     return validate_data(estimator, X, reset=reset, dtype=dtype)
 
 
-def check_positive_ints(values, name: str) -> tuple[int, ...]:
-    """``values`` as a tuple of positive ints, or a ValueError naming ``name``."""
+def check_positive_ints(values, name: str, *, allow_empty: bool = False) -> tuple[int, ...]:
+    """``values`` as a tuple of positive ints (empty only with ``allow_empty``), or a ValueError naming ``name``."""
     values = (values,) if isinstance(values, Integral) else tuple(values)
-    if not values or any(not isinstance(v, Integral) or v < 1 for v in values):
-        raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {values!r}")
+    if (not values and not allow_empty) or any(not isinstance(v, Integral) or v < 1 for v in values):
+        kind = "a sequence" if allow_empty else "a non-empty sequence"
+        raise ValueError(f"{name} must be {kind} of positive ints, got {values!r}")
     return values
 
 

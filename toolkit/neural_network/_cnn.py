@@ -10,7 +10,7 @@ from toolkit._input_checks import check_positive_ints, image_net_shape
 from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet
 from toolkit._param_validation import Interval, StrOptions
 from toolkit.neural_network._mixins import NeuralClassifierMixin, NeuralRegressorMixin
-from toolkit.nn.cnn import ConvNet, per_block
+from toolkit.nn.cnn import HEADS, ConvNet, per_block
 from toolkit.nn.layers import ACTIVATIONS
 
 
@@ -27,6 +27,8 @@ class _CNNBase(BaseNeuralNet):
         "pool": [StrOptions({"max", "avg"}), None],
         "pool_size": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
+        "head": [StrOptions(set(HEADS))],
+        "dense": ["array-like"],
         "image_shape": ["array-like", None],
     }
 
@@ -43,6 +45,8 @@ class _CNNBase(BaseNeuralNet):
         pool="max",
         pool_size=2,
         dropout=0.0,
+        head="gap",
+        dense=(),
         image_shape=None,
         optimizer="adam",
         learning_rate=1e-3,
@@ -74,6 +78,8 @@ class _CNNBase(BaseNeuralNet):
         self.pool = pool
         self.pool_size = pool_size
         self.dropout = dropout
+        self.head = head
+        self.dense = dense
         self.image_shape = image_shape
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -98,6 +104,7 @@ class _CNNBase(BaseNeuralNet):
     def _check_parameters(self) -> None:
         super()._check_parameters()
         channels = check_positive_ints(self.channels, "channels")
+        check_positive_ints(self.dense, "dense", allow_empty=True)
         for name in ("kernel_size", "stride", "padding"):
             per_block(getattr(self, name), len(channels), name)
         if self.norm == "group" and any(c % self.groups for c in channels):
@@ -124,6 +131,8 @@ class _CNNBase(BaseNeuralNet):
             pool=self.pool,
             pool_size=self.pool_size,
             dropout=self.dropout,
+            head=self.head,
+            dense=check_positive_ints(self.dense, "dense", allow_empty=True),
         )
 
 
@@ -146,6 +155,13 @@ _CNN_DOC = (
     pool_size : int, default=2
         Window and stride of the pooling, never larger than the map it pools.
     dropout : float, default=0.0
+    head : {"gap", "flatten"}, default="gap"
+        What the dense layers read: each channel's global average ("gap"), or every
+        position of the last maps flattened ("flatten").
+    dense : sequence of int, default=()
+        Widths of dense layers [linear -> activation -> dropout] before the output layer.
+        The notes' three-layer convnet (conv - relu - 2x2 max pool - affine - relu - affine)
+        is ``CNNClassifier((32,), norm=None, head="flatten", dense=(100,))``.
     image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
 """
@@ -155,7 +171,8 @@ _CNN_DOC = (
 
 class CNNClassifier(NeuralClassifierMixin, _CNNBase):
     __doc__ = (
-        """Convolutional classifier: conv blocks, global average pooling, a linear softmax head.
+        """Convolutional classifier: conv blocks, global average pooling (or flattening), dense
+    layers and a linear softmax head.
 """
         + _CNN_DOC
     )
@@ -163,7 +180,8 @@ class CNNClassifier(NeuralClassifierMixin, _CNNBase):
 
 class CNNRegressor(NeuralRegressorMixin, _CNNBase):
     __doc__ = (
-        """Convolutional regressor: conv blocks, global average pooling, a linear head.
+        """Convolutional regressor: conv blocks, global average pooling (or flattening), dense
+    layers and a linear head.
 """
         + _CNN_DOC
     )

@@ -1,4 +1,4 @@
-"""A convolutional net: conv blocks -> global average pooling -> linear head."""
+"""A convolutional net: conv blocks -> global average pooling or flattening -> dense layers -> linear head."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from torch import nn
 from toolkit.nn.layers import init_weights, make_activation, make_norm
 
 POOLS: dict[str, type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+HEADS = ("gap", "flatten")
 
 
 def conv_output_size(n_in: int, kernel: int, stride: int, padding: int) -> int:
@@ -28,10 +29,13 @@ def per_block(value: int | str | Sequence, n_blocks: int, name: str) -> list:
 
 
 class ConvNet(nn.Module):
-    """Conv blocks [Conv2d -> norm -> activation -> pool -> dropout], then GAP and a linear head.
+    """Conv blocks [Conv2d -> norm -> activation -> pool -> dropout], then global average pooling
+    (or flattening), dense layers [Linear -> activation -> dropout] and a linear head.
 
     Maps (B, C, H, W) to (B, n_out). Pooling never shrinks an axis below one: its window on
     an axis is ``min(pool_size, length)``, and a block whose window is 1 x 1 has no pool.
+    The notes' three-layer convnet, conv - relu - 2x2 max pool - affine - relu - affine, is
+    ``channels=(32,), norm=None, pool="max", head="flatten", dense=(100,)``.
 
     Parameters
     ----------
@@ -52,7 +56,12 @@ class ConvNet(nn.Module):
     pool : {"max", "avg", None}
     pool_size : int
     dropout : float
-        Inverted dropout after each block and before the head.
+        Inverted dropout after each block and each dense layer, and before the head.
+    head : {"gap", "flatten"}
+        "gap" averages each channel over the map (B, C'); "flatten" keeps every position
+        (B, C' H' W'), so that the dense layers see where things are.
+    dense : sequence of int
+        Widths of the dense layers between the pooled features and the head.
     """
 
     def __init__(
@@ -69,6 +78,8 @@ class ConvNet(nn.Module):
         pool: str | None = "max",
         pool_size: int = 2,
         dropout: float = 0.0,
+        head: str = "gap",
+        dense: Sequence[int] = (),
     ) -> None:
         super().__init__()
         n_blocks = len(channels)
@@ -101,13 +112,23 @@ class ConvNet(nn.Module):
                 layers.append(nn.Dropout(dropout))
             blocks.append(nn.Sequential(*(layer for layer in layers if not isinstance(layer, nn.Identity))))
             c = n
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         self.blocks = nn.Sequential(*blocks)
-        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(c, n_out)
+        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()) if head == "gap" else nn.Flatten()
+        width = c if head == "gap" else c * h * w
+        layers = []
+        for n in dense:
+            layers += [nn.Linear(width, n), make_activation(activation)] + (
+                [nn.Dropout(dropout)] if dropout > 0 else []
+            )
+            width = n
+        self.dense = nn.Sequential(*layers)
+        self.head = nn.Linear(width, n_out)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         init_weights(self, activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, n_out)
         x = self.blocks(x)  # (B, C', H', W')
-        x = self.global_pool(x)  # (B, C')
+        x = self.dense(self.global_pool(x))  # (B, C') or (B, C' H' W'), then (B, dense[-1])
         return self.head(self.dropout(x))
