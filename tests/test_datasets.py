@@ -7,7 +7,7 @@ from toolkit.datasets import COLOURS, make_shape_scenes, parse_shape_caption, sc
 
 
 def test_images_captions_and_attributes_agree():
-    images, captions, attributes = make_shape_scenes(300, n_captions=3, random_state=0)
+    images, captions, attributes = make_shape_scenes(300, n_captions=3, either_order=True, random_state=0)
     assert images.shape == (300, 3, 32, 32) and images.dtype == np.float32
     assert 0 <= images.min() and images.max() <= 1
     assert captions.shape == (300, 3) and set(attributes["n_shapes"]) == {1, 2}

@@ -65,7 +65,10 @@ class InferenceSpec:
     estimator's X names the method that maps X to its inputs (``input_method``, e.g. a
     decoder's "transform"); validation calls it, then compares each output's method called
     on those inputs. Instead of a module, a spec may give ``build``: a function of the
-    already exported graphs ({name: onnx.ModelProto}) that returns its graph.
+    already exported graphs ({name: onnx.ModelProto}) that returns its graph; ``parts`` are
+    specs exported only to be handed to ``build`` beside those (by their ``graph`` names),
+    never written as files of their own (a captioner's encoder and one decoding step, which
+    its build joins into one graph with a Loop).
     """
 
     module: nn.Module
@@ -82,6 +85,7 @@ class InferenceSpec:
     input_kwargs: dict = field(default_factory=dict)
     extra_inputs: tuple[InputSpec, ...] = ()
     build: Callable[[dict], object] | None = None
+    parts: tuple[InferenceSpec, ...] = ()
 
     @property
     def inputs(self) -> list[dict]:

@@ -50,6 +50,10 @@ class Job:
         Passed to :func:`toolkit.onnx.export` (e.g. a forecaster's ``horizon``).
     plot : callable, optional
         Called with the export folder after the export, to write figures beside it.
+    requirements : dict of str -> bool
+        Further conditions the model must meet beyond the floor, each named by what it
+        checks with its figures (e.g. "two-shape accuracy 0.95 >= 0.90"); a False one fails
+        the run like a floor.
     """
 
     model: object
@@ -62,6 +66,7 @@ class Job:
     details: str = ""
     export_options: dict = field(default_factory=dict)
     plot: Callable[[Path], None] | None = None
+    requirements: dict[str, bool] = field(default_factory=dict)
 
     def _better(self, a: float, b: float) -> bool:
         return a > b if self.greater_is_better else a < b
@@ -70,6 +75,12 @@ class Job:
     def meets_floor(self) -> bool:
         """Whether the score is at least as good as the floor (True without a floor)."""
         return self.floor is None or not self._better(self.floor, self.score)
+
+    @property
+    def unmet(self) -> list[str]:
+        """What the model falls short of: the floor, then any requirement that does not hold."""
+        below = [] if self.meets_floor else [f"{self.metric} {self.score:.4g} is worse than the floor {self.floor}"]
+        return below + [name for name, holds in self.requirements.items() if not holds]
 
     @property
     def verdict(self) -> str:

@@ -35,9 +35,10 @@ RESULTS_FILE = "results.json"
 class Outcome:
     """One row of the ``toolkit run`` table and of ``results.json``.
 
-    ``status`` is "FAIL" when the pipeline raised, its export failed validation or its
-    score is worse than its floor, else "ok"; ``verdict`` says whether the model beats,
-    ties with or loses to its baseline (a loss is shown in capitals, and does not fail).
+    ``status`` is "FAIL" when the pipeline raised, its export failed validation, its score
+    is worse than its floor or one of its requirements does not hold, else "ok"; ``verdict``
+    says whether the model beats, ties with or loses to its baseline (a loss is shown in
+    capitals, and does not fail).
     """
 
     name: str
@@ -68,8 +69,7 @@ class Outcome:
         )
         self.baseline, self.baseline_score, self.verdict = job.baseline.name, float(job.baseline.score), job.verdict
         self.details = job.details
-        if not job.meets_floor:
-            self.problem = f"{job.metric} {job.score:.4g} is worse than the floor {job.floor}"
+        self.problem = "; ".join(job.unmet)
 
     def to_json(self) -> dict:
         """The row with NaN as null (JSON has no NaN)."""

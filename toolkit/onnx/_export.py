@@ -57,7 +57,10 @@ def estimator_graphs(estimator, options: dict) -> list[Graph]:
     built: dict[str, onnx.ModelProto] = {}
     graphs = []
     for spec in inference_specs(estimator, options):
-        model = spec.build(built) if spec.build is not None else torch_to_onnx(spec)
+        if spec.build is not None:
+            model = spec.build(built | {part.graph: torch_to_onnx(part) for part in spec.parts})
+        else:
+            model = torch_to_onnx(spec)
         if spec.classes is not None:
             append_label_lookup(model, spec.classes)
         built[spec.graph] = model

@@ -1,0 +1,521 @@
+"""``CaptionGenerator``: an image captioner (CNN encoder, RNN / LSTM / GRU decoder) as an estimator."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections import Counter
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from toolkit._export_spec import InferenceSpec, InputSpec, OutputSpec
+from toolkit._input_checks import check_positive_ints, image_net_shape
+from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet
+from toolkit._param_validation import Interval, StrOptions
+from toolkit._text import tokenize
+from toolkit._training import inference_batches
+from toolkit.nn.caption import CaptionDecoder, CaptionNet, GreedyStep, masked_temporal_cross_entropy
+from toolkit.nn.cnn import HEADS, ConvNet
+from toolkit.nn.heads import InputReshape
+from toolkit.nn.rnn import CELLS
+
+NULL, START, END, UNK = "<NULL>", "<START>", "<END>", "<UNK>"
+SPECIAL = (NULL, START, END, UNK)  # ids 0, 1, 2, 3
+NULL_ID, START_ID, END_ID, UNK_ID = range(4)
+
+
+def build_vocabulary(captions: list[list[str]], min_count: int) -> np.ndarray:
+    """<NULL>, <START>, <END>, <UNK>, then the words seen at least ``min_count`` times, most
+    frequent first (ties alphabetically)."""
+    counts = Counter(word for words in captions for word in words)
+    kept = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
+    return np.asarray([*SPECIAL, *kept], dtype=object)
+
+
+def render(tokens: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
+    """Token rows -> strings: the words before the first <END>, joined by spaces; <NULL> and
+    <START> are skipped, <UNK> is written as "<UNK>"."""
+    captions = []
+    for row in tokens:
+        words = []
+        for token in row:
+            if token == END_ID:
+                break
+            if token not in (NULL_ID, START_ID):
+                words.append(vocabulary[token])
+        captions.append(" ".join(words))
+    return np.asarray(captions, dtype=object)
+
+
+class CaptionGenerator(BaseNeuralNet):
+    __doc__ = (
+        """Image captioner: a CNN encoder (or given feature rows) and a recurrent decoder.
+
+    The notes' captioning net: image features -> the decoder's initial hidden state (and
+    cell state) through a learned affine projection; words -> a learned embedding; a
+    vanilla RNN, an LSTM or a GRU over time; a temporal affine layer to vocabulary scores
+    at every step; trained by teacher forcing on a temporal softmax loss that ignores
+    <NULL> padding. Captions are decoded word by word from <START> until <END>: greedily
+    (``predict``), by beam search (``beam_width`` > 1) or by sampling (``sample``).
+
+    Captions are tokenised into lower-case words, split on whitespace and punctuation
+    ("A big, red disc!" -> a / big / red / disc). The vocabulary (``vocabulary_``, index ->
+    word; ``word_index_``, word -> index) holds <NULL>, <START>, <END>, <UNK> (ids 0-3),
+    then every word seen ``min_count`` times or more in fit, most frequent first; rarer
+    words read as <UNK>. Several captions of one image are repeated rows of X.
+
+    Fitted attributes: ``vocabulary_``, ``word_index_``, ``module_``, ``history_``
+    (valid_metric: next-word accuracy under teacher forcing), ``n_iter_``,
+    ``n_features_in_``.
+
+    Parameters
+    ----------
+    encoder : {"cnn", "features"}, default="cnn"
+        "cnn": X holds images (N, C, H, W), (N, H, W), or flat rows with ``image_shape``,
+        read by a conv net; "features": X holds feature rows (N, D), projected as they are.
+    channels : sequence of int, default=(32, 64)
+        Output channels of the CNN encoder's blocks [conv -> norm -> relu -> pool].
+    kernel_size : int or sequence of int, default=3
+    norm : {"batch", "layer", "group", "instance"} or None, default="batch"
+    pool : {"max", "avg"} or None, default="max"
+    head : {"gap", "flatten"}, default="flatten"
+        What the encoder's last layer reads: each channel's global average, or every
+        position of the last maps (which keeps where each shape is).
+    dense : sequence of int, default=()
+        Dense layers of the encoder before its output layer.
+    feature_dim : int, default=128
+        Width of the encoder's output (with ``encoder="cnn"``).
+    image_shape : (H, W) or (C, H, W), optional
+        Shape of one image when X holds flat rows.
+    cell : {"rnn", "lstm", "gru"}, default="lstm"
+    embedding_dim : int, default=64
+    hidden_size : int, default=128
+    max_length : int, default=16
+        Tokens per caption, its <END> included: decoding stops after ``max_length`` steps,
+        and training captions of more than ``max_length - 1`` words are cut to that length
+        (with a warning saying how many were).
+    min_count : int, default=1
+    beam_width : int, default=1
+        1 decodes greedily; more keeps that many hypotheses per image and returns the one
+        with the best length-normalised log-probability (sum of the log-probabilities of
+        its tokens, <END> included, divided by their number).
+    dropout : float, default=0.0
+        On the embedded words and on the decoder's states before the temporal affine layer.
+"""
+        + TRAINING_PARAMETERS_DOC
+    )
+
+    _parameter_constraints: dict = {
+        **BaseNeuralNet._parameter_constraints,
+        "encoder": [StrOptions({"cnn", "features"})],
+        "channels": ["array-like"],
+        "kernel_size": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "norm": [StrOptions({"batch", "layer", "group", "instance"}), None],
+        "pool": [StrOptions({"max", "avg"}), None],
+        "head": [StrOptions(set(HEADS))],
+        "dense": ["array-like"],
+        "feature_dim": [Interval(Integral, 1, None, closed="left")],
+        "image_shape": ["array-like", None],
+        "cell": [StrOptions(set(CELLS))],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "hidden_size": [Interval(Integral, 1, None, closed="left")],
+        "max_length": [Interval(Integral, 2, None, closed="left")],
+        "min_count": [Interval(Integral, 1, None, closed="left")],
+        "beam_width": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+    }
+
+    def __init__(
+        self,
+        encoder="cnn",
+        *,
+        channels=(32, 64),
+        kernel_size=3,
+        norm="batch",
+        pool="max",
+        head="flatten",
+        dense=(),
+        feature_dim=128,
+        image_shape=None,
+        cell="lstm",
+        embedding_dim=64,
+        hidden_size=128,
+        max_length=16,
+        min_count=1,
+        beam_width=1,
+        dropout=0.0,
+        optimizer="adam",
+        learning_rate=1e-3,
+        momentum=0.9,
+        nesterov=False,
+        weight_decay=0.0,
+        batch_size="auto",
+        max_epochs=200,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        lr_schedule=None,
+        max_grad_norm=None,
+        restore_best_weights=True,
+        callbacks=None,
+        device="auto",
+        random_state=None,
+        verbose=False,
+        warm_start=False,
+    ):
+        self.encoder = encoder
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.norm = norm
+        self.pool = pool
+        self.head = head
+        self.dense = dense
+        self.feature_dim = feature_dim
+        self.image_shape = image_shape
+        self.cell = cell
+        self.embedding_dim = embedding_dim
+        self.hidden_size = hidden_size
+        self.max_length = max_length
+        self.min_count = min_count
+        self.beam_width = beam_width
+        self.dropout = dropout
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.lr_schedule = lr_schedule
+        self.max_grad_norm = max_grad_norm
+        self.restore_best_weights = restore_best_weights
+        self.callbacks = callbacks
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+    # ------------------------------------------------------------------ the net
+    def _check_parameters(self) -> None:
+        super()._check_parameters()
+        check_positive_ints(self.channels, "channels")
+        check_positive_ints(self.dense, "dense", allow_empty=True)
+
+    def _net_shape(self, sample_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if self.encoder == "cnn":
+            return image_net_shape(sample_shape, self.image_shape)
+        if len(sample_shape) != 1:
+            raise ValueError(
+                f'encoder="features" needs feature rows (n_samples, n_features); got samples of shape {sample_shape}'
+            )
+        return sample_shape
+
+    def _n_outputs(self) -> int:
+        return len(self.vocabulary_)
+
+    def _build_net(self, net_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+        if self.encoder == "cnn":
+            encoder = ConvNet(
+                net_shape,
+                self.feature_dim,
+                channels=check_positive_ints(self.channels, "channels"),
+                kernel_size=self.kernel_size,
+                norm=self.norm,
+                pool=self.pool,
+                head=self.head,
+                dense=check_positive_ints(self.dense, "dense", allow_empty=True),
+            )
+            n_features = self.feature_dim
+        else:
+            encoder, n_features = nn.Identity(), net_shape[0]
+        decoder = CaptionDecoder(
+            n_features, n_outputs, self.embedding_dim, self.hidden_size, self.cell, self.dropout, NULL_ID
+        )
+        return CaptionNet(encoder, decoder)
+
+    # ------------------------------------------------------------------ targets
+    def _encode_targets(self, y, n_samples: int, *, reset: bool, classes=None) -> np.ndarray:
+        """Captions -> (n_samples, max_length + 1) int64 rows [<START>, words, <END>, <NULL>...]."""
+        captions = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y, dtype=object)
+        if captions.ndim != 1:
+            raise ValueError(
+                f"y must be a 1-D sequence of caption strings (one per row of X), got shape {captions.shape}"
+            )
+        if len(captions) != n_samples:
+            raise ValueError(f"X has {n_samples} rows but y has {len(captions)} captions; give one caption per row")
+        not_text = [i for i, c in enumerate(captions) if not isinstance(c, str)]
+        if not_text:
+            i = not_text[0]
+            raise TypeError(
+                f"y must hold caption strings; caption {i} is {captions[i]!r} ({type(captions[i]).__name__})"
+            )
+        words = [tokenize(c) for c in captions]
+        empty = [i for i, w in enumerate(words) if not w]
+        if empty:
+            raise ValueError(
+                f"caption {empty[0]} ({captions[empty[0]]!r}) has no words; {len(empty)} caption(s) are empty"
+            )
+        if reset:
+            self.vocabulary_ = build_vocabulary(words, self.min_count)
+            self.word_index_ = {w: i for i, w in enumerate(self.vocabulary_)}
+        longest = self.max_length - 1
+        cut = sum(len(w) > longest for w in words)
+        if cut:
+            warnings.warn(
+                f"{cut} caption(s) have more than max_length - 1 = {longest} words and were cut to that length; "
+                "raise max_length to keep them whole",
+                UserWarning,
+                stacklevel=4,
+            )
+        encoded = np.full((n_samples, self.max_length + 1), NULL_ID, dtype=np.int64)
+        for row, caption in zip(encoded, words):
+            ids = [self.word_index_.get(word, UNK_ID) for word in caption[:longest]]
+            row[: len(ids) + 2] = [START_ID, *ids, END_ID]
+        return encoded
+
+    def _loss(self, state, tokens: torch.Tensor) -> torch.Tensor:
+        scores = self.module_.decoder(state, tokens[:, :-1])  # (N, max_length, V), teacher forced
+        return masked_temporal_cross_entropy(scores, tokens[:, 1:], NULL_ID)
+
+    def _metric(self, state, tokens: torch.Tensor) -> float:
+        """Next-word accuracy over the non-<NULL> positions, teacher forced."""
+        predicted = self.module_.decoder(state, tokens[:, :-1]).argmax(dim=2)
+        target = tokens[:, 1:]
+        valid = target != NULL_ID
+        return float((predicted[valid] == target[valid]).float().mean())
+
+    @torch.no_grad()
+    def encode(self, X) -> np.ndarray:
+        """The encoder's features of each image (the feature rows themselves with
+        ``encoder="features"``): what the decoder's initial state is projected from.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, feature_dim) (or (n_samples, n_features))
+        """
+        check_is_fitted(self, "module_")
+        X = self._check_X(X, reset=False)
+        self.module_.eval()
+        return np.concatenate(
+            [self.module_.encoder(self._to_tensor(X[a:b])).cpu().numpy() for a, b in inference_batches(len(X))]
+        )
+
+    # ------------------------------------------------------------------ decoding
+    @torch.no_grad()
+    def _decode(self, X, choose) -> np.ndarray:
+        """Token rows (n, max_length): from <START>, ``choose(scores)`` picks each next word;
+        a row that produced <END> gets <NULL> after it; all stop once every row has ended."""
+        check_is_fitted(self, "module_")
+        X = self._check_X(X, reset=False)
+        self.module_.eval()
+        decoder = self.module_.decoder
+        rows = []
+        for a, b in inference_batches(len(X)):
+            state = self.module_(self._to_tensor(X[a:b]))
+            words = torch.full((b - a,), START_ID, dtype=torch.int64, device=self.device_)
+            done = torch.zeros(b - a, dtype=torch.bool, device=self.device_)
+            tokens = torch.full((b - a, self.max_length), NULL_ID, dtype=torch.int64)
+            for step in range(self.max_length):
+                scores, state = decoder.step(words, state)
+                words = torch.where(done, NULL_ID, choose(scores))
+                tokens[:, step] = words.cpu()
+                done |= words == END_ID
+                if bool(done.all()):
+                    break
+            rows.append(tokens.numpy())
+        return np.concatenate(rows)
+
+    @torch.no_grad()
+    def _beam_search(self, X) -> np.ndarray:
+        """Token rows (n, max_length) by beam search, ``beam_width`` hypotheses per image."""
+        check_is_fitted(self, "module_")
+        X = self._check_X(X, reset=False)
+        self.module_.eval()
+        tokens = np.full((len(X), self.max_length), NULL_ID, dtype=np.int64)
+        for i in range(len(X)):
+            best = beam_search(
+                self.module_.decoder, self.module_(self._to_tensor(X[i : i + 1])), self.beam_width, self.max_length
+            )
+            tokens[i, : len(best)] = best
+        return tokens
+
+    def predict_tokens(self, X) -> np.ndarray:
+        """Token ids of each image's caption: greedy, or by beam search when ``beam_width`` > 1.
+
+        Parameters
+        ----------
+        X : array-like
+            Images or feature rows, in the layout used at fit.
+
+        Returns
+        -------
+        tokens : ndarray of int64, shape (n_samples, max_length)
+            The ids after <START>, its <END> included when produced, then <NULL> (0).
+        """
+        if self.beam_width > 1:
+            return self._beam_search(X)
+        return self._decode(X, lambda scores: scores.argmax(dim=1))
+
+    def predict(self, X) -> np.ndarray:
+        """Each image's caption (see :meth:`predict_tokens`), as a string of words.
+
+        Returns
+        -------
+        captions : ndarray of str (object dtype), shape (n_samples,)
+        """
+        return render(self.predict_tokens(X), self.vocabulary_)
+
+    def sample(self, X, temperature: float = 1.0, random_state=None) -> np.ndarray:
+        """Captions drawn word by word from softmax(scores / ``temperature``).
+
+        Parameters
+        ----------
+        X : array-like
+        temperature : float, default=1.0
+            > 0; lower is closer to greedy decoding, higher more varied.
+        random_state : int, RandomState instance or None
+
+        Returns
+        -------
+        captions : ndarray of str (object dtype), shape (n_samples,)
+        """
+        if not isinstance(temperature, Real) or isinstance(temperature, bool) or not temperature > 0:
+            raise ValueError(f"temperature must be a float > 0, got {temperature!r}")
+        generator = torch.Generator().manual_seed(int(check_random_state(random_state).randint(np.iinfo(np.int32).max)))
+
+        def draw(scores: torch.Tensor) -> torch.Tensor:
+            probabilities = torch.softmax(scores.float().cpu() / temperature, dim=1)
+            return torch.multinomial(probabilities, 1, generator=generator)[:, 0].to(scores.device)
+
+        return render(self._decode(X, draw), self.vocabulary_)
+
+    def score(self, X, y) -> float:
+        """Corpus BLEU-4 of the predicted captions (sacrebleu), in [0, 1].
+
+        Rows of X that hold the same image form one prediction whose references are all
+        of their captions; captions are compared as tokenised (lower-case words).
+
+        Parameters
+        ----------
+        X : array-like
+        y : sequence of str
+            One reference caption per row.
+        """
+        import sacrebleu
+
+        X_checked = self._check_X(X, reset=False)
+        references = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y, dtype=object)
+        if len(references) != len(X_checked):
+            raise ValueError(f"X has {len(X_checked)} rows but y has {len(references)} captions")
+        groups: dict[bytes, list[int]] = {}
+        for i, row in enumerate(X_checked):
+            groups.setdefault(np.ascontiguousarray(row).tobytes(), []).append(i)
+        firsts = [rows[0] for rows in groups.values()]
+        hypotheses = [" ".join(tokenize(c)) for c in self.predict(X_checked[firsts])]
+        n_refs = max(len(rows) for rows in groups.values())
+        streams = [
+            [" ".join(tokenize(references[rows[k]])) if k < len(rows) else None for rows in groups.values()]
+            for k in range(n_refs)
+        ]
+        return sacrebleu.corpus_bleu(hypotheses, streams).score / 100
+
+    # ------------------------------------------------------------------- export
+    def _inference_spec(self) -> list[InferenceSpec]:
+        """ONE graph, ``model``: the encoder, then a Loop of greedy steps (see
+        :func:`toolkit.neural_network._caption_graph.greedy_decoder_graph`); outputs ``tokens``
+        (= ``predict_tokens``) and ``captions`` (= ``predict``)."""
+        from toolkit.neural_network._caption_graph import greedy_decoder_graph
+
+        check_is_fitted(self, "module_")
+        if self.beam_width != 1:
+            raise ValueError(
+                f"the exported decoder is greedy; export with beam_width=1 (this one has beam_width={self.beam_width})"
+            )
+        module = self._exportable_net()
+        example = np.zeros((2, *self.input_shape_), dtype=np.float32)
+        n_state = 2 if self.cell == "lstm" else 1
+        encoder = InferenceSpec(
+            module=nn.Sequential(InputReshape(self.net_shape_), module),
+            sample_shape=self.input_shape_,
+            outputs=[OutputSpec(f"state{k}", "", 2) for k in range(n_state)],
+            example=example,
+            graph="encoder",
+        )
+        state_example = np.zeros((2, self.hidden_size), dtype=np.float32)
+        step = InferenceSpec(
+            module=GreedyStep(module.decoder),
+            sample_shape=(),
+            outputs=[OutputSpec("next_word", "", 1)] + [OutputSpec(f"next_state{k}", "", 2) for k in range(n_state)],
+            example=np.zeros(2, dtype=np.int64),
+            input_name="word",
+            dtype="int64",
+            extra_inputs=tuple(InputSpec(f"state{k}", (self.hidden_size,), state_example) for k in range(n_state)),
+            graph="step",
+        )
+        vocabulary, max_length = self.vocabulary_, self.max_length
+        return [
+            InferenceSpec(
+                module=None,
+                sample_shape=self.input_shape_,
+                outputs=[
+                    OutputSpec("tokens", "predict_tokens", 2, exact=True),
+                    OutputSpec("captions", "predict", 1, exact=True),
+                ],
+                example=example,
+                feature_names=[str(c) for c in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None,
+                parts=(encoder, step),
+                build=lambda parts: greedy_decoder_graph(parts["encoder"], parts["step"], vocabulary, max_length),
+            )
+        ]
+
+    def _exportable_net(self) -> CaptionNet:
+        return copy.deepcopy(self.module_).cpu().eval()
+
+
+def beam_search(decoder: CaptionDecoder, state: tuple[torch.Tensor, ...], width: int, max_length: int) -> list[int]:
+    """The token list (after <START>, <END> included when reached) with the best length-normalised
+    log-probability among those beam search of ``width`` keeps, for ONE image's initial state.
+
+    Each step extends every live hypothesis by every word; the ``width`` best by total
+    log-probability stay live, and one that ends in <END> is finished. Hypotheses still live
+    after ``max_length`` steps are finished as they are. A hypothesis is ranked by its
+    total log-probability divided by its number of tokens.
+    """
+    live = [(0.0, [], state)]
+    finished: list[tuple[float, list[int]]] = []
+    for _ in range(max_length):
+        words = torch.tensor([tokens[-1] if tokens else START_ID for _, tokens, _ in live], device=state[0].device)
+        states = tuple(torch.cat([s[k] for _, _, s in live]) for k in range(len(state)))
+        scores, next_states = decoder.step(words, states)
+        log_p = torch.log_softmax(scores.double(), dim=1).cpu()  # (beams, V)
+        totals = torch.tensor([total for total, _, _ in live], dtype=torch.float64)[:, None] + log_p
+        order = torch.argsort(totals.reshape(-1), descending=True)[:width]
+        candidates = []
+        for flat in order.tolist():
+            beam, word = divmod(flat, log_p.shape[1])
+            tokens = live[beam][1] + [word]
+            beam_state = tuple(s[beam : beam + 1] for s in next_states)
+            if word == END_ID:
+                finished.append((float(totals[beam, word]), tokens))
+            else:
+                candidates.append((float(totals[beam, word]), tokens, beam_state))
+        live = candidates
+        if not live:
+            break
+    finished += [(total, tokens) for total, tokens, _ in live]
+    return max(finished, key=lambda pair: pair[0] / len(pair[1]))[1]
