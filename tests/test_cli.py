@@ -145,7 +145,7 @@ def test_list_is_instant_and_imports_no_torch(tmp_path):
     )
     assert time.perf_counter() - started < 5  # an interpreter start and a few file reads; torch alone takes longer
     lines = listing.stdout.splitlines()
-    assert len(lines) == 10
+    assert len(lines) == 11
     ddpm = next(line for line in lines if line.startswith("digits_ddpm"))
     assert "quick" in ddpm and "full" in ddpm and "U-Net DDPM on the 8x8 digits" in ddpm
 

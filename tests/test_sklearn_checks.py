@@ -8,6 +8,7 @@ from tests._warnings import SHORT_TRAINING
 from toolkit._estimator_checks import expected_failed_checks
 from toolkit.generative import DDPM, VAE
 from toolkit.neural_network import (
+    CaptionGenerator,
     CNNClassifier,
     CNNRegressor,
     MLPClassifier,
@@ -29,6 +30,7 @@ ESTIMATORS = [
     RNNRegressor(8, **SMALL),
     VAE(2, hidden=(16,), **SMALL),
     DDPM(n_steps=20, hidden=16, n_blocks=1, **SMALL),
+    CaptionGenerator("features", hidden_size=8, embedding_dim=4, **SMALL),
 ]
 
 
