@@ -212,3 +212,21 @@ def test_exported_captions_run_without_torch_and_over_http(fitted, features_data
     assert response.status_code == 200, response.text
     outputs = {o["name"]: o for o in response.json()["outputs"]}
     assert outputs["captions"]["datatype"] == "BYTES" and outputs["captions"]["data"] == fitted.predict(X[:10]).tolist()
+
+
+def test_images_as_flat_rows_and_a_wrong_image_shape(images):
+    X, captions = images
+    flat = X.reshape(len(X), -1)
+    model = CaptionGenerator(
+        channels=(4,), feature_dim=8, hidden_size=8, image_shape=(3, 16, 16), max_epochs=1, random_state=0
+    )
+    model.fit(flat, captions)
+    assert model.predict(flat[:3]).shape == (3,)
+    fitted_on_images = CaptionGenerator(channels=(4,), feature_dim=8, hidden_size=8, max_epochs=1, random_state=0).fit(
+        X, captions
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"X has samples of shape \(3, 24, 24\), but CaptionGenerator was fitted on samples of shape \(3, 16, 16\)",
+    ):
+        fitted_on_images.predict(make_shape_scenes(2, image_size=24, random_state=0)[0])
