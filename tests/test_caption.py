@@ -225,8 +225,8 @@ def test_images_as_flat_rows_and_a_wrong_image_shape(images):
     fitted_on_images = CaptionGenerator(channels=(4,), feature_dim=8, hidden_size=8, max_epochs=1, random_state=0).fit(
         X, captions
     )
-    with pytest.raises(
-        ValueError,
-        match=r"X has samples of shape \(3, 24, 24\), but CaptionGenerator was fitted on samples of shape \(3, 16, 16\)",
-    ):
+    expected = (
+        r"X has samples of shape \(3, 24, 24\), but CaptionGenerator was fitted on samples of shape \(3, 16, 16\)"
+    )
+    with pytest.raises(ValueError, match=expected):
         fitted_on_images.predict(make_shape_scenes(2, image_size=24, random_state=0)[0])
