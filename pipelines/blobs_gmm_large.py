@@ -8,7 +8,7 @@ from sklearn.metrics import adjusted_rand_score
 from toolkit.jobs import Baseline, Job
 from toolkit.mixture import GaussianMixture
 
-SECONDS = {"quick": 6, "full": 18}
+SECONDS = {"quick": 5, "full": 18}
 
 
 def run(full: bool = False) -> Job:

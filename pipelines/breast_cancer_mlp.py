@@ -12,7 +12,7 @@ from toolkit.neural_network import MLPClassifier
 
 classifiers = import_file(Path(__file__).with_name("_classifiers.py"))
 
-SECONDS = {"quick": 2, "full": 2}
+SECONDS = {"quick": 1, "full": 2}
 
 
 def run(full: bool = False) -> Job:

@@ -19,7 +19,7 @@ from toolkit.timeseries import ARForecaster
 
 forecasts = import_file(Path(__file__).with_name("_forecasts.py"))
 
-SECONDS = {"quick": 3, "full": 3}
+SECONDS = {"quick": 2, "full": 3}
 HORIZON = 8
 HELD_OUT = 40  # quarters, 2000Q1-2009Q3
 SERIES = ["realgdp", "realcons", "realinv", "realgovt", "cpi", "m1"]

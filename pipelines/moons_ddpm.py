@@ -12,7 +12,7 @@ from toolkit.generative import DDPM, VAE, energy_distance, shuffled_columns
 from toolkit.jobs import Baseline, Job
 from toolkit.mixture import GaussianMixture
 
-SECONDS = {"quick": 16, "full": 198}
+SECONDS = {"quick": 13, "full": 198}
 N = 2000
 
 

@@ -9,7 +9,7 @@ from sklearn.preprocessing import StandardScaler
 from toolkit.jobs import Baseline, Job
 from toolkit.mixture import GaussianMixture
 
-SECONDS = {"quick": 2, "full": 1}
+SECONDS = {"quick": 1, "full": 1}
 
 
 def run(full: bool = False) -> Job:
