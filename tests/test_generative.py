@@ -284,7 +284,9 @@ def test_samplers_with_the_exact_noise_reproduce_gaussian_data(settings):
     beta~ leaves out Var(x_0 | x_t), and DDIM's deterministic steps contract by cos of each
     step's angle, so this test holds the samplers to the fine-step limit."""
     data = np.random.default_rng(0).standard_normal((500, 2))
-    model = DDPM(n_steps=1000, hidden=8, n_blocks=1, max_epochs=1, random_state=0, device="cpu").fit(data)
+    model = DDPM(n_steps=1000, hidden=8, n_blocks=1, max_epochs=1, ema_decay=0.0, random_state=0, device="cpu").fit(
+        data
+    )
     model.module_.denoiser = GaussianOracle(model.schedule_.alpha_bar)
     initial, steps = model.sampling_noise(10_000, random_state=0)
     samples = model._scale(np.asarray(model.sample_from_noise(initial, steps, **settings), dtype=np.float32))

@@ -189,6 +189,7 @@ def test_served_outputs_equal_each_estimators_own(server, fitted):
     np.testing.assert_allclose(
         outputs(server.post("/v2/models/moons_ddpm.sampler/infer", json=body))["samples"],
         ddpm.sample_from_noise(initial, steps),
+        rtol=1e-5,
         atol=1e-4,
     )
     x_t, t = ddpm.diffuse(moons[:5], random_state=0)

@@ -13,6 +13,7 @@ the targets, loss, metric and outputs.
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from abc import abstractmethod
 from numbers import Integral, Real
@@ -26,12 +27,14 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from toolkit._export_spec import InferenceSpec
 from toolkit._input_checks import check_features
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._training import (
     LR_SCHEDULES,
+    EMAUpdate,
     StoppingRule,
     TrainingLoop,
     inference_batches,
@@ -127,6 +130,21 @@ class BaseNeuralNet(BaseEstimator):
     def _sample_shape_matches(self, sample_shape: tuple[int, ...]) -> bool:
         return sample_shape == self.input_shape_
 
+    def _budget(self, n_batches: int) -> tuple[int, int | None]:
+        """(epochs, optimizer steps or None) a fit runs at most, for ``n_batches`` batches per
+        epoch: ``max_epochs`` here; the generative nets count in steps by default."""
+        return self.max_epochs, None
+
+    def _ema_decay(self) -> float:
+        """Decay of the moving average of the weights that inference uses; 0: none."""
+        return 0.0
+
+    def _inference_net(self) -> nn.Module:
+        """The net inference runs, in eval mode: the moving average of the weights when there
+        is one (``ema_``), else the trained weights themselves."""
+        net = self.ema_.module if getattr(self, "ema_", None) is not None else self.module_
+        return net.eval()
+
     def _check_parameters(self) -> None:
         """Checks across parameters that the constraint table cannot express."""
         self._validate_params()
@@ -187,8 +205,11 @@ class BaseNeuralNet(BaseEstimator):
             momentum=self.momentum,
             nesterov=self.nesterov,
         )
-        self.lr_scheduler_ = make_lr_scheduler(self.lr_schedule, self.optimizer_, max_epochs=self.max_epochs)
+        self.lr_scheduler_ = None  # made on the first _train, which knows the epoch budget
+        decay = self._ema_decay()
+        self.ema_ = AveragedModel(self.module_, multi_avg_fn=EMAUpdate(decay), use_buffers=True) if decay > 0 else None
         self.history_ = []
+        self.optimizer_steps_ = 0
 
     def _train(self, X: np.ndarray, targets: np.ndarray, *, max_epochs: int, partial: bool) -> None:
         seed = self.seed_ + len(self.history_)
@@ -200,6 +221,9 @@ class BaseNeuralNet(BaseEstimator):
             validation = (self._to_tensor(X_val), self._to_tensor(t_val))
         n = len(X)
         batch_size = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
+        max_epochs, max_steps = (max_epochs, None) if partial else self._budget(math.ceil(n / batch_size))
+        if self.lr_scheduler_ is None and self.lr_schedule is not None:
+            self.lr_scheduler_ = make_lr_scheduler(self.lr_schedule, self.optimizer_, max_epochs=max_epochs)
         loop = TrainingLoop(
             module=self.module_,
             optimizer=self.optimizer_,
@@ -212,9 +236,11 @@ class BaseNeuralNet(BaseEstimator):
             max_grad_norm=self.max_grad_norm,
             callbacks=self.callbacks or (),
             owner=self,
+            averaged=self.ema_,
+            max_steps=max_steps,
         )
         stopping = None
-        if not partial:
+        if not partial and self.n_iter_no_change is not None:
             stopping = StoppingRule(
                 self.n_iter_no_change, self.tol, keep_best=validation is not None and self.restore_best_weights
             )
@@ -230,7 +256,8 @@ class BaseNeuralNet(BaseEstimator):
             )
         self.module_.eval()
         self.n_iter_ = len(self.history_) if not partial else 1
-        if not (stopped or partial):
+        self.optimizer_steps_ += loop.steps
+        if not (stopped or partial or stopping is None):
             warnings.warn(
                 f"{type(self).__name__} reached max_epochs={self.max_epochs} before the "
                 f"{'validation' if validation else 'training'} loss stopped improving; "

@@ -118,6 +118,21 @@ def make_lr_scheduler(schedule, optimizer: torch.optim.Optimizer, *, max_epochs:
         raise ValueError(f"lr_schedule options {options!r} do not fit {LR_SCHEDULES[name].__name__}: {error}") from None
 
 
+@dataclass(frozen=True)
+class EMAUpdate:
+    """The update of an exponential moving average of the weights, for torch's AveragedModel
+    (a class, so that a fitted estimator pickles): w_ema <- d w_ema + (1 - d) w with
+    d = min(decay, (1 + k) / (10 + k)) after k averaged steps (the warm-up diffusers' EMAModel
+    uses), so that a short fit is not held near its initial weights. AveragedModel copies the
+    weights on the first step."""
+
+    decay: float
+
+    def __call__(self, averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged) -> None:
+        k = float(n_averaged)
+        torch._foreach_lerp_(averaged, current, 1 - min(self.decay, (1 + k) / (10 + k)))
+
+
 def call_hook(callbacks: Sequence, hook: str, *args) -> bool:
     """Call ``hook`` on every callback that has it; True when one of them returned True (stop)."""
     results = [getattr(callback, hook)(*args) for callback in callbacks if hasattr(callback, hook)]
@@ -195,6 +210,11 @@ class TrainingLoop:
         stops training after that epoch.
     owner : object, optional
         What the callbacks receive first (the estimator).
+    averaged : torch.optim.swa_utils.AveragedModel, optional
+        Updated after every optimizer step (an exponential moving average of the weights).
+    max_steps : int, optional
+        Optimizer steps after which training ends, mid-epoch if need be (the last epoch's
+        loss is then the mean over the batches it ran).
     """
 
     module: nn.Module
@@ -208,6 +228,9 @@ class TrainingLoop:
     max_grad_norm: float | None = None
     callbacks: Sequence = ()
     owner: object | None = None
+    averaged: torch.optim.swa_utils.AveragedModel | None = None
+    max_steps: int | None = None
+    steps: int = 0
 
     def train_step(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One optimizer step on one batch; returns the (detached) batch loss.
@@ -221,6 +244,9 @@ class TrainingLoop:
         if self.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.module.parameters(), self.max_grad_norm)
         self.optimizer.step()
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.module)
+        self.steps += 1
         return loss.detach()
 
     def run_epoch(self, X: torch.Tensor, y: torch.Tensor) -> float:
@@ -228,11 +254,14 @@ class TrainingLoop:
         self.module.train()
         n = X.shape[0]
         order = torch.randperm(n, generator=self.generator).to(X.device)
-        total = torch.zeros((), device=X.device)
+        total, seen = torch.zeros((), device=X.device), 0
         for start, stop in batch_bounds(n, self.batch_size, avoid_singletons=has_batch_norm(self.module)):
+            if self.max_steps is not None and self.steps >= self.max_steps:
+                break
             index = order[start:stop]
             total += self.train_step(X[index], y[index]) * (stop - start)
-        return total.item() / n
+            seen += stop - start
+        return total.item() / max(seen, 1)
 
     @torch.no_grad()
     def evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -260,8 +289,9 @@ class TrainingLoop:
 
         The stopping rule watches the validation loss when ``validation`` is given, else the
         training loss; when it keeps the best weights they are restored at the end. Returns
-        whether the rule or a callback stopped training (False: ``max_epochs`` ran out first). With ``verbose``, a
-        tqdm bar (labelled ``description``) shows the epochs and the losses.
+        whether the rule or a callback stopped training (False: ``max_epochs`` or ``max_steps``
+        ran out first). With ``verbose``, a tqdm bar (labelled ``description``) shows the
+        epochs and the losses.
         """
         epochs = tqdm(range(max_epochs), disable=not verbose, unit="epoch", leave=False, desc=description)
         stopped = False
@@ -297,6 +327,8 @@ class TrainingLoop:
                 break
             if stopping is not None and stopping.update(monitored, self.module):
                 stopped = True
+                break
+            if self.max_steps is not None and self.steps >= self.max_steps:
                 break
         if stopping is not None and stopping.best_state is not None:
             self.module.load_state_dict(stopping.best_state)

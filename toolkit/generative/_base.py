@@ -8,7 +8,8 @@ themselves, which the model's loss reads next to the net's outputs.
 from __future__ import annotations
 
 import copy
-from numbers import Integral
+import math
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
@@ -18,8 +19,38 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from toolkit._input_checks import image_net_shape
-from toolkit._net_estimator import BaseNeuralNet
+from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet
+from toolkit._param_validation import Interval
 from toolkit.nn.heads import AffineOutput, DataScaling
+
+
+def generative_training_doc(max_steps: int, ema_decay: float) -> str:
+    """The training parameters' docs with the generative nets' budget in steps, moving average
+    of the weights and no early stop by default."""
+    budget = f"""    max_epochs : int or None, default=None
+        The budget in epochs when given; otherwise ``max_steps`` sets it.
+    max_steps : int, default={max_steps}
+        Optimizer steps per fit when ``max_epochs`` is None: a budget that does not shrink
+        with the data (2,000 rows at batch 200 are only 10 steps an epoch).
+    ema_decay : float in [0, 1), default={ema_decay}
+        Sampling, scoring and export use an exponential moving average of the weights,
+        updated after every step (w_ema <- d w_ema + (1 - d) w, d = min(ema_decay,
+        (1 + k) / (10 + k)) at the k-th, diffusers' warm-up; the first step copies w), as
+        diffusion code bases do; 0 uses the trained weights themselves.
+"""
+    replaced = {
+        "    max_epochs : int, default=200\n": budget,
+        "    n_iter_no_change : int, default=10\n": """    n_iter_no_change : int or None, default=None
+        None trains for the whole budget: the loss of a generative net is noisy (the DDPM's
+        draws t and the noise anew each batch) and sample quality keeps improving after it
+        flattens, so a patience rule on it stops too soon. An int restores the rule.
+""",
+    }
+    doc = TRAINING_PARAMETERS_DOC
+    for old, new in replaced.items():
+        assert old in doc, old
+        doc = doc.replace(old, new)
+    return doc
 
 
 class BaseGenerativeNet(BaseNeuralNet):
@@ -29,8 +60,25 @@ class BaseGenerativeNet(BaseNeuralNet):
     their net wants image data in (``_image_range``).
     """
 
-    _parameter_constraints: dict = {**BaseNeuralNet._parameter_constraints, "image_shape": ["array-like", None]}
+    _parameter_constraints: dict = {
+        **BaseNeuralNet._parameter_constraints,
+        "image_shape": ["array-like", None],
+        "max_epochs": [Interval(Integral, 1, None, closed="left"), None],
+        "max_steps": [Interval(Integral, 1, None, closed="left")],
+        "ema_decay": [Interval(Real, 0, 1, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
+    }
     _IMAGE_ARCHITECTURES: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ budget
+    def _budget(self, n_batches: int) -> tuple[int, int | None]:
+        """``max_epochs`` when given; else ``max_steps`` optimizer steps, in as many epochs as they take."""
+        if self.max_epochs is not None:
+            return self.max_epochs, None
+        return math.ceil(self.max_steps / n_batches), self.max_steps
+
+    def _ema_decay(self) -> float:
+        return self.ema_decay
 
     # ------------------------------------------------------------------ shapes
     def _architecture(self) -> str:
@@ -135,4 +183,4 @@ class BaseGenerativeNet(BaseNeuralNet):
 
     def _exportable_module(self) -> nn.Module:
         """A CPU copy of the fitted net in eval mode, for a graph."""
-        return copy.deepcopy(self.module_).cpu().eval()
+        return copy.deepcopy(self._inference_net()).cpu().eval()

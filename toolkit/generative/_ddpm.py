@@ -13,10 +13,9 @@ from torch import nn
 
 from toolkit._export_spec import InferenceSpec, InputSpec, OutputSpec
 from toolkit._input_checks import check_positive_ints
-from toolkit._net_estimator import TRAINING_PARAMETERS_DOC
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._training import inference_batches
-from toolkit.generative._base import BaseGenerativeNet
+from toolkit.generative._base import BaseGenerativeNet, generative_training_doc
 from toolkit.generative._schedule import NoiseSchedule
 from toolkit.nn.diffusion import DiffusionObjective, MLPDenoiser, UNet
 
@@ -54,7 +53,7 @@ class DDPM(BaseGenerativeNet):
     time_embedding_dim : int, default=64
     image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
-""" + TRAINING_PARAMETERS_DOC.replace("n_iter_no_change : int, default=10", "n_iter_no_change : int, default=50")
+""" + generative_training_doc(max_steps=20_000, ema_decay=0.999)
 
     _parameter_constraints: dict = {
         **BaseGenerativeNet._parameter_constraints,
@@ -87,10 +86,12 @@ class DDPM(BaseGenerativeNet):
         nesterov=False,
         weight_decay=0.0,
         batch_size="auto",
-        max_epochs=200,
+        max_epochs=None,
+        max_steps=20_000,
+        ema_decay=0.999,
         early_stopping=False,
         validation_fraction=0.1,
-        n_iter_no_change=50,
+        n_iter_no_change=None,
         tol=1e-4,
         lr_schedule=None,
         max_grad_norm=None,
@@ -117,6 +118,8 @@ class DDPM(BaseGenerativeNet):
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
+        self.max_steps = max_steps
+        self.ema_decay = ema_decay
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -206,8 +209,7 @@ class DDPM(BaseGenerativeNet):
         check_is_fitted(self, "module_")
         x = self._check_noisy(X_t, "X_t")
         t = torch.as_tensor(self._check_steps(t, len(x)), device=self.device_)
-        self.module_.eval()
-        denoiser = self.module_.denoiser
+        denoiser = self._inference_net().denoiser
         return torch.cat([denoiser(x[a:b], t[a:b]) for a, b in inference_batches(len(x))]).cpu().numpy()
 
     @torch.no_grad()
@@ -219,8 +221,7 @@ class DDPM(BaseGenerativeNet):
         generator = self._generator(self.random_state)
         t = torch.randint(0, self.n_steps, (len(x0),), generator=generator).to(self.device_)
         eps = self._randn(tuple(x0.shape), generator)
-        self.module_.eval()
-        objective = self.module_
+        objective = self._inference_net()
         total = 0.0
         for a, b in inference_batches(len(x0)):
             predicted = objective.denoiser(objective.noisy(x0[a:b], t[a:b], eps[a:b]), t[a:b])
@@ -246,8 +247,7 @@ class DDPM(BaseGenerativeNet):
         self, x: torch.Tensor, timesteps: np.ndarray, coefficients: np.ndarray, step_noise
     ) -> torch.Tensor:
         """x_T -> x_0 by x_prev = a x + b eps_theta(x, t) + c z per visited step; ``step_noise(i)`` gives z."""
-        self.module_.eval()
-        denoiser = self.module_.denoiser
+        denoiser = self._inference_net().denoiser
         t = torch.empty(len(x), dtype=torch.int64, device=x.device)
         for i, (step, (a, b, c)) in enumerate(zip(timesteps, coefficients)):
             eps = denoiser(x, t.fill_(int(step)))

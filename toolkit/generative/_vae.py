@@ -13,10 +13,9 @@ from torch import nn
 
 from toolkit._export_spec import InferenceSpec, OutputSpec
 from toolkit._input_checks import check_positive_ints
-from toolkit._net_estimator import TRAINING_PARAMETERS_DOC
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._training import inference_batches
-from toolkit.generative._base import BaseGenerativeNet
+from toolkit.generative._base import BaseGenerativeNet, generative_training_doc
 from toolkit.nn.heads import InputReshape
 from toolkit.nn.vae import (
     ObservationMean,
@@ -32,8 +31,7 @@ from toolkit.nn.vae import (
 
 
 class VAE(TransformerMixin, BaseGenerativeNet):
-    __doc__ = (
-        """Variational auto-encoder (Kingma & Welling 2014), fitted by maximising the ELBO.
+    __doc__ = """Variational auto-encoder (Kingma & Welling 2014), fitted by maximising the ELBO.
 
     ELBO(x) = E_q(z|x)[log p(x | z)] - beta * KL(q(z | x) || N(0, I)), with
     q(z | x) = N(mean(x), diag(exp(log_var(x)))) and one reparameterised draw
@@ -65,9 +63,7 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         Draws of z per row in ``elbo`` / ``score``, from a generator seeded by ``random_state``.
     image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
-"""
-        + TRAINING_PARAMETERS_DOC
-    )
+""" + generative_training_doc(max_steps=10_000, ema_decay=0.0)
 
     _parameter_constraints: dict = {
         **BaseGenerativeNet._parameter_constraints,
@@ -98,10 +94,12 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         nesterov=False,
         weight_decay=0.0,
         batch_size="auto",
-        max_epochs=200,
+        max_epochs=None,
+        max_steps=10_000,
+        ema_decay=0.0,
         early_stopping=False,
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=None,
         tol=1e-4,
         lr_schedule=None,
         max_grad_norm=None,
@@ -127,6 +125,8 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
+        self.max_steps = max_steps
+        self.ema_decay = ema_decay
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -179,7 +179,7 @@ class VAE(TransformerMixin, BaseGenerativeNet):
 
     def _elbo_terms(self, x: torch.Tensor, noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(log p(x | z), KL) per row for z = mean + std * noise (noise None: training's own draw)."""
-        model = self.module_
+        model = self._inference_net()
         mean, log_var = model.autoencoder.encoder(x)
         if noise is None:
             noise = torch.randn_like(mean)
@@ -205,8 +205,8 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         """
         check_is_fitted(self, "module_")
         x = self._scale(self._check_X(X, reset=False))
-        self.module_.eval()
-        parts = [self.module_.autoencoder.encoder(self._to_tensor(x[a:b])) for a, b in inference_batches(len(x))]
+        encoder = self._inference_net().autoencoder.encoder
+        parts = [encoder(self._to_tensor(x[a:b])) for a, b in inference_batches(len(x))]
         return tuple(torch.cat([p[i] for p in parts]).cpu().numpy() for i in range(2))
 
     def transform(self, X) -> np.ndarray:
@@ -234,8 +234,7 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         return self._to_input_form(self._decode(torch.from_numpy(Z).to(self.device_)))
 
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
-        self.module_.eval()
-        model = self.module_
+        model = self._inference_net()
         return torch.cat(
             [model.observation.mean(model.autoencoder.decoder(z[a:b])) for a, b in inference_batches(len(z))]
         )
@@ -261,7 +260,7 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         generator = self._generator(random_state)
         mean = self._decode(self._randn((n_samples, self.latent_dim), generator))
         if observation_noise:
-            mean = self.module_.observation.draw(mean, generator)
+            mean = self._inference_net().observation.draw(mean, generator)
         return self._to_input_form(mean)
 
     # ------------------------------------------------------------------- ELBO
@@ -277,7 +276,6 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         """
         check_is_fitted(self, "module_")
         x = self._scale(self._check_X(X, reset=False))
-        self.module_.eval()
         generator = self._generator(self.random_state)
         reconstruction, kl = [], []
         for a, b in inference_batches(len(x)):
