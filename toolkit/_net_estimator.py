@@ -139,6 +139,10 @@ class BaseNeuralNet(BaseEstimator):
         """Decay of the moving average of the weights that inference uses; 0: none."""
         return 0.0
 
+    def _internal_callbacks(self, max_epochs: int) -> list:
+        """Callbacks of the estimator's own that run before the user's (e.g. a warm-up)."""
+        return []
+
     def _inference_net(self) -> nn.Module:
         """The net inference runs, in eval mode: the moving average of the weights when there
         is one (``ema_``), else the trained weights themselves."""
@@ -234,7 +238,7 @@ class BaseNeuralNet(BaseEstimator):
             history=self.history_,
             scheduler=self.lr_scheduler_,
             max_grad_norm=self.max_grad_norm,
-            callbacks=self.callbacks or (),
+            callbacks=[*self._internal_callbacks(max_epochs), *(self.callbacks or ())],
             owner=self,
             averaged=self.ema_,
             max_steps=max_steps,

@@ -165,6 +165,35 @@ def make_shape_scenes(
     return images, captions[:, 0] if n_captions == 1 else captions, pd.DataFrame(rows, columns=columns)
 
 
+def make_gaussian_ring(
+    n_samples: int = 1000, *, n_components: int = 8, radius: float = 2.0, std: float = 0.1, random_state=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A mixture of ``n_components`` equal isotropic Gaussians evenly spaced on a circle: the
+    2-D benchmark of generative models whose true density is known (a Gaussian mixture).
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+    n_components : int, default=8
+    radius : float, default=2.0
+    std : float, default=0.1
+        Standard deviation of each component along each axis.
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, 2)
+    component : ndarray of int of shape (n_samples,)
+    """
+    if not isinstance(n_samples, Integral) or n_samples < 1:
+        raise ValueError(f"n_samples must be an int >= 1, got {n_samples!r}")
+    rng = check_random_state(random_state)
+    component = rng.randint(n_components, size=n_samples)
+    angle = 2 * np.pi * component / n_components
+    centres = radius * np.c_[np.cos(angle), np.sin(angle)]
+    return centres + std * rng.standard_normal((n_samples, 2)), component
+
+
 def _lookup(words: dict[str, tuple[str, ...]]) -> dict[str, str]:
     return {word: canonical for canonical, said in words.items() for word in said}
 

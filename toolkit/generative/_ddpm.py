@@ -42,7 +42,7 @@ class DDPM(BaseGenerativeNet):
         The denoiser: "mlp" (residual MLP with a sinusoidal time embedding) for rows,
         "unet" for images; "auto" picks "unet" for images (X of more than two dimensions,
         or ``image_shape`` given) and "mlp" otherwise.
-    hidden : int, default=256
+    hidden : int, default=128
         Width of the "mlp" denoiser's blocks.
     n_blocks : int, default=3
         Residual blocks of the "mlp" denoiser.
@@ -74,7 +74,7 @@ class DDPM(BaseGenerativeNet):
         schedule="linear",
         n_steps=1000,
         architecture="auto",
-        hidden=256,
+        hidden=128,
         n_blocks=3,
         channels=(32, 64),
         groups=8,
