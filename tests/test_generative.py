@@ -292,3 +292,103 @@ def test_samplers_with_the_exact_noise_reproduce_gaussian_data(settings):
     samples = model._scale(np.asarray(model.sample_from_noise(initial, steps, **settings), dtype=np.float32))
     np.testing.assert_allclose(samples.mean(axis=0), 0, atol=0.03)
     np.testing.assert_allclose(samples.std(axis=0), 1, atol=0.02)
+
+
+class Snapshots:
+    """The trained weights after every epoch (one optimizer step an epoch here)."""
+
+    def __init__(self):
+        self.weights = []
+
+    def on_epoch_end(self, model, history):
+        self.weights.append([p.detach().clone() for p in model.module_.parameters()])
+
+
+def test_the_weights_average_follows_its_recurrence_and_serves_inference(moons, tmp_path):
+    """w_ema = w_1, then w_ema <- d w_ema + (1 - d) w_k with d = min(decay, (1 + k) / (10 + k))."""
+    snapshots = Snapshots()
+    model = DDPM(
+        hidden=8,
+        n_blocks=1,
+        n_steps=20,
+        batch_size=len(moons),
+        max_epochs=30,
+        ema_decay=0.9,
+        callbacks=[snapshots],
+        random_state=0,
+    )
+    model.fit(moons)
+    assert model.optimizer_steps_ == 30 and len(snapshots.weights) == 30
+    expected = [w.clone() for w in snapshots.weights[0]]
+    for k, weights in enumerate(snapshots.weights[1:], start=1):
+        d = min(0.9, (1 + k) / (10 + k))
+        expected = [d * e + (1 - d) * w for e, w in zip(expected, weights)]
+    for got, want in zip(model.ema_.module.parameters(), expected):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    x_t, t = model.diffuse(moons[:50], random_state=0)
+    with torch.no_grad():
+        averaged = model.ema_.module.denoiser(torch.from_numpy(x_t), torch.from_numpy(t)).numpy()
+        trained = model.module_.denoiser(torch.from_numpy(x_t), torch.from_numpy(t)).numpy()
+    assert not np.allclose(averaged, trained, atol=1e-3)
+    np.testing.assert_allclose(model.predict_noise(x_t, t), averaged, atol=1e-6)  # inference reads the average
+    export(model, tmp_path)
+    exported = load(tmp_path, graph="denoiser").run({"X_t": x_t, "t": t})["eps"]
+    np.testing.assert_allclose(exported, averaged, atol=1e-5)  # and so does the export
+    with pytest.raises(ValueError, match="ema_decay"):
+        DDPM(ema_decay=1.0).fit(moons)
+
+
+class ZeroX0Oracle(torch.nn.Module):
+    """eps = x / sqrt(1 - alpha_bar_t): the predicted x_0 is 0 at every step, inside any range."""
+
+    def __init__(self, alpha_bar):
+        super().__init__()
+        self.register_buffer("alpha_bar", torch.as_tensor(alpha_bar, dtype=torch.float32))
+
+    def forward(self, x, t):
+        return x / torch.sqrt(1 - self.alpha_bar[t]).reshape((-1,) + (1,) * (x.dim() - 1))
+
+
+class ZeroEpsOracle(torch.nn.Module):
+    """eps = 0: the predicted x_0 = x_t / sqrt(alpha_bar_t) runs far out of range at large t."""
+
+    def forward(self, x, t):
+        return torch.zeros_like(x)
+
+
+def fake_denoiser(model, oracle):
+    for net in (model.module_, model.ema_.module):
+        net.denoiser = oracle
+
+
+def test_clip_sample_changes_nothing_in_range_and_keeps_pixels_in_range(digit_images, tmp_path):
+    images = digit_images[:64]
+    settings = dict(channels=(8,), groups=4, n_steps=50, max_epochs=1, random_state=0)
+    clipped = DDPM(clip_sample=True, **settings).fit(images)
+    free = DDPM(clip_sample=False, **settings).fit(images)
+    assert clipped.clip_range_ == (-1.0, 1.0) and free.clip_range_ is None
+    assert DDPM(**settings).fit(images).clip_range_ is not None  # "auto" clips images
+    initial, steps = clipped.sampling_noise(16, random_state=0)
+    for model in (clipped, free):
+        fake_denoiser(model, ZeroX0Oracle(model.schedule_.alpha_bar))
+    np.testing.assert_array_equal(clipped.sample_from_noise(initial, steps), free.sample_from_noise(initial, steps))
+    for model in (clipped, free):
+        fake_denoiser(model, ZeroEpsOracle())
+    low, high = images.min(), images.max()
+    inside = clipped.sample_from_noise(initial, steps)
+    assert inside.min() >= low - 1e-4 and inside.max() <= high + 1e-4
+    outside = free.sample_from_noise(initial, steps)
+    assert outside.max() > high + 1 or outside.min() < low - 1
+    export(clipped, tmp_path)  # the clip lives inside the ONNX Loop body too
+    sampler = load(tmp_path, graph="sampler").run({"initial_noise": initial, "step_noise": steps})["samples"]
+    np.testing.assert_allclose(sampler, inside, atol=1e-4)
+
+
+def test_clip_sample_for_rows_uses_each_features_range(moons):
+    model = DDPM(hidden=8, n_blocks=1, n_steps=20, max_epochs=1, clip_sample=True, random_state=0).fit(moons)
+    low, high = model.clip_range_
+    np.testing.assert_allclose(low, model._scale(moons).min(axis=0))
+    np.testing.assert_allclose(high, model._scale(moons).max(axis=0))
+    fake_denoiser(model, ZeroEpsOracle())
+    samples = np.asarray(model.sample(200, random_state=0))
+    assert (samples >= moons.min(axis=0) - 1e-4).all() and (samples <= moons.max(axis=0) + 1e-4).all()

@@ -51,6 +51,10 @@ class DDPM(BaseGenerativeNet):
     groups : int, default=8
         GroupNorm groups of the "unet".
     time_embedding_dim : int, default=64
+    clip_sample : bool or "auto", default="auto"
+        Clip the predicted x_0 to the training data's range at every sampling step (as
+        diffusers' DDPMScheduler), in ``sample`` and in the exported sampler graph: pixels
+        stay in range however few steps are taken. "auto" clips images and not rows.
     image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
 """ + generative_training_doc(max_steps=20_000, ema_decay=0.999)
@@ -65,6 +69,7 @@ class DDPM(BaseGenerativeNet):
         "channels": ["array-like"],
         "groups": [Interval(Integral, 1, None, closed="left")],
         "time_embedding_dim": [Interval(Integral, 2, None, closed="left")],
+        "clip_sample": ["boolean", StrOptions({"auto"})],
     }
     _IMAGE_ARCHITECTURES = ("unet",)
 
@@ -79,6 +84,7 @@ class DDPM(BaseGenerativeNet):
         channels=(32, 64),
         groups=8,
         time_embedding_dim=64,
+        clip_sample="auto",
         image_shape=None,
         optimizer="adam",
         learning_rate=1e-3,
@@ -110,6 +116,7 @@ class DDPM(BaseGenerativeNet):
         self.channels = channels
         self.groups = groups
         self.time_embedding_dim = time_embedding_dim
+        self.clip_sample = clip_sample
         self.image_shape = image_shape
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -154,6 +161,19 @@ class DDPM(BaseGenerativeNet):
     def _initialize(self) -> None:
         self.schedule_ = NoiseSchedule(self.schedule, self.n_steps)
         super()._initialize()
+
+    def _fit_scaling(self, X: np.ndarray) -> None:
+        """The data scaling, and ``clip_range_``: the training data's range in the net's scale
+        ([-1, 1] for images; per feature for rows), or None when ``clip_sample`` is off."""
+        super()._fit_scaling(X)
+        images = len(self.net_shape_) == 3 or self.image_shape is not None
+        if not (images if self.clip_sample == "auto" else self.clip_sample):
+            self.clip_range_ = None
+        elif images:
+            self.clip_range_ = (np.float32(-1.0), np.float32(1.0))
+        else:
+            scaled = self._scale(X)
+            self.clip_range_ = (scaled.min(axis=0), scaled.max(axis=0))
 
     def _build_net(self, net_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
         if self.architecture_ == "unet":
@@ -234,24 +254,31 @@ class DDPM(BaseGenerativeNet):
 
     # ----------------------------------------------------------------- sampling
     def _sampling_plan(self, sampler: str, n_sampling_steps, eta) -> tuple[np.ndarray, np.ndarray]:
-        """(timesteps visited, (S, 3) update coefficients) of a sampler, after checking its settings."""
+        """(timesteps visited, (S, 5) coefficients (r, s, A, B, c) of each step through the
+        predicted x_0; see ``NoiseSchedule.x0_coefficients``), after checking the settings."""
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         if not isinstance(eta, Real) or eta < 0:
             raise ValueError(f"eta must be a float >= 0, got {eta!r}")
         timesteps = self.schedule_.timesteps(n_sampling_steps)
-        return timesteps, self.schedule_.update_coefficients(timesteps, sampler, eta)
+        return timesteps, self.schedule_.x0_coefficients(timesteps, sampler, eta)
 
     @torch.no_grad()
     def _reverse_process(
         self, x: torch.Tensor, timesteps: np.ndarray, coefficients: np.ndarray, step_noise
     ) -> torch.Tensor:
-        """x_T -> x_0 by x_prev = a x + b eps_theta(x, t) + c z per visited step; ``step_noise(i)`` gives z."""
+        """x_T -> x_0: per visited step, x_0 = (x - s eps_theta(x, t)) / r (clipped to
+        ``clip_range_`` with ``clip_sample``), x_prev = A x + B x_0 + c z; ``step_noise(i)`` gives z."""
         denoiser = self._inference_net().denoiser
         t = torch.empty(len(x), dtype=torch.int64, device=x.device)
-        for i, (step, (a, b, c)) in enumerate(zip(timesteps, coefficients)):
-            eps = denoiser(x, t.fill_(int(step)))
-            x = a * x + b * eps
+        bounds = None
+        if self.clip_range_ is not None:
+            bounds = tuple(torch.as_tensor(b, dtype=x.dtype, device=x.device) for b in self.clip_range_)
+        for i, (step, (r, s, a, b, c)) in enumerate(zip(timesteps, coefficients)):
+            x0 = (x - s * denoiser(x, t.fill_(int(step)))) / r
+            if bounds is not None:
+                x0 = torch.minimum(torch.maximum(x0, bounds[0]), bounds[1])
+            x = a * x + b * x0
             if c > 0:
                 x = x + c * step_noise(i)
         return x
@@ -388,6 +415,7 @@ class DDPM(BaseGenerativeNet):
                 self.data_scale_,
                 tuple(self.net_shape_),
                 tuple(self.input_shape_),
+                self.clip_range_,
             )
 
         return [

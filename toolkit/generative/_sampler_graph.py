@@ -1,9 +1,10 @@
 """A diffusion sampler as ONE ONNX graph: the denoiser's graph inside a ``Loop`` over the steps.
 
 The loop carries x (starting from the input ``initial_noise``); iteration i reads step
-t_i, the update coefficients (a_i, b_i, c_i) and the noise ``step_noise[:, i]``, runs the
-denoiser's nodes on (x, t_i) and computes x <- a_i x + b_i eps + c_i z. After the loop, x
-is mapped back to the data's units and shape. Nothing but standard ONNX operators: it runs
+t_i, the coefficients (r_i, s_i, A_i, B_i, c_i) and the noise ``step_noise[:, i]``, runs the
+denoiser's nodes on (x, t_i), predicts x_0 = (x - s_i eps) / r_i (clipped to the data's range
+when the model clips), and computes x <- A_i x + B_i x_0 + c_i z. After the loop, x is mapped
+back to the data's units and shape. Nothing but standard ONNX operators: it runs
 under onnxruntime alone.
 """
 
@@ -28,6 +29,7 @@ def sampler_graph(
     scale: np.ndarray,
     net_shape: tuple[int, ...],
     output_shape: tuple[int, ...],
+    clip_range: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> onnx.ModelProto:
     """The sampler graph for a denoiser graph with inputs (X_t, t) and output eps.
 
@@ -37,11 +39,13 @@ def sampler_graph(
         Inputs ``X_t`` (batch, *net_shape) float32 and ``t`` (batch,) int64; one output.
     timesteps : (S,) int
         Steps visited, in order.
-    coefficients : (S, 3)
-        (a, b, c) of each step.
+    coefficients : (S, 5)
+        (r, s, A, B, c) of each step (``NoiseSchedule.x0_coefficients``).
     offset, scale : arrays broadcast over one sample of ``net_shape``
         samples = x * scale + offset.
     net_shape, output_shape : per-sample shapes of x and of the output.
+    clip_range : (low, high) arrays broadcast over one sample, optional
+        Bounds of the predicted x_0, in the net's scale.
     """
     source = denoiser.graph
     x_in, t_in = (i.name for i in source.input)
@@ -61,14 +65,24 @@ def sampler_graph(
         copy.output[:] = [_renamed(n, renames) for n in node.output]
         body_nodes.append(copy)
     body_nodes += [
-        helper.make_node("Gather", ["coef_a", "i"], ["a_i"], axis=0),
-        helper.make_node("Gather", ["coef_b", "i"], ["b_i"], axis=0),
-        helper.make_node("Gather", ["coef_c", "i"], ["c_i"], axis=0),
+        helper.make_node("Gather", [f"coef_{k}", "i"], [f"{k}_i"], axis=0) for k in ("r", "s", "A", "B", "c")
+    ]
+    body_nodes += [
         helper.make_node("Gather", ["step_noise", "i"], ["z"], axis=1),
-        helper.make_node("Mul", ["a_i", "x"], ["ax"]),
-        helper.make_node("Mul", ["b_i", "eps"], ["beps"]),
+        helper.make_node("Mul", ["s_i", "eps"], ["s_eps"]),
+        helper.make_node("Sub", ["x", "s_eps"], ["x_minus"]),
+        helper.make_node("Div", ["x_minus", "r_i"], ["x0_raw" if clip_range is not None else "x0"]),
+    ]
+    if clip_range is not None:  # elementwise bounds (per feature for rows): Max / Min, which broadcast
+        body_nodes += [
+            helper.make_node("Max", ["x0_raw", "clip_low"], ["x0_high_enough"]),
+            helper.make_node("Min", ["x0_high_enough", "clip_high"], ["x0"]),
+        ]
+    body_nodes += [
+        helper.make_node("Mul", ["A_i", "x"], ["ax"]),
+        helper.make_node("Mul", ["B_i", "x0"], ["bx0"]),
         helper.make_node("Mul", ["c_i", "z"], ["cz"]),
-        helper.make_node("Add", ["ax", "beps"], ["mean"]),
+        helper.make_node("Add", ["ax", "bx0"], ["mean"]),
         helper.make_node("Add", ["mean", "cz"], ["x_next"]),
         helper.make_node("Identity", ["cond_in"], ["cond_out"]),
     ]
@@ -96,9 +110,14 @@ def sampler_graph(
     )
     initializers = [
         numpy_helper.from_array(np.asarray(timesteps, dtype=np.int64), "timesteps"),
-        numpy_helper.from_array(np.asarray(coefficients[:, 0], dtype=np.float32), "coef_a"),
-        numpy_helper.from_array(np.asarray(coefficients[:, 1], dtype=np.float32), "coef_b"),
-        numpy_helper.from_array(np.asarray(coefficients[:, 2], dtype=np.float32), "coef_c"),
+        *(
+            numpy_helper.from_array(np.asarray(coefficients[:, k], dtype=np.float32), f"coef_{name}")
+            for k, name in enumerate(("r", "s", "A", "B", "c"))
+        ),
+        *(
+            numpy_helper.from_array(np.asarray(bound, dtype=np.float32), name)
+            for bound, name in zip(clip_range or (), ("clip_low", "clip_high"))
+        ),
         numpy_helper.from_array(np.asarray(len(timesteps), dtype=np.int64), "trip_count"),
         numpy_helper.from_array(np.asarray(True), "keep_going"),
         numpy_helper.from_array(np.asarray([0], dtype=np.int64), "zero_1d"),

@@ -117,3 +117,17 @@ class NoiseSchedule:
         else:
             raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
         return np.stack([a, b, c], axis=1)
+
+    def x0_coefficients(self, timesteps: np.ndarray, sampler: str, eta: float = 0.0) -> np.ndarray:
+        """(S, 5) coefficients (r, s, A, B, c) of the same steps written through the predicted x_0:
+
+        x_0 = (x_t - s eps(x_t, t)) / r with r = sqrt(alpha_bar_t), s = sqrt(1 - alpha_bar_t),
+        then x_prev = A x_t + B x_0 + c z. Substituting eps = (x_t - r x_0) / s into
+        ``update_coefficients``' a x_t + b eps gives A = a + b / s and B = -b r / s: for "ddpm"
+        the posterior mean's coef_xt and coef_x0, for "ddim" Song et al.'s step with eps
+        recomputed from x_0. Written so, x_0 can be clipped to the data's range before it is
+        used (diffusers' ``clip_sample``); unclipped, the step is the same.
+        """
+        a, b, c = self.update_coefficients(timesteps, sampler, eta).T
+        r, s = np.sqrt(self.alpha_bar[timesteps]), np.sqrt(1 - self.alpha_bar[timesteps])
+        return np.stack([r, s, a + b / s, -b * r / s, c], axis=1)
