@@ -392,3 +392,47 @@ def test_clip_sample_for_rows_uses_each_features_range(moons):
     fake_denoiser(model, ZeroEpsOracle())
     samples = np.asarray(model.sample(200, random_state=0))
     assert (samples >= moons.min(axis=0) - 1e-4).all() and (samples <= moons.max(axis=0) + 1e-4).all()
+
+
+def probabilistic_pca_vae(X, W, mu, sigma, variance_inflation):
+    """A fitted VAE turned into probabilistic PCA, x = W z + mu + N(0, sigma^2 I): a linear decoder,
+    a fixed isotropic noise, an encoder giving the exact posterior mean with its variance
+    inflated (so that the ELBO is loose), and no input scaling."""
+    from torch import nn
+
+    from toolkit.nn.vae import GaussianEncoder
+
+    D, L = W.shape
+    model = VAE(L, hidden=(4,), max_epochs=1, random_state=0).fit(X)
+    model.data_offset_, model.data_scale_ = np.zeros(D, np.float32), np.ones(D, np.float32)
+    M = W.T @ W + sigma**2 * np.eye(L)
+    decoder, body = nn.Linear(L, D), nn.Linear(D, 2 * L)
+    with torch.no_grad():
+        decoder.weight.copy_(torch.as_tensor(W)), decoder.bias.copy_(torch.as_tensor(mu))
+        body.weight.copy_(torch.as_tensor(np.vstack([np.linalg.solve(M, W.T), np.zeros((L, D))])))
+        body.bias.copy_(
+            torch.as_tensor(np.r_[-np.linalg.solve(M, W.T) @ mu, np.log(variance_inflation * sigma**2 / np.diag(M))])
+        )
+        model.module_.observation.log_var.fill_(2 * np.log(sigma))
+    model.module_.autoencoder.encoder, model.module_.autoencoder.decoder = GaussianEncoder(body, L), decoder
+    return model
+
+
+def test_importance_weighted_log_likelihood_closes_on_probabilistic_pcas_exact_value():
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(0)
+    W, mu, sigma = np.array([[2.0, 0.0], [0.0, 1.0], [0.0, 0.0]]), np.array([1.0, -1.0, 0.5]), 0.5  # orthogonal columns
+    X = (rng.standard_normal((400, 2)) @ W.T + mu + sigma * rng.standard_normal((400, 3))).astype(np.float32)
+    exact = multivariate_normal(mu, W @ W.T + sigma**2 * np.eye(3)).logpdf(X).mean()
+    model = probabilistic_pca_vae(X, W, mu, sigma, variance_inflation=3.0)
+    elbo = model.score(X)
+    bounds = [model.log_likelihood(X, n_samples=k, random_state=0).mean() for k in (1, 10, 100, 1000)]
+    assert elbo < exact - 0.2  # the inflated posterior leaves a gap
+    assert bounds[0] == pytest.approx(elbo, abs=0.05)  # one draw: the ELBO
+    assert bounds == sorted(bounds) and bounds[-1] <= exact + 0.01
+    assert exact - bounds[-1] < 0.05
+    exact_posterior = probabilistic_pca_vae(X, W, mu, sigma, variance_inflation=1.0)
+    np.testing.assert_allclose(exact_posterior.log_likelihood(X, n_samples=3).mean(), exact, atol=1e-4)
+    with pytest.raises(ValueError, match="n_samples must be an int >= 1, got 0"):
+        model.log_likelihood(X, n_samples=0)
