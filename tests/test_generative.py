@@ -436,3 +436,52 @@ def test_importance_weighted_log_likelihood_closes_on_probabilistic_pcas_exact_v
     np.testing.assert_allclose(exact_posterior.log_likelihood(X, n_samples=3).mean(), exact, atol=1e-4)
     with pytest.raises(ValueError, match="n_samples must be an int >= 1, got 0"):
         model.log_likelihood(X, n_samples=0)
+
+
+def analytic_bound_of_the_exact_denoiser(schedule) -> float:
+    """E[-L] per value for N(0, 1) data and the exact eps (so x_0_hat = E[x_0 | x_t], residual
+    variance 1 - alpha_bar_t): the prior KL, sum_t coef_x0^2 (1 - ab_t) / (2 beta~_t), and the
+    Gaussian decoder's 1/2 (1 + log(2 pi beta_1))."""
+    ab = schedule.alpha_bar
+    steps = sum(
+        schedule.posterior_mean_coef_x0[t] ** 2 * (1 - ab[t]) / (2 * schedule.posterior_variance[t])
+        for t in range(1, len(ab))
+    )
+    return -(-0.5 * np.log(1 - ab[-1]) + steps + 0.5 * (1 + np.log(2 * np.pi * schedule.betas[0])))
+
+
+def test_the_variational_bound_is_below_the_true_log_likelihood_of_gaussian_data():
+    from scipy.stats import norm
+
+    data = np.random.default_rng(0).normal(3.0, 2.0, (2000, 1))
+    exact = norm(data.mean(), data.std()).logpdf(data[:, 0]).mean()  # the scaled data are N(0, 1) exactly in moments
+    oracle = DDPM(n_steps=1000, hidden=8, n_blocks=1, max_epochs=1, ema_decay=0.0, random_state=0).fit(data)
+    oracle.module_.denoiser = GaussianOracle(oracle.schedule_.alpha_bar)
+    bound = oracle.log_likelihood(data).mean()
+    expected = analytic_bound_of_the_exact_denoiser(oracle.schedule_) - np.log(oracle.data_scale_).sum()
+    assert bound == pytest.approx(expected, abs=0.05)
+    assert bound < exact  # a bound: the reverse steps' variance beta~ leaves a gap of ~0.47 nats at T = 1000
+    trained = DDPM(hidden=32, n_blocks=2, max_steps=3000, random_state=0).fit(data)
+    learned = trained.log_likelihood(data).mean()
+    assert exact - 0.75 < learned < exact  # within the exact denoiser's gap and a little more
+    mc = trained.log_likelihood(data, n_timesteps=200, random_state=0).mean()
+    assert mc == pytest.approx(learned, abs=0.2)
+    assert trained.bits_per_dim(data) == pytest.approx(-learned / np.log(2), rel=1e-9)
+    with pytest.raises(ValueError, match="n_timesteps must be an int >= 1 or None, got 0"):
+        trained.log_likelihood(data, n_timesteps=0)
+
+
+def test_integer_images_get_the_discretised_decoder(digit_images):
+    pixels = digit_images  # digits' 17 levels, 0..16
+    model = DDPM(channels=(8,), groups=4, n_steps=100, max_epochs=1, random_state=0).fit(pixels)
+    assert model.n_levels_ == 17
+    bits = model.bits_per_dim(pixels[:20])
+    assert 0 < bits < np.log2(17) * 10  # a probability of the exact image: positive bits per pixel
+    with pytest.raises(ValueError, match=r"fitted on images of 17 integer levels in \[0, 16\].*not all integers"):
+        model.log_likelihood(pixels[:2] + 0.5)
+    with pytest.raises(ValueError, match=r"X holds values in \[1, 17\]"):
+        model.log_likelihood(np.clip(pixels[:2] + 1, 0, 17))
+    assert (
+        DDPM(channels=(8,), groups=4, n_steps=100, max_epochs=1, random_state=0).fit(digit_images / 16).n_levels_
+        is None
+    )

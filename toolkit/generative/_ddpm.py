@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -15,6 +16,7 @@ from toolkit._export_spec import InferenceSpec, InputSpec, OutputSpec
 from toolkit._input_checks import check_positive_ints
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._training import inference_batches
+from toolkit.generative import _variational_bound as vb
 from toolkit.generative._base import BaseGenerativeNet, generative_training_doc
 from toolkit.generative._schedule import NoiseSchedule
 from toolkit.nn.diffusion import DiffusionObjective, MLPDenoiser, UNet
@@ -174,6 +176,8 @@ class DDPM(BaseGenerativeNet):
         else:
             scaled = self._scale(X)
             self.clip_range_ = (scaled.min(axis=0), scaled.max(axis=0))
+        integral = images and np.array_equal(X, np.round(X)) and X.max() > X.min()
+        self.n_levels_ = int(X.max() - X.min()) + 1 if integral else None
 
     def _build_net(self, net_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
         if self.architecture_ == "unet":
@@ -247,6 +251,94 @@ class DDPM(BaseGenerativeNet):
             predicted = objective.denoiser(objective.noisy(x0[a:b], t[a:b], eps[a:b]), t[a:b])
             total += F.mse_loss(predicted, eps[a:b], reduction="sum").item()
         return total / eps.numel()
+
+    @torch.no_grad()
+    def log_likelihood(self, X, n_timesteps: int | None = None, random_state=None) -> np.ndarray:
+        """The variational lower bound on log p(x) of each sample (Ho et al. 2020, eq. 5), in nats.
+
+        -log p(x_0) <= L_T + sum_(t=2..T) KL(q(x_(t-1) | x_t, x_0) || p(x_(t-1) | x_t)) -
+        log p(x_0 | x_1), each KL between Gaussians of the same variance (see
+        :mod:`toolkit.generative._variational_bound`); this returns -L. The decoder p(x_0 | x_1)
+        is Gaussian with variance beta_1 for continuous data, where the figure is a log-density
+        in the input's units (the scaling's Jacobian included), and for images of integer
+        values (pixels) the paper's discretised Gaussian over those levels, where it is the
+        log-probability of the exact image.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            Samples in the input's units and form (integer levels within the training range
+            for a model fitted on integer images).
+        n_timesteps : int, optional
+            How many t of 2..T to draw (uniformly, the sum estimated as (T - 1) times their
+            mean); None sums over every t. One x_t ~ q(x_t | x_0) per sample and t either way.
+        random_state : int, RandomState instance or None
+            Seeds the draws (None: the estimator's ``random_state``).
+
+        Returns
+        -------
+        log_p : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self, "module_")
+        X = self._check_X(X, reset=False)
+        if self.n_levels_ is not None:
+            low, high = self.data_offset_ - self.data_scale_, self.data_offset_ + self.data_scale_  # the [-1, 1] range
+            integral = np.array_equal(X, np.round(X))
+            if not integral or X.min() < low - 1e-4 or X.max() > high + 1e-4:
+                raise ValueError(
+                    f"the model was fitted on images of {self.n_levels_} integer levels in [{low:.0f}, {high:.0f}] "
+                    f"and scores them with a discretised decoder; X holds values in [{X.min():g}, {X.max():g}]"
+                    + ("" if integral else ", not all integers")
+                )
+        if n_timesteps is not None and (
+            not isinstance(n_timesteps, Integral) or isinstance(n_timesteps, bool) or n_timesteps < 1
+        ):
+            raise ValueError(f"n_timesteps must be an int >= 1 or None, got {n_timesteps!r}")
+        generator = self._generator(self.random_state if random_state is None else random_state)
+        schedule, n = self.schedule_, len(X)
+        # The t of each pass, one per row: 0 (the decoder) first, then every t of 1..T-1, or
+        # n_timesteps draws per row, each row its own (the sum estimated as (T - 1) x their mean).
+        if n_timesteps is None:
+            passes, weight = [np.full(n, t) for t in range(self.n_steps)], 1.0
+        else:
+            draws = torch.randint(1, self.n_steps, (int(n_timesteps), n), generator=generator).numpy()
+            passes, weight = [np.zeros(n, dtype=np.int64), *draws], (self.n_steps - 1) / n_timesteps
+        x0 = torch.from_numpy(self._scale(X)).to(self.device_).double()
+        total = vb.prior_term(x0, float(schedule.alpha_bar[-1]))
+        for k, t in enumerate(passes):
+            x0_hat = self._predicted_x0(x0, t, generator)
+            if k > 0:
+                coef, variance = schedule.posterior_mean_coef_x0[t], schedule.posterior_variance[t]
+                total += weight * vb.step_term(x0, x0_hat, coef, variance)
+            elif self.n_levels_ is not None:
+                total += vb.discretised_decoder_term(x0, x0_hat, schedule.betas[0], self.n_levels_)
+            else:
+                total += vb.gaussian_decoder_term(x0, x0_hat, schedule.betas[0])
+        if self.n_levels_ is not None:
+            return -total.cpu().numpy()
+        return -total.cpu().numpy() - float(np.sum(np.broadcast_to(np.log(self.data_scale_), self.net_shape_)))
+
+    @torch.no_grad()
+    def _predicted_x0(self, x0: torch.Tensor, t: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+        """x_0_hat = (x_t - sqrt(1 - ab_t) eps_theta(x_t, t)) / sqrt(ab_t) for one draw x_t ~ q(x_t | x_0)
+        per row, at each row's own step t (float64; the net reads float32)."""
+        shape = (-1,) + (1,) * (x0.dim() - 1)
+        r = torch.as_tensor(np.sqrt(self.schedule_.alpha_bar[t]), device=x0.device).reshape(shape)
+        s = torch.as_tensor(np.sqrt(1 - self.schedule_.alpha_bar[t]), device=x0.device).reshape(shape)
+        x_t = (r * x0 + s * self._randn(tuple(x0.shape), generator).double()).float()
+        steps = torch.as_tensor(t, device=x0.device)
+        denoiser = self._inference_net().denoiser
+        eps = torch.cat([denoiser(x_t[a:b], steps[a:b]) for a, b in inference_batches(len(x_t))]).double()
+        return (x_t.double() - s * eps) / r
+
+    def bits_per_dim(self, X, n_timesteps: int | None = None, random_state=None) -> float:
+        """The variational bound in bits per value: -mean(log_likelihood(X)) / (values per sample x ln 2).
+
+        For integer images (the discretised decoder) this is the figure diffusion papers
+        report; for continuous data it is a differential entropy and can be negative.
+        """
+        log_p = self.log_likelihood(X, n_timesteps=n_timesteps, random_state=random_state)
+        return float(-log_p.mean() / (np.prod(self.net_shape_) * math.log(2)))
 
     def score(self, X, y=None) -> float:
         """Minus the mean denoising loss on X (scikit-learn's higher-is-better convention)."""
