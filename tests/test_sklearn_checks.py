@@ -6,7 +6,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from tests._warnings import SHORT_TRAINING
 from toolkit._estimator_checks import expected_failed_checks
-from toolkit.generative import DDPM, VAE
+from toolkit.generative import DDPM, VAE, AutoEncoder
 from toolkit.neural_network import (
     CaptionGenerator,
     CNNClassifier,
@@ -29,6 +29,7 @@ ESTIMATORS = [
     RNNClassifier(8, **SMALL),
     RNNRegressor(8, **SMALL),
     VAE(2, hidden=(16,), **SMALL),
+    AutoEncoder(2, hidden=(16,), **SMALL),
     DDPM(n_steps=20, hidden=16, n_blocks=1, **SMALL),
     CaptionGenerator("features", hidden_size=8, embedding_dim=4, **SMALL),
 ]

@@ -13,9 +13,17 @@ import torch
 from numpydoc.docscrape import ClassDoc
 
 import toolkit
-from toolkit.generative import DDPM, VAE
+from toolkit.generative import DDPM, VAE, AutoEncoder
 from toolkit.mixture import GaussianMixture
-from toolkit.neural_network import CNNClassifier, CNNRegressor, MLPClassifier, MLPRegressor, RNNClassifier, RNNRegressor
+from toolkit.neural_network import (
+    CaptionGenerator,
+    CNNClassifier,
+    CNNRegressor,
+    MLPClassifier,
+    MLPRegressor,
+    RNNClassifier,
+    RNNRegressor,
+)
 from toolkit.timeseries import ARForecaster
 
 PACKAGE = Path(toolkit.__file__).parent
@@ -27,8 +35,10 @@ ESTIMATORS = [
     CNNRegressor,
     RNNClassifier,
     RNNRegressor,
+    CaptionGenerator,
     VAE,
     DDPM,
+    AutoEncoder,
     GaussianMixture,
     ARForecaster,
 ]

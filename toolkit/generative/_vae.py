@@ -8,31 +8,28 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from toolkit._export_spec import InferenceSpec, OutputSpec
-from toolkit._input_checks import check_positive_ints
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._training import inference_batches
-from toolkit.generative._base import BaseGenerativeNet, generative_training_doc
+from toolkit.generative._base import generative_training_doc
+from toolkit.generative._latent import ARCHITECTURE_DOC, BaseAutoEncoder
 from toolkit.nn.heads import InputReshape
 from toolkit.nn.vae import (
+    GaussianEncoder,
     ObservationMean,
     ObservationModel,
     VAEModel,
     VariationalAutoEncoder,
-    conv_decoder,
-    conv_encoder,
-    dense_decoder,
-    dense_encoder,
     gaussian_kl,
 )
 
 
-class VAE(TransformerMixin, BaseGenerativeNet):
-    __doc__ = """Variational auto-encoder (Kingma & Welling 2014), fitted by maximising the ELBO.
+class VAE(BaseAutoEncoder):
+    __doc__ = (
+        """Variational auto-encoder (Kingma & Welling 2014), fitted by maximising the ELBO.
 
     ELBO(x) = E_q(z|x)[log p(x | z)] - beta * KL(q(z | x) || N(0, I)), with
     q(z | x) = N(mean(x), diag(exp(log_var(x)))) and one reparameterised draw
@@ -48,14 +45,9 @@ class VAE(TransformerMixin, BaseGenerativeNet):
 
     Parameters
     ----------
-    latent_dim : int, default=2
-    architecture : {"mlp", "conv"}, default="mlp"
-        "conv" reads images: stride-2 convolutions down, upsampling + convolutions up.
-    hidden : sequence of int, default=(256, 128)
-        Hidden widths of the "mlp" encoder (the decoder mirrors them).
-    channels : sequence of int, default=(32, 64)
-        Channels of the "conv" encoder's levels (the decoder mirrors them).
-    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
+"""
+        + ARCHITECTURE_DOC
+        + """    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
         p(x | z): Gaussian with a learned variance per value, or Bernoulli (needs values
         that scale to [0, 1]: images, or rows already in [0, 1]).
     beta : float, default=1.0
@@ -69,20 +61,17 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         Draws of z per row in ``elbo`` / ``score``, from a generator seeded by ``random_state``.
     image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
-""" + generative_training_doc(max_steps=10_000, ema_decay=0.0)
+"""
+        + generative_training_doc(max_steps=10_000, ema_decay=0.0)
+    )
 
     _parameter_constraints: dict = {
-        **BaseGenerativeNet._parameter_constraints,
-        "latent_dim": [Interval(Integral, 1, None, closed="left")],
-        "architecture": [StrOptions({"mlp", "conv"})],
-        "hidden": ["array-like"],
-        "channels": ["array-like"],
+        **BaseAutoEncoder._parameter_constraints,
         "likelihood": [StrOptions({"gaussian", "bernoulli"})],
         "beta": [Interval(Real, 0, None, closed="left")],
         "kl_warmup": [Interval(Real, 0, 1, closed="both")],
         "n_elbo_samples": [Interval(Integral, 1, None, closed="left")],
     }
-    _IMAGE_ARCHITECTURES = ("conv",)
 
     def __init__(
         self,
@@ -149,25 +138,10 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         self.verbose = verbose
         self.warm_start = warm_start
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float32"]  # the net computes in float32
-        return tags
-
     # ------------------------------------------------------------------ the net
-    def _check_parameters(self) -> None:
-        super()._check_parameters()
-        check_positive_ints(self.hidden, "hidden")
-        check_positive_ints(self.channels, "channels")
-
     def _build_net(self, net_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
-        if self.architecture == "conv":
-            encoder = conv_encoder(net_shape, self.latent_dim, check_positive_ints(self.channels, "channels"))
-            decoder = conv_decoder(self.latent_dim, net_shape, check_positive_ints(self.channels, "channels"))
-        else:
-            hidden = check_positive_ints(self.hidden, "hidden")
-            encoder = dense_encoder(net_shape[0], self.latent_dim, hidden)
-            decoder = dense_decoder(self.latent_dim, net_shape, hidden)
+        encoder, decoder = self._encoder_and_decoder(net_shape, 2 * self.latent_dim)
+        encoder = GaussianEncoder(encoder, self.latent_dim)
         return VAEModel(VariationalAutoEncoder(encoder, decoder), ObservationModel(self.likelihood, net_shape))
 
     def _fit_scaling(self, X: np.ndarray) -> None:
@@ -226,36 +200,8 @@ class VAE(TransformerMixin, BaseGenerativeNet):
         """Latent means E[z | x]; shape (n_samples, latent_dim)."""
         return self.encode(X)[0]
 
-    @torch.no_grad()
-    def inverse_transform(self, Z):
-        """Decode latent points to E[x | z] in the input's units and form.
-
-        Parameters
-        ----------
-        Z : array-like of shape (n_samples, latent_dim)
-
-        Returns
-        -------
-        X : DataFrame (fitted on one: its columns), or ndarray of the input's sample shape
-        """
-        check_is_fitted(self, "module_")
-        Z = np.array(Z.to_numpy() if isinstance(Z, pd.DataFrame) else Z, dtype=np.float32)
-        if Z.ndim != 2 or Z.shape[1] != self.latent_dim:
-            raise ValueError(f"Z must have shape (n_samples, {self.latent_dim}), got {Z.shape}")
-        if not np.isfinite(Z).all():
-            raise ValueError("Z contains NaN or infinity")
-        return self._to_input_form(self._decode(torch.from_numpy(Z).to(self.device_)))
-
-    def _decode(self, z: torch.Tensor) -> torch.Tensor:
-        model = self._inference_net()
-        return torch.cat(
-            [model.observation.mean(model.autoencoder.decoder(z[a:b])) for a, b in inference_batches(len(z))]
-        )
-
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """z0 .. z{latent_dim - 1}."""
-        check_is_fitted(self, "module_")
-        return np.asarray([f"z{i}" for i in range(self.latent_dim)], dtype=object)
+    def _decoded_mean(self, net: nn.Module, z: torch.Tensor) -> torch.Tensor:
+        return net.observation.mean(net.autoencoder.decoder(z))
 
     @torch.no_grad()
     def sample(self, n_samples: int = 1, random_state=None, *, observation_noise: bool = False):

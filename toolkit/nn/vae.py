@@ -1,4 +1,5 @@
-"""Encoders q(z | x) and decoders p(x | z) of a variational auto-encoder, dense or convolutional."""
+"""Encoders and decoders of auto-encoders, dense or convolutional: deterministic (x -> z, the plain
+auto-encoder) or Gaussian q(z | x) (the VAE), and the VAE's observation model p(x | z)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ class GaussianEncoder(nn.Module):
         return out[:, : self.latent_dim], out[:, self.latent_dim :]
 
 
-def dense_encoder(n_features: int, latent_dim: int, hidden: Sequence[int]) -> GaussianEncoder:
-    return GaussianEncoder(nn.Sequential(nn.Flatten(), DenseNet(n_features, 2 * latent_dim, hidden)), latent_dim)
+def dense_encoder(n_features: int, n_out: int, hidden: Sequence[int]) -> nn.Module:
+    """x (flattened) -> (N, n_out) through dense layers of widths ``hidden``."""
+    return nn.Sequential(nn.Flatten(), DenseNet(n_features, n_out, hidden))
 
 
 def dense_decoder(latent_dim: int, output_shape: tuple[int, ...], hidden: Sequence[int]) -> nn.Module:
@@ -47,17 +49,17 @@ def _spatial_sizes(height: int, width: int, n_levels: int) -> list[tuple[int, in
     return sizes
 
 
-def conv_encoder(image_shape: tuple[int, int, int], latent_dim: int, channels: Sequence[int]) -> GaussianEncoder:
-    """Stride-2 3x3 convolutions (GroupNorm, ReLU) over ``channels``, then a linear map to 2 * latent_dim."""
+def conv_encoder(image_shape: tuple[int, int, int], n_out: int, channels: Sequence[int]) -> nn.Module:
+    """Stride-2 3x3 convolutions (GroupNorm, ReLU) over ``channels``, then a linear map to ``n_out``."""
     c, h, w = image_shape
     layers: list[nn.Module] = []
     for c_in, c_out in zip([c, *channels], channels):
         layers += _conv_block(c_in, c_out, stride=2)
     last_h, last_w = _spatial_sizes(h, w, len(channels))[-1]
-    layers += [nn.Flatten(), nn.Linear(channels[-1] * last_h * last_w, 2 * latent_dim)]
+    layers += [nn.Flatten(), nn.Linear(channels[-1] * last_h * last_w, n_out)]
     body = nn.Sequential(*layers)
     init_weights(body, "relu")
-    return GaussianEncoder(body, latent_dim)
+    return body
 
 
 def conv_decoder(latent_dim: int, image_shape: tuple[int, int, int], channels: Sequence[int]) -> nn.Module:
@@ -155,3 +157,14 @@ class ObservationMean(nn.Module):
 
     def forward(self, decoded: torch.Tensor) -> torch.Tensor:
         return self.observation.mean(decoded)
+
+
+class AutoEncoderNet(nn.Module):
+    """The notes' plain auto-encoder: x -> z = encoder(x) -> x' = decoder(z); forward gives x'."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))

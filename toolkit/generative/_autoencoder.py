@@ -1,0 +1,165 @@
+"""``AutoEncoder``: the notes' plain auto-encoder as a scikit-learn transformer."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from toolkit._export_spec import InferenceSpec, OutputSpec
+from toolkit._training import inference_batches
+from toolkit.generative._base import generative_training_doc
+from toolkit.generative._latent import ARCHITECTURE_DOC, BaseAutoEncoder
+from toolkit.nn.heads import InputReshape
+from toolkit.nn.vae import AutoEncoderNet
+
+
+class AutoEncoder(BaseAutoEncoder):
+    __doc__ = (
+        """Plain auto-encoder: x -> z = f(x) -> x' = g(z), fitted by minimising ||x - x'||^2.
+
+    The notes' auto-encoder, dense or convolutional (the same encoders and decoders as
+    :class:`VAE`, without the noise and the KL term): a non-linear counterpart of PCA whose
+    ``transform`` gives the codes z and ``inverse_transform`` the reconstructions, so it
+    works as a Pipeline step (e.g. before a GaussianMixture). The loss is the squared error
+    summed over each sample's values, averaged over the batch, in the net's scale: rows
+    standardised per feature, images mapped from their [min, max] to [0, 1].
+
+    Fitted attributes: ``module_`` (the torch net), ``history_``, ``n_iter_``,
+    ``optimizer_steps_``, ``data_offset_`` / ``data_scale_``, ``n_features_in_``,
+    ``feature_names_in_`` (DataFrame input).
+
+    Parameters
+    ----------
+"""
+        + ARCHITECTURE_DOC
+        + """    image_shape : (H, W) or (C, H, W), optional
+        Shape of one image when X holds flat rows.
+"""
+        + generative_training_doc(max_steps=10_000, ema_decay=0.0)
+    )
+
+    def __init__(
+        self,
+        latent_dim=2,
+        *,
+        architecture="mlp",
+        hidden=(256, 128),
+        channels=(32, 64),
+        image_shape=None,
+        optimizer="adam",
+        learning_rate=1e-3,
+        momentum=0.9,
+        nesterov=False,
+        weight_decay=0.0,
+        batch_size="auto",
+        max_epochs=None,
+        max_steps=10_000,
+        ema_decay=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=None,
+        tol=1e-4,
+        lr_schedule=None,
+        max_grad_norm=None,
+        restore_best_weights=True,
+        callbacks=None,
+        device="auto",
+        random_state=None,
+        verbose=False,
+        warm_start=False,
+    ):
+        self.latent_dim = latent_dim
+        self.architecture = architecture
+        self.hidden = hidden
+        self.channels = channels
+        self.image_shape = image_shape
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.max_steps = max_steps
+        self.ema_decay = ema_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.lr_schedule = lr_schedule
+        self.max_grad_norm = max_grad_norm
+        self.restore_best_weights = restore_best_weights
+        self.callbacks = callbacks
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def _build_net(self, net_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+        return AutoEncoderNet(*self._encoder_and_decoder(net_shape, self.latent_dim))
+
+    @staticmethod
+    def _loss(reconstruction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return ((reconstruction - x) ** 2).flatten(1).sum(dim=1).mean()
+
+    def _metric(self, reconstruction: torch.Tensor, x: torch.Tensor) -> float:
+        return -self._loss(reconstruction, x).item()
+
+    def _decoded_mean(self, net: nn.Module, z: torch.Tensor) -> torch.Tensor:
+        return net.decoder(z)
+
+    @torch.no_grad()
+    def transform(self, X) -> np.ndarray:
+        """The codes z = f(x).
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, latent_dim), float32
+        """
+        check_is_fitted(self, "module_")
+        x = self._scale(self._check_X(X, reset=False))
+        encoder = self._inference_net().encoder
+        return torch.cat([encoder(self._to_tensor(x[a:b])) for a, b in inference_batches(len(x))]).cpu().numpy()
+
+    def score(self, X, y=None) -> float:
+        """Minus the mean squared reconstruction error per sample, ||x - g(f(x))||^2 summed over
+        the values of a sample, in the input's units (higher is better).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+        y : None
+            Ignored.
+        """
+        original = self._check_X(X, reset=False).reshape(len(X), -1)
+        rebuilt = np.asarray(self.inverse_transform(self.transform(X))).reshape(len(original), -1)
+        return -float(((rebuilt - original) ** 2).sum(axis=1).mean())
+
+    def _inference_spec(self) -> list[InferenceSpec]:
+        """Two graphs: ``encoder`` (X -> z) and ``decoder`` (Z -> reconstruction in the input's units)."""
+        check_is_fitted(self, "module_")
+        net = self._exportable_module()
+        feature_names = [str(c) for c in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None
+        encoder = nn.Sequential(InputReshape(self.net_shape_), self._scaling(), net.encoder)
+        decoder = nn.Sequential(net.decoder, self._unscaling(), InputReshape(self.input_shape_))
+        return [
+            InferenceSpec(
+                module=encoder.eval(),
+                sample_shape=self.input_shape_,
+                outputs=[OutputSpec("z", "transform", 2)],
+                example=np.zeros((2, *self.input_shape_), dtype=np.float32),
+                feature_names=feature_names,
+                graph="encoder",
+            ),
+            InferenceSpec(
+                module=decoder.eval(),
+                sample_shape=(self.latent_dim,),
+                outputs=[OutputSpec("reconstruction", "inverse_transform", 1 + len(self.input_shape_))],
+                example=np.zeros((2, self.latent_dim), dtype=np.float32),
+                input_name="Z",
+                graph="decoder",
+                input_method="transform",
+            ),
+        ]
