@@ -23,8 +23,11 @@ class AutoEncoder(BaseAutoEncoder):
     :class:`VAE`, without the noise and the KL term): a non-linear counterpart of PCA whose
     ``transform`` gives the codes z and ``inverse_transform`` the reconstructions, so it
     works as a Pipeline step (e.g. before a GaussianMixture). The loss is the squared error
-    summed over each sample's values, averaged over the batch, in the net's scale: rows
-    standardised per feature, images mapped from their [min, max] to [0, 1].
+    summed over each sample's values, averaged over the batch. Rows are centred per feature
+    and divided by one common scale (the root mean variance), images mapped from their
+    [min, max] to [0, 1]: both keep the loss proportional to ||x - x'||^2 in the input's
+    units, the quantity PCA minimises (a per-feature standardisation would weigh a nearly
+    constant pixel as much as the informative ones).
 
     Fitted attributes: ``module_`` (the torch net), ``history_``, ``n_iter_``,
     ``optimizer_steps_``, ``data_offset_`` / ``data_scale_``, ``n_features_in_``,
@@ -37,7 +40,7 @@ class AutoEncoder(BaseAutoEncoder):
         + """    image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
 """
-        + generative_training_doc(max_steps=10_000, ema_decay=0.0)
+        + generative_training_doc(max_steps=10_000, ema_decay=0.0, patience=20)
     )
 
     def __init__(
@@ -57,9 +60,9 @@ class AutoEncoder(BaseAutoEncoder):
         max_epochs=None,
         max_steps=10_000,
         ema_decay=0.0,
-        early_stopping=False,
+        early_stopping=True,
         validation_fraction=0.1,
-        n_iter_no_change=None,
+        n_iter_no_change=20,
         tol=1e-4,
         lr_schedule=None,
         max_grad_norm=None,
@@ -96,6 +99,12 @@ class AutoEncoder(BaseAutoEncoder):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+
+    def _fit_scaling(self, X: np.ndarray) -> None:
+        super()._fit_scaling(X)
+        if self.data_scale_.ndim:  # rows: one common scale instead of one per feature
+            common = np.sqrt(X.var(axis=0).mean()) or 1.0
+            self.data_scale_ = np.full_like(self.data_scale_, common)
 
     def _build_net(self, net_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
         return AutoEncoderNet(*self._encoder_and_decoder(net_shape, self.latent_dim))

@@ -166,6 +166,10 @@ class OnnxModel:
         """The estimator's ``transform``."""
         return self._method_output("transform", X)
 
+    def inverse_transform(self, X):
+        """The estimator's ``inverse_transform`` (an auto-encoder's decoder graph)."""
+        return self._method_output("inverse_transform", X)
+
     def __repr__(self) -> str:
         estimator = self.metadata["estimator"]["class"]
         return f"OnnxModel({str(self.folder)!r}, graph={self.graph!r}, estimator={estimator}, provider={self.provider})"
