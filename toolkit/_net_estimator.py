@@ -263,12 +263,16 @@ class BaseNeuralNet(BaseEstimator):
         self.optimizer_steps_ += loop.steps
         if not (stopped or partial or stopping is None):
             warnings.warn(
-                f"{type(self).__name__} reached max_epochs={self.max_epochs} before the "
+                f"{type(self).__name__} reached {self._budget_text()} before the "
                 f"{'validation' if validation else 'training'} loss stopped improving; "
-                "raise max_epochs or tol",
+                "raise it or tol",
                 ConvergenceWarning,
                 stacklevel=3,
             )
+
+    def _budget_text(self) -> str:
+        """The training budget as the user set it, for messages."""
+        return f"max_epochs={self.max_epochs}"
 
     def _stratify(self, targets: np.ndarray) -> np.ndarray | None:
         return None

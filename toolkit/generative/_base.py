@@ -88,6 +88,9 @@ class BaseGenerativeNet(BaseNeuralNet):
             return self.max_epochs, None
         return math.ceil(self.max_steps / n_batches), self.max_steps
 
+    def _budget_text(self) -> str:
+        return f"max_epochs={self.max_epochs}" if self.max_epochs is not None else f"max_steps={self.max_steps}"
+
     def _ema_decay(self) -> float:
         return self.ema_decay
 
