@@ -315,7 +315,10 @@ class TrainingLoop:
                     "duration": time.perf_counter() - started,
                 }
             )
-            epochs.set_postfix(train_loss=f"{train_loss:.4g}", valid_loss=f"{valid_loss:.4g}")
+            shown = {"train_loss": f"{train_loss:.4g}"}
+            if validation is not None:
+                shown["valid_loss"] = f"{valid_loss:.4g}"
+            epochs.set_postfix(shown)
             if not math.isfinite(train_loss):
                 raise FloatingPointError(
                     f"training loss became {train_loss} at epoch {len(self.history)}; "
