@@ -1,5 +1,7 @@
 """GaussianMixture against scikit-learn's: identical-init parity, default fits, chunking, errors."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,6 +92,40 @@ def test_default_fits_reach_sklearns_likelihood(covariance_type, init_params):
     ours = GaussianMixture(4, covariance_type=covariance_type, init_params=init_params, n_init=2, random_state=0).fit(X)
     assert ours.score(X) >= ref.score(X) - 1e-3
     assert ours.converged_
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_the_same_random_state_gives_sklearns_fit(covariance_type, init_params):
+    """A drop-in: the same seed, the same start (scikit-learn's quirks included: the tied start
+    of k chosen rows sums X'X over every row, and initial weights are N_k / n unnormalised),
+    the same iterations and lower bounds. The issue's case was tied + k-means++: scikit-learn
+    3 iterations to -7.458, ours 18 to -6.134."""
+    X, _ = make_blobs(500, n_features=3, centers=3, cluster_std=[1, 2, 0.5], random_state=1)
+    for seed in range(3):
+        settings = dict(covariance_type=covariance_type, init_params=init_params, random_state=seed)
+        ref = SklearnGaussianMixture(3, **settings).fit(X)
+        ours = GaussianMixture(3, **settings).fit(X)
+        assert ours.n_iter_ == ref.n_iter_ and ours.converged_ == ref.converged_
+        # The first bound of a start from k single rows has variances of reg_covar (1e-6):
+        # about -2.5e7, where the expanded quadratic form (one GEMM) keeps 7-8 digits.
+        assert ours.lower_bounds_[0] == pytest.approx(ref.lower_bounds_[0], rel=1e-6)
+        np.testing.assert_allclose(ours.lower_bounds_[1:], ref.lower_bounds_[1:], rtol=1e-9)
+        assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-9)
+        np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(ours.covariances_, ref.covariances_, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(ours.weights_, ref.weights_, rtol=1e-7, atol=1e-9)
+
+
+def test_float32_input_keeps_float32_attributes_as_sklearns():
+    X = make_blobs(300, n_features=3, centers=2, random_state=0)[0].astype(np.float32)
+    ours = GaussianMixture(2, random_state=0).fit(X)
+    ref = SklearnGaussianMixture(2, random_state=0).fit(X)
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        assert getattr(ours, name).dtype == getattr(ref, name).dtype == np.float32, name
+    assert ours.predict_proba(X).dtype == ours.score_samples(X).dtype == np.float32
+    assert ours.predict_proba(X.astype(np.float64)).dtype == np.float64
+    np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-4)
 
 
 @pytest.mark.parametrize("build", BUILDS)
@@ -229,7 +265,7 @@ def test_bad_input():
         GaussianMixture(60).fit(X)
     with pytest.raises(ValueError, match="'covariance_type' parameter"):
         GaussianMixture(2, covariance_type="banana").fit(X)
-    with pytest.raises(ValueError, match=r"means_init must have shape \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"'means' should have the shape of \(2, 3\), but got \(3, 3\) \(means_init\)"):
         GaussianMixture(2, means_init=np.zeros((3, 3))).fit(X)
     with pytest.raises(NotFittedError):
         GaussianMixture(2).predict(X)
@@ -238,6 +274,71 @@ def test_bad_input():
         model.predict(X[:, :2])
     with pytest.raises(TypeError, match=r"non-numeric column\(s\) \['b'\]"):
         GaussianMixture(2).fit(pd.DataFrame({"a": X[:, 0], "b": ["x"] * 50}))
+
+
+BAD_PRECISIONS = [
+    (
+        "spherical",
+        np.array([1.0, -2.0]),
+        r"'spherical precision' should be positive, but precisions_init\[1\] = -2 "
+        r"\(component 1\)",
+    ),
+    (
+        "diag",
+        np.array([[1.0, 1.0, 1.0], [1.0, 0.0, 1.0]]),
+        r"'diag precision' should be positive, but "
+        r"precisions_init\[1, 1\] = 0 \(component 1, feature 1\)",
+    ),
+    (
+        "full",
+        np.stack([np.eye(3), np.diag([1.0, -1.0, 1.0])]),
+        r"'full precision' should be symmetric, positive-definite, but precisions_init\[1\] \(component 1\) "
+        r"is not positive-definite \(smallest eigenvalue -1\)",
+    ),
+    (
+        "full",
+        np.stack([np.eye(3), np.eye(3) + np.triu(np.ones((3, 3)), 1)]),
+        r"precisions_init\[1\] \(component 1\) "
+        r"is not symmetric",
+    ),
+    (
+        "tied",
+        np.diag([1.0, 1.0, 0.0]),
+        r"'tied precision' should be symmetric, positive-definite, but precisions_init "
+        r"is not positive-definite \(smallest eigenvalue 0\)",
+    ),
+    ("tied", np.eye(2), r"'tied precision' should have the shape of \(3, 3\), but got \(2, 2\) \(precisions_init\)"),
+    ("diag", np.full((2, 3), np.nan), r"precisions_init: Input precisions_init contains NaN"),
+]
+
+
+@pytest.mark.parametrize("covariance_type, precisions, message", BAD_PRECISIONS)
+def test_precisions_init_is_checked_as_scikit_learn_checks_it(covariance_type, precisions, message):
+    """Each bad precision is a ValueError naming precisions_init, the component and the problem,
+    with scikit-learn's message in front (scikit-learn fits negative diagonal precisions to NaN
+    weights in ours before, and a non-positive-definite matrix raised torch's _LinAlgError)."""
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    model = GaussianMixture(2, covariance_type=covariance_type, precisions_init=precisions, random_state=0)
+    with pytest.raises(ValueError, match=message):
+        model.fit(X)
+
+
+def test_initial_weights_are_checked_in_scikit_learns_words():
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    with pytest.raises(
+        ValueError, match=re.escape("The parameter 'weights' should have the shape of (2,), but got (2, 1)")
+    ):
+        GaussianMixture(2, weights_init=[[0.5], [0.5]]).fit(X)
+    with pytest.raises(
+        ValueError, match=re.escape("The parameter 'weights' should be normalized, but got sum(weights) = 0.90000")
+    ):
+        GaussianMixture(2, weights_init=[0.5, 0.4]).fit(X)
+    # scikit-learn's message prints the minimum as "max value"; ours names them the right way round
+    with pytest.raises(
+        ValueError,
+        match=re.escape("in the range [0, 1], but got min value -0.50000, max value 1.50000 (weights_init[0])"),
+    ):
+        GaussianMixture(2, weights_init=[-0.5, 1.5]).fit(X)
 
 
 @parametrize_with_checks([GaussianMixture(2, random_state=0, device="cpu")])

@@ -28,6 +28,7 @@ from toolkit.mixture._gaussian_math import (
     precision_cholesky_from_precisions,
     precisions_from_cholesky,
 )
+from toolkit.mixture._initial_parameters import check_means, check_precisions, check_weights
 from toolkit.nn.mixture import MixtureDensity
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -79,11 +80,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     Attributes
     ----------
     weights_, means_, covariances_, precisions_, precisions_cholesky_ : ndarray
-        As scikit-learn's (numpy, float64).
+        As scikit-learn's: numpy, in the fitted X's dtype (float32 X gives float32
+        attributes, as scikit-learn's; the statistics are accumulated in float64 either way).
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float
         Average log-likelihood of the best initialisation at its last E-step.
+    lower_bounds_ : list of float
+        The lower bound at each EM iteration of the best initialisation.
     n_features_in_, feature_names_in_
     """
 
@@ -189,7 +193,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _m_step(self, stats: dict) -> None:
         """Parameters from float64 statistics, computed in float64 (E[x x'] - mu mu' cancels
         in float32 for tight components), then cast to the working dtype."""
-        weights, means, covariances = estimate_parameters(stats, self.reg_covar, self.covariance_type)
+        self._set_parameters(*estimate_parameters(stats, self.reg_covar, self.covariance_type))
+
+    def _set_parameters(self, weights: torch.Tensor, means: torch.Tensor, covariances: torch.Tensor) -> None:
         working = DTYPES[self.dtype]
         self._weights, self._means, self._covariances = weights.to(working), means.to(working), covariances
         self._precisions_cholesky = precision_cholesky_from_covariances(covariances, self.covariance_type).to(working)
@@ -229,7 +235,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             for start, block in zip(range(0, X.shape[0], self.batch_size), blocks):
                 resp = torch.as_tensor(block, dtype=torch.float64, device=self._device)
                 moments = moments + resp.T @ features(X[start : start + self.batch_size], self._shift)
-            self._m_step(features.statistics(moments))
+            stats = features.statistics(moments)
+            weights, means, covariances = estimate_parameters(stats, self.reg_covar, self.covariance_type)
+            if self.covariance_type == "tied" and self.init_params in ("k-means++", "random_from_data"):
+                means, covariances = self._scikit_learn_tied_start(X, stats)
+            # scikit-learn divides the initial N_k by n_samples without renormalising: k / n in
+            # all for the one-hot starts of k chosen rows. Only the first lower bound sees it.
+            weights = (stats["nk"] + 10 * torch.finfo(torch.float64).eps) / X.shape[0]
+            self._set_parameters(weights, means, covariances)
         if self.weights_init is not None:
             self._weights = self._tensor(self.weights_init)
         if self.means_init is not None:
@@ -239,23 +252,33 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 self._tensor(self.precisions_init), self.covariance_type
             )
 
+    def _scikit_learn_tied_start(self, X: torch.Tensor, stats: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(means, tied covariance) of a start from k chosen rows, as scikit-learn computes them.
+
+        scikit-learn's tied covariance is (X'X - sum_k N_k mu_k mu_k') / sum_k N_k with X'X
+        summed over EVERY row, whatever the responsibilities; for "k-means++" and
+        "random_from_data" (one-hot rows for the k chosen points only, N_k = 1) that is not
+        the chosen points' covariance, and it depends on where the origin is. A drop-in
+        reproduces it, in the input's own coordinates (float64).
+        """
+        shift = self._shift.double()
+        gram = torch.zeros((X.shape[1], X.shape[1]), dtype=torch.float64, device=self._device)
+        for start in range(0, X.shape[0], self.batch_size):
+            block = X[start : start + self.batch_size].double()
+            gram += block.T @ block
+        raw = {"nk": stats["nk"], "sx": stats["sx"] + stats["nk"][:, None] * shift, "sxx": gram}
+        _, means, covariances = estimate_parameters(raw, self.reg_covar, "tied")
+        return means - shift, covariances
+
     def _check_initial_parameters(self, n_features: int) -> None:
-        k, d = self.n_components, n_features
-        shapes = {
-            "weights_init": (k,),
-            "means_init": (k, d),
-            "precisions_init": {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[
-                self.covariance_type
-            ],
-        }
-        for name, shape in shapes.items():
-            value = getattr(self, name)
-            if value is not None and np.shape(value) != shape:
-                raise ValueError(f"{name} must have shape {shape} for {self.covariance_type!r}, got {np.shape(value)}")
+        """scikit-learn's checks of the given initial parameters (see ``_initial_parameters``)."""
+        k = self.n_components
         if self.weights_init is not None:
-            weights = np.asarray(self.weights_init, dtype=float)
-            if (weights < 0).any() or (weights > 1).any() or not np.isclose(weights.sum(), 1.0):
-                raise ValueError(f"weights_init must be non-negative and sum to 1, got {weights.tolist()}")
+            check_weights(self.weights_init, k)
+        if self.means_init is not None:
+            check_means(self.means_init, k, n_features)
+        if self.precisions_init is not None:
+            check_precisions(self.precisions_init, self.covariance_type, k, n_features)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
@@ -291,6 +314,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"n_samples = {X_np.shape[0]}"
             )
         self._check_initial_parameters(X_np.shape[1])
+        self._input_dtype = X_np.dtype
         self._device = resolve_device(self.device)
         if not continuing:
             self._shift = self._tensor(X_np.mean(axis=0))
@@ -301,10 +325,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         for _ in range(1 if continuing else self.n_init):
             if not continuing:
                 self._initialize(X_np, X, random_state)
-            bound, converged, n_iter = self._em(X, start=self.lower_bound_ if continuing else -np.inf)
+            bounds, converged = self._em(X, start=self.lower_bound_ if continuing else -np.inf)
+            bound = bounds[-1] if bounds else (self.lower_bound_ if continuing else -np.inf)
             if bound > best_bound or best is None:
                 best, best_bound = (self._state(), self._covariances if hasattr(self, "_covariances") else None), bound
-                self.converged_, self.n_iter_ = converged, n_iter
+                self.converged_, self.n_iter_, self.lower_bounds_ = converged, len(bounds), bounds
         (self._weights, self._means, self._precisions_cholesky), covariances = best
         if covariances is not None:
             self._covariances = covariances
@@ -319,15 +344,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._publish()
         return self._labels(X)
 
-    def _em(self, X: torch.Tensor, start: float) -> tuple[float, bool, int]:
-        """EM iterations from the current parameters; (lower bound, converged, iterations).
+    def _em(self, X: torch.Tensor, start: float) -> tuple[list[float], bool]:
+        """EM iterations from the current parameters; (lower bound of each iteration, converged).
 
         Fits on the CPU take the compiled pass (toolkit/mixture/_fused_pass.py)
         on torch's threads, while torch itself runs the small M-step on one thread: its
         OpenMP workers spin for a while after every parallel op and would take a core from
         the kernel. Everything else takes the torch pass.
         """
-        bound, converged, n_iter = start, False, 0
+        bound, converged, bounds = start, False, []
         if _fused_pass.applies(self._device):
             fused = _fused_pass.FusedPass(X.numpy(), self.covariance_type, self.n_components)
             e_step, threads = (
@@ -343,17 +368,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             for n_iter in bar:
                 previous = bound
                 bound, stats = e_step()
+                bounds.append(bound)
                 self._m_step(stats)
                 if n_iter % self.verbose_interval == 0:
                     bar.set_postfix(lower_bound=f"{bound:.6g}", change=f"{bound - previous:.3g}")
                 if abs(bound - previous) < self.tol:
                     converged = True
                     break
-        return bound, converged, n_iter
+        return bounds, converged
 
     def _publish(self) -> None:
-        """Expose the parameters as scikit-learn's numpy attributes (means in input units)."""
-        as_numpy = lambda t: t.detach().cpu().numpy().astype(np.float64)  # noqa: E731
+        """Expose the parameters as scikit-learn's numpy attributes (means in input units, in
+        the dtype of the X fitted, as scikit-learn keeps float32 input's attributes in float32)."""
+        as_numpy = lambda t: t.detach().cpu().numpy().astype(self._input_dtype)  # noqa: E731
         self.weights_ = as_numpy(self._weights)
         self.means_ = as_numpy(self._means + self._shift)
         self.precisions_cholesky_ = as_numpy(self._precisions_cholesky)
@@ -365,11 +392,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.covariances_ = as_numpy(covariances)
 
     # ------------------------------------------------------------ inference
-    def _check_X(self, X) -> torch.Tensor:
+    def _check_X(self, X) -> tuple[torch.Tensor, np.dtype]:
+        """X as the working tensor, and its own dtype (float32 or float64: the outputs' dtype)."""
         check_is_fitted(self, "weights_")
         reject_non_numeric_columns(X)
         X_np = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return self._tensor(X_np)
+        return self._tensor(X_np), X_np.dtype
 
     def _density(self) -> MixtureDensity:
         return mixture_density(*self._state(), self._shift, self.covariance_type)
@@ -383,8 +411,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def score_samples(self, X) -> np.ndarray:
         """Log-density log p(x) of each sample; shape (n_samples,)."""
-        log_density = self._per_chunk(self._check_X(X), lambda log_prob: torch.logsumexp(log_prob, dim=1))
-        return log_density.cpu().numpy().astype(np.float64)
+        X, dtype = self._check_X(X)
+        return self._per_chunk(X, lambda log_prob: torch.logsumexp(log_prob, dim=1)).cpu().numpy().astype(dtype)
 
     def score(self, X, y=None) -> float:
         """Average log-likelihood of X."""
@@ -392,8 +420,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Posterior p(z = k | x) of each component; shape (n_samples, n_components)."""
-        posterior = self._per_chunk(self._check_X(X), lambda log_prob: torch.softmax(log_prob, dim=1))
-        return posterior.cpu().numpy().astype(np.float64)
+        X, dtype = self._check_X(X)
+        return self._per_chunk(X, lambda log_prob: torch.softmax(log_prob, dim=1)).cpu().numpy().astype(dtype)
 
     def _labels(self, X: torch.Tensor) -> np.ndarray:
         """Most probable component per row."""
@@ -401,7 +429,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Most probable component of each sample; shape (n_samples,)."""
-        return self._labels(self._check_X(X))
+        return self._labels(self._check_X(X)[0])
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw samples from the fitted mixture, as scikit-learn does (same random stream).
