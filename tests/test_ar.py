@@ -200,7 +200,7 @@ def test_sklearn_tooling():
         (
             pd.Series(np.arange(6.0)),
             ValueError,
-            r"y has 6 observations; lags \[1, 2, 3\] with trend 'c' need at least 8",
+            r"y has 6 observations; lags \[1, 2, 3\] with 1 deterministic term\(s\) \['const'\] need at least 8",
         ),
         (pd.Series(list("abcdefghijkl")), TypeError, "y must be numeric"),
         (pd.DataFrame({"a": np.arange(20.0), "b": list("x" * 20)}), TypeError, r"non-numeric column\(s\) \['b'\]"),
@@ -271,3 +271,169 @@ def test_update_with_arrays_continues_an_integer_index():
     pd.testing.assert_series_equal(model.resid_, before)  # residuals stay those of the fit sample
     with pytest.raises(ValueError, match="layout used at fit"):
         model.update(pd.DataFrame({"a": y[:5], "b": y[:5]}))
+
+
+# ------------------------------------------------ AR-X, seasonal, deterministic, hold_back
+def macro_frame() -> pd.DataFrame:
+    data = sm.datasets.macrodata.load_pandas().data
+    frame = data[["infl", "unemp", "realint"]].copy()
+    frame.index = pd.period_range("1959Q1", periods=len(frame), freq="Q")
+    return frame
+
+
+def monthly_co2() -> pd.Series:
+    data = sm.datasets.co2.load_pandas().data["co2"].resample("MS").mean().interpolate()
+    return data.loc["1970":"1990"].rename("co2")
+
+
+SPECIFICATIONS = [
+    dict(lags=2, trend="c", exog=True),
+    dict(lags=3, trend="ct", seasonal=True),
+    dict(lags=3, trend="ct", seasonal=True, exog=True),
+    dict(lags=[1, 4], trend="n", seasonal=True, hold_back=6, exog=True),
+    dict(lags=2, trend="ctt", hold_back=5),
+    dict(lags=4, trend="c", hold_back=8),
+    dict(lags=2, trend="c", seasonal=True, period=12, series="co2"),
+    dict(lags=[1, 12], trend="t", seasonal=True, series="co2"),  # period 12 inferred from the monthly index
+]
+
+
+def specification(spec: dict):
+    spec = dict(spec)
+    use_exog, series = spec.pop("exog", False), spec.pop("series", "infl")
+    if series == "co2":
+        y, X = monthly_co2(), None
+    else:
+        frame = macro_frame()
+        y, X = frame["infl"], frame[["unemp", "realint"]] if use_exog else None
+    return spec, y, X
+
+
+def _ids(spec):
+    return ",".join(f"{k}={v}" for k, v in spec.items())
+
+
+@pytest.mark.parametrize("spec", SPECIFICATIONS, ids=_ids)
+def test_extended_models_match_autoreg(spec):
+    settings, y, X = specification(spec)
+    n = len(y) - 12
+    ref = AutoReg(y[:n], exog=None if X is None else X[:n], **settings).fit()
+    ours = ARForecaster(**settings).fit(y[:n], None if X is None else X[:n])
+    assert list(ours.params_.index) == list(ref.params.index)
+    assert rel(ours.params_, ref.params) < 1e-8 and rel(ours.bse_, ref.bse) < 1e-8
+    for name in ("aic", "bic", "hqic", "llf"):
+        assert getattr(ours, f"{name}_") == pytest.approx(getattr(ref, name), rel=1e-10)
+    assert ours.n_obs_ == ref.nobs and ours.hold_back_ == ref.model.hold_back
+    future = None if X is None else X[n:]
+    assert rel(ours.predict(12, future), ref.forecast(12, exog=future)) < 1e-8
+    interval = ours.predict_interval(12, 0.9, X=future)
+    expected = ref.get_prediction(start=n, end=n + 11, exog_oos=future).conf_int(alpha=0.1)
+    assert rel(interval["lower"], expected.iloc[:, 0]) < 1e-8 and rel(interval["upper"], expected.iloc[:, 1]) < 1e-8
+    np.testing.assert_allclose(ours.resid_, ref.resid, atol=1e-8 * np.abs(y).max())
+    np.testing.assert_allclose(ours.roots_, ref.roots, rtol=1e-8)
+    assert ours.is_stationary_ == bool(np.all(np.abs(ref.roots) > 1))
+
+
+@pytest.mark.parametrize("spec", SPECIFICATIONS[:4], ids=_ids)
+@pytest.mark.parametrize(
+    "start, end, dynamic",
+    [
+        (None, None, False),
+        (0, 190, False),
+        (10, 195, 30),
+        ("1990Q1", "2005Q2", "1995Q1"),
+        (None, None, True),
+        (3, 20, 1),
+    ],
+)
+def test_predict_start_end_dynamic_matches_autoreg(spec, start, end, dynamic):
+    settings, y, X = specification(spec)
+    n = len(y) - 12
+    ref = AutoReg(y[:n], exog=None if X is None else X[:n], **settings).fit()
+    ours = ARForecaster(**settings).fit(y[:n], None if X is None else X[:n])
+    future = None if X is None else X[n:]
+    expected = ref.predict(start=start, end=end, dynamic=dynamic, exog_oos=future)
+    got = ours.predict(start=start, end=end, dynamic=dynamic, X=future)
+    assert got.index.equals(expected.index)
+    assert (np.isnan(got.to_numpy()) == np.isnan(expected.to_numpy())).all()
+    np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_a_users_deterministic_process_matches_autoreg():
+    from statsmodels.tsa.deterministic import DeterministicProcess, Fourier
+
+    y = macro_frame()["infl"][:180]
+    process = DeterministicProcess(y.index, constant=True, order=1, additional_terms=[Fourier(12, 2)])
+    ref = AutoReg(y, 2, trend="n", deterministic=process).fit()
+    ours = ARForecaster(2, trend="n", deterministic=process).fit(y)
+    assert list(ours.params_.index) == list(ref.params.index)
+    assert rel(ours.params_, ref.params) < 1e-8 and rel(ours.bse_, ref.bse) < 1e-8
+    assert rel(ours.predict(8), ref.forecast(8)) < 1e-8
+    with pytest.warns(UserWarning, match='trend must be "n"'):
+        ARForecaster(2, deterministic=process).fit(y)
+
+
+def test_summary_holds_autoregs_values():
+    frame = macro_frame()
+    ref = AutoReg(frame["infl"], [1, 3], seasonal=True, exog=frame[["unemp"]]).fit()
+    summary = ARForecaster([1, 3], seasonal=True).fit(frame["infl"], frame[["unemp"]]).summary(alpha=0.1)
+    table = summary.coefficients
+    np.testing.assert_allclose(table["coef"], ref.params, rtol=1e-10)
+    np.testing.assert_allclose(table["std err"], ref.bse, rtol=1e-10)
+    np.testing.assert_allclose(table["z"], ref.tvalues, rtol=1e-10)
+    np.testing.assert_allclose(table["P>|z|"], ref.pvalues, rtol=1e-8)
+    np.testing.assert_allclose(table.iloc[:, 4:].to_numpy(), ref.conf_int(alpha=0.1).to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(summary.roots["Modulus"], np.abs(ref.roots), rtol=1e-10)
+    np.testing.assert_allclose(summary.roots["Frequency"], ref.arfreq, atol=1e-12)
+    assert summary.info["Model:"] == "Restr. Seas. AutoReg-X(3)"
+    assert summary.info["Log Likelihood"] == f"{ref.llf:#5.3f}" and summary.info["AIC"] == f"{ref.aic:#5.3f}"
+    text = str(summary)
+    assert "Restr. Seas. AutoReg-X(3)" in text and "unemp" in text and "AR.3" in text
+
+
+def test_panel_with_exog_per_series_equals_each_series_alone():
+    frame = macro_frame()
+    panel = frame[["infl", "unemp"]]
+    rng = np.random.default_rng(0)
+    regressors = {c: pd.DataFrame({"x": rng.normal(size=len(panel))}, index=panel.index) for c in panel}
+    model = ARForecaster(2, seasonal=True).fit(panel, regressors)
+    future = {c: pd.DataFrame({"x": rng.normal(size=6)}) for c in panel}
+    forecast = model.predict(6, future)
+    for column in panel:
+        alone = ARForecaster(2, seasonal=True).fit(panel[column], regressors[column])
+        np.testing.assert_allclose(model.params_[column], alone.params_, rtol=1e-10)
+        np.testing.assert_allclose(model.bse_[column], alone.bse_, rtol=1e-10)
+        np.testing.assert_allclose(forecast[column], alone.predict(6, future[column]), rtol=1e-10)
+    shared = ARForecaster(2).fit(panel, frame[["realint"]])
+    assert list(shared.params_.index) == ["const", "y.L1", "y.L2", "realint"]
+
+
+def test_period_is_inferred_as_statsmodels_infers_it():
+    assert ARForecaster(1, seasonal=True).fit(macro_frame()["infl"]).period_ == 4
+    assert ARForecaster(1, seasonal=True).fit(monthly_co2()).period_ == 12
+    with pytest.raises(ValueError, match="seasonal=True needs a period"):
+        ARForecaster(1, seasonal=True).fit(np.arange(50.0) % 7)
+
+
+def test_bad_exogenous_input_gets_clear_errors():
+    frame = macro_frame()
+    y, X = frame["infl"][:150], frame[["unemp", "realint"]][:150]
+    model = ARForecaster(2).fit(y, X)
+    with pytest.raises(ValueError, match=r"exogenous regressors \['unemp', 'realint'\]: pass their future values"):
+        model.predict(4)
+    with pytest.raises(ValueError, match=r"X has 3 row\(s\); 4 are needed"):
+        model.predict(4, frame[["unemp", "realint"]][150:153])
+    with pytest.raises(ValueError, match=r"X lacks the regressor column\(s\) \['realint'\]"):
+        model.predict(4, frame[["unemp"]][150:154])
+    with pytest.raises(ValueError, match="X contains NaN or infinity in column 'unemp', first at row 1"):
+        ARForecaster(2).fit(y, X.assign(unemp=np.where(np.arange(150) == 1, np.nan, X["unemp"])))
+    with pytest.raises(ValueError, match="fitted without exogenous regressors"):
+        ARForecaster(2).fit(y).predict(3, X[:3])
+    with pytest.raises(ValueError, match=r"X has 100 row\(s\); 150 are needed"):
+        ARForecaster(2).fit(y, X[:100])
+    with pytest.raises(ValueError, match="hold_back=1 must be >= the largest lag"):
+        ARForecaster(2, hold_back=1).fit(y)
+    with pytest.raises(ValueError, match="linearly dependent"):
+        ARForecaster(2, trend="c").fit(y, X.assign(one=1.0))
+    with pytest.raises(NotImplementedError, match="trend-only models so far"):
+        model.predict_from_windows(np.zeros((1, 2)), 3)

@@ -118,6 +118,9 @@ def test_ctrl_c_keeps_the_finished_rows(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a test run started as a shell's background job inherits SIGINT ignored, and so would
+        # the child (Python then installs no KeyboardInterrupt handler): give it the default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:

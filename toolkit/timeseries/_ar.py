@@ -14,12 +14,19 @@ from sklearn.utils.validation import check_is_fitted
 from toolkit._input_checks import reject_non_numeric_columns
 from toolkit._param_validation import Interval, StrOptions
 from toolkit.timeseries._ar_math import (
+    ar_roots,
+    design_matrix,
     deterministic_columns,
     fit_ar,
+    fit_design,
     forecast_paths,
+    forecast_recursion,
     forecast_variance,
     residuals,
 )
+from toolkit.timeseries._deterministic import DeterministicTerms, infer_period
+from toolkit.timeseries._exog import ExogLayout
+from toolkit.timeseries._summary import ARSummary, coefficient_table, model_name, roots_table
 
 
 class FrequencyWarning(UserWarning):
@@ -80,17 +87,34 @@ def _future_index(index: pd.Index, horizon: int) -> pd.Index:
 class ARForecaster(BaseEstimator):
     """Autoregressive forecaster fitted by least squares, for one series or a panel.
 
-    Y_t = mu + delta * t + sum_{i in lags} phi_i Y_{t-i} + u_t, u_t ~ N(0, sigma^2), with the
-    deterministic terms chosen by ``trend``. Estimates, standard errors and information
-    criteria follow ``statsmodels.tsa.ar_model.AutoReg`` (sigma^2 = SSR / nobs; time t counts
-    from 1 at the first observation).
+    Y_t = d_t' beta + sum_{i in lags} phi_i Y_{t-i} + x_t' gamma + u_t, u_t ~ N(0, sigma^2), with
+    deterministic terms d_t (``trend``, ``seasonal`` or a ``deterministic`` process) and
+    exogenous regressors x_t (``X`` at fit, their future values at forecast: AR-X).
+    Estimates, standard errors and information criteria follow
+    ``statsmodels.tsa.ar_model.AutoReg`` (sigma^2 = SSR / nobs; time t counts from 1 at the
+    first observation; columns ordered deterministic terms, lags, exog). Trend-only models
+    take the fast path (normal equations from lag-product sums, no regressor matrix); the
+    other terms need the regressor matrix and a QR solve.
 
     Parameters
     ----------
     lags : int or list of int, default=1
         p (lags 1..p) or the exact lags to use. Ignored when ``criterion`` is set.
-    trend : {"n", "c", "t", "ct"}, default="c"
-        No deterministic term, constant, time trend, or both.
+    trend : {"n", "c", "t", "ct", "ctt"}, default="c"
+        No deterministic term, constant, time trend, both, or both and a squared trend.
+    seasonal : bool, default=False
+        Seasonal dummies ``s(j,period)`` (the first dropped when there is a constant), as
+        AutoReg builds them from the observations' positions.
+    period : int, optional
+        The seasonal period; by default inferred from y's DatetimeIndex / PeriodIndex
+        frequency as statsmodels infers it (Q: 4, M: 12, W: 52, D: 7, B: 5, H: 24).
+    deterministic : DeterministicProcess, optional
+        statsmodels' ``DeterministicProcess`` (or any object with ``in_sample()`` and
+        ``out_of_sample(steps)``) built on y's index: its terms replace ``trend`` and
+        ``seasonal`` (which then warn unless "n" and False, as AutoReg).
+    hold_back : int, optional
+        Observations at the start left out of the estimation sample (at least the largest
+        lag, which is the default), so that models with different lags share one sample.
     max_lags : int, optional
         Largest order searched when ``criterion`` is set (orders 0..max_lags on the common
         sample that starts after max_lags observations, as ``ar_select_order``).
@@ -111,18 +135,47 @@ class ARForecaster(BaseEstimator):
     lags_ : list of int
     n_obs_ : int
         Observations in the estimation sample.
+    hold_back_ : int
+    period_ : int or None
+        The seasonal period used.
+    exog_names_ : list of str or None
+        The exogenous regressors' names (DataFrame columns, or x0, x1, ...).
+    roots_ : ndarray or DataFrame
+        Roots of the AR polynomial 1 - phi_1 z - ... - phi_p z^p (statsmodels' ``roots``; a
+        panel: one column per series); the process is stationary when all lie outside the
+        unit circle.
+    is_stationary_ : bool or Series
     """
 
     _parameter_constraints: dict = {
         "lags": [Interval(Integral, 0, None, closed="left"), "array-like"],
-        "trend": [StrOptions({"n", "c", "t", "ct"})],
+        "trend": [StrOptions({"n", "c", "t", "ct", "ctt"})],
+        "seasonal": ["boolean"],
+        "period": [Interval(Integral, 2, None, closed="left"), None],
+        "deterministic": [None, object],
+        "hold_back": [Interval(Integral, 0, None, closed="left"), None],
         "max_lags": [Interval(Integral, 0, None, closed="left"), None],
         "criterion": [StrOptions({"aic", "bic", "hqic"}), None],
     }
 
-    def __init__(self, lags=1, *, trend="c", max_lags=None, criterion=None):
+    def __init__(
+        self,
+        lags=1,
+        *,
+        trend="c",
+        seasonal=False,
+        period=None,
+        deterministic=None,
+        hold_back=None,
+        max_lags=None,
+        criterion=None,
+    ):
         self.lags = lags
         self.trend = trend
+        self.seasonal = seasonal
+        self.period = period
+        self.deterministic = deterministic
+        self.hold_back = hold_back
         self.max_lags = max_lags
         self.criterion = criterion
 
@@ -136,7 +189,33 @@ class ARForecaster(BaseEstimator):
         return lags
 
     def _minimum_length(self, hold_back: int, lags: list[int]) -> int:
-        return hold_back + len(deterministic_columns(self.trend)) + len(lags) + 1
+        n_exog = 0 if self._exog is None else len(self._exog.names)
+        return hold_back + len(self._terms) + len(lags) + n_exog + 1
+
+    def _fast_path(self) -> bool:
+        """Trend-only models: the normal equations from lag-product sums, no regressor matrix."""
+        return self._exog is None and self._terms.process is None and self._terms.period is None and self.trend != "ctt"
+
+    def _deterministic_terms(self, index: pd.Index, n: int) -> DeterministicTerms:
+        if self.deterministic is not None:
+            if self.trend != "n" or self.seasonal:
+                warnings.warn(
+                    'When using deterministic, trend must be "n" and seasonal must be False (they are ignored).',
+                    UserWarning,
+                    stacklevel=3,
+                )
+            if not (hasattr(self.deterministic, "in_sample") and hasattr(self.deterministic, "out_of_sample")):
+                raise TypeError("deterministic must be a DeterministicProcess (with in_sample and out_of_sample)")
+            return DeterministicTerms("n", process=self.deterministic, n_fit=n)
+        period = None
+        if self.seasonal:
+            period = self.period if self.period is not None else infer_period(index)
+        return DeterministicTerms(self.trend, period)
+
+    def _solve(self, values: np.ndarray, exog: np.ndarray | None, lags: list[int], hold_back: int):
+        if self._fast_path():
+            return fit_ar(values, lags, self.trend, hold_back)
+        return fit_design(values, lags, self._terms.rows(0, values.shape[1]), exog, hold_back)
 
     def fit(self, y, X=None):
         """Estimate the AR model(s).
@@ -147,8 +226,9 @@ class ARForecaster(BaseEstimator):
             One series (Series / 1-D), or a panel with one series per column (DataFrame / 2-D,
             time along rows), all on the same index. A panel is fitted in one vectorised
             solve and gives the same estimates as fitting each column alone.
-        X : None
-            Ignored (scikit-learn convention).
+        X : DataFrame, array-like of shape (n_obs, n_exog), or dict, optional
+            Exogenous regressors observed with y (AR-X): one table for every series, or for
+            a panel a dict {series: table}. Their future values are then needed to forecast.
 
         Returns
         -------
@@ -157,18 +237,27 @@ class ARForecaster(BaseEstimator):
         self._validate_params()
         values, index, columns, name = _as_panel(y)
         _check_finite(values, columns)
+        self._exog, exog = None, None
+        if X is not None:
+            self._exog, exog = ExogLayout.from_fit(X, values.shape[1], columns, index)
+        self._terms = self._deterministic_terms(index, values.shape[1])
         if self.criterion is not None:
             if self.max_lags is None:
                 raise ValueError("criterion is set, so max_lags (the largest order searched) is required")
-            lags = self._select_lags(values)
+            lags = self._select_lags(values, exog)
         else:
             lags = self._candidate_lags()
-        hold_back = max(lags, default=0)
+        hold_back = max(lags, default=0) if self.hold_back is None else self.hold_back
+        if hold_back < max(lags, default=0):
+            raise ValueError(f"hold_back={hold_back} must be >= the largest lag ({max(lags)})")
         self._check_length(values.shape[1], hold_back, lags)
-        result = fit_ar(values, lags, self.trend, hold_back)
+        result = self._solve(values, exog, lags, hold_back)
         self.lags_ = lags
         self.hold_back_ = hold_back
         self.n_obs_ = result.nobs
+        self.period_ = self._terms.period
+        self.exog_names_ = None if self._exog is None else list(self._exog.names)
+        self._exog_history = exog
         self._store(result, index, columns, name, hold_back)
         self.history_ = values
         self.index_ = index
@@ -178,17 +267,18 @@ class ARForecaster(BaseEstimator):
         needed = self._minimum_length(hold_back, lags)
         if n < needed:
             raise ValueError(
-                f"y has {n} observations; lags {lags} with trend {self.trend!r} need at least {needed} "
-                f"({hold_back} to start the lags, {needed - hold_back - 1} parameters and one more)"
+                f"y has {n} observations; lags {lags} with {len(self._terms)} deterministic term(s) "
+                f"{self._terms.names} need at least {needed} ({hold_back} held back, {needed - hold_back - 1} "
+                "parameters and one more)"
             )
 
-    def _select_lags(self, values: np.ndarray) -> list[int]:
+    def _select_lags(self, values: np.ndarray, exog: np.ndarray | None) -> list[int]:
         """The order 0..max_lags minimising ``criterion`` on the common sample (per panel sum)."""
         self._check_length(values.shape[1], self.max_lags, list(range(1, self.max_lags + 1)))
         scores = []
         for order in range(self.max_lags + 1):
             lags = list(range(1, order + 1))
-            fitted = fit_ar(values, lags, self.trend, self.max_lags)
+            fitted = self._solve(values, exog, lags, self.max_lags)
             scores.append(fitted.information_criteria()[self.criterion].sum())
         self.criterion_values_ = pd.Series(scores, index=pd.RangeIndex(self.max_lags + 1, name="order"))
         return list(range(1, int(np.argmin(scores)) + 1))
@@ -197,19 +287,19 @@ class ARForecaster(BaseEstimator):
         self._columns = columns
         self._name = name
         label = "y" if name is None else str(name)
-        names = deterministic_columns(self.trend) + [f"{label}.L{lag}" for lag in self.lags_]
+        exog_names = [] if self._exog is None else self._exog.names
+        names = self._terms.names + [f"{label}.L{lag}" for lag in self.lags_] + exog_names
         criteria = result.information_criteria()
-        n_det = len(deterministic_columns(self.trend))
+        n_det = len(self._terms)
         if columns is None:
             self.params_ = pd.Series(result.params[0], index=names)
             self.bse_ = pd.Series(result.bse[0], index=names)
         else:
             self.params_ = pd.DataFrame(result.params.T, index=names, columns=columns)
             self.bse_ = pd.DataFrame(result.bse.T, index=names, columns=columns)
-        self.coef_ = result.params[:, n_det:] if columns is not None else result.params[0, n_det:]
-        intercept = (
-            result.params[:, 0] if "const" in deterministic_columns(self.trend) else np.zeros(len(result.params))
-        )
+        ar = result.params[:, n_det : n_det + len(self.lags_)]
+        self.coef_ = ar if columns is not None else ar[0]
+        intercept = result.params[:, 0] if "const" in self._terms.names else np.zeros(len(result.params))
         self.intercept_ = self._per_series(intercept)
         self.sigma2_ = self._per_series(result.sigma2)
         self.llf_ = self._per_series(result.llf)
@@ -217,6 +307,11 @@ class ARForecaster(BaseEstimator):
         self.bic_ = self._per_series(criteria["bic"])
         self.hqic_ = self._per_series(criteria["hqic"])
         self._resid = None
+        self._cov_params = result.cov_params
+        roots = [ar_roots(row, self.lags_) for row in ar]
+        stationary = np.array([bool(np.all(np.abs(r) > 1)) for r in roots])
+        self.roots_ = roots[0] if columns is None else pd.DataFrame(np.array(roots).T, columns=columns)
+        self.is_stationary_ = bool(stationary[0]) if columns is None else pd.Series(stationary, index=columns)
 
     @property
     def _params(self) -> np.ndarray:
@@ -234,15 +329,80 @@ class ARForecaster(BaseEstimator):
         on first use from the stored series and parameters."""
         check_is_fitted(self, "params_")
         if self._resid is None:
-            values = residuals(
-                self.history_[:, : self.hold_back_ + self.n_obs_], self._params, self.lags_, self.trend, self.hold_back_
-            )
-            self._resid = self._wrap(values, self.index_[self.hold_back_ : self.hold_back_ + self.n_obs_])
+            values = self.history_[:, : self.hold_back_ + self.n_obs_]
+            if self._fast_path():
+                resid = residuals(values, self._params, self.lags_, self.trend, self.hold_back_)
+            else:
+                resid = values[:, self.hold_back_ :] - self._regression(values, self.hold_back_)
+            self._resid = self._wrap(resid, self.index_[self.hold_back_ : self.hold_back_ + self.n_obs_])
         return self._resid
+
+    def _regression(self, values: np.ndarray, first: int) -> np.ndarray:
+        """One-step fitted values Z_t' params for t = first..n-1 of ``values`` (M, n); (M, n - first)."""
+        exog = None if self._exog_history is None else self._exog_history[:, : values.shape[1]]
+        Z = design_matrix(values, self.lags_, self._terms.rows(0, values.shape[1]), exog, first)
+        return np.einsum("mnk,mk->mn", Z, self._params)
 
     def _per_series(self, values: np.ndarray):
         """One statistic per series: a float for one series, a Series over a panel's columns."""
         return float(values[0]) if self._columns is None else pd.Series(values, index=self._columns)
+
+    @property
+    def _ar(self) -> np.ndarray:
+        """The AR coefficients (n_series, len(lags_))."""
+        n_det = len(self._terms)
+        return self._params[:, n_det : n_det + len(self.lags_)]
+
+    def summary(self, alpha: float = 0.05, series=None) -> ARSummary:
+        """The statsmodels-style summary: fit statistics, the coefficient table (coef, std err,
+        z, P>|z|, the 1 - alpha interval) and the roots of the AR polynomial.
+
+        Parameters
+        ----------
+        alpha : float, default=0.05
+        series : column label, optional
+            Which series of a panel (required for a panel).
+
+        Returns
+        -------
+        ARSummary
+            ``info``, ``coefficients`` and ``roots`` as DataFrames; ``print`` it for the table.
+        """
+        check_is_fitted(self, "params_")
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        pick = lambda v: v  # noqa: E731
+        if self._columns is not None:
+            if series not in self._columns:
+                raise ValueError(f"series must name one of the panel's series {self._columns}, got {series!r}")
+            pick = lambda v: v[series]  # noqa: E731
+        name = str(series) if self._columns is not None else ("y" if self._name is None else str(self._name))
+        sample = self.index_[self.hold_back_ : self.hold_back_ + self.n_obs_]
+        stamps = isinstance(sample, (pd.DatetimeIndex, pd.PeriodIndex))
+        first, last = (
+            (sample[0].strftime("%m-%d-%Y"), "- " + sample[-1].strftime("%m-%d-%Y"))
+            if stamps
+            else (str(self.hold_back_), str(self.hold_back_ + self.n_obs_))
+        )
+        order = max(self.lags_, default=0)
+        info = {
+            "Dep. Variable:": name,
+            "Model:": model_name(self.period_ is not None, len(self.lags_) < order, self._exog is not None, order),
+            "Method:": "Conditional MLE",
+            "Sample:": f"{first} {last}",
+            "No. Observations:": str(self.n_obs_),
+            "Log Likelihood": f"{pick(self.llf_):#5.3f}",
+            "S.D. of innovations": f"{pick(self.sigma2_) ** 0.5:#5.3f}",
+            "AIC": f"{pick(self.aic_):#5.3f}",
+            "BIC": f"{pick(self.bic_):#5.3f}",
+            "HQIC": f"{pick(self.hqic_):#5.3f}",
+        }
+        roots = pick(self.roots_)
+        return ARSummary(
+            info,
+            coefficient_table(pick(self.params_), pick(self.bse_), alpha),
+            roots_table(np.asarray(roots)),
+        )
 
     # ------------------------------------------------------------ forecast
     def _check_horizon(self, horizon) -> int:
@@ -256,16 +416,51 @@ class ARForecaster(BaseEstimator):
             return pd.Series(values[0], index=index, name=self._name)
         return pd.DataFrame(values.T, index=index, columns=self._columns)
 
-    def _point_forecasts(self, horizon: int) -> np.ndarray:
-        return forecast_paths(self.history_, self._params, self.lags_, self.trend, self.history_.shape[1], horizon)
+    def _future_exog(self, X, horizon: int) -> np.ndarray | None:
+        """The future regressors (M, horizon, e) for a forecast, or None without exog."""
+        if self._exog is None:
+            if X is not None:
+                raise ValueError("X was given, but the model was fitted without exogenous regressors")
+            return None
+        if X is None:
+            raise ValueError(
+                f"the model has exogenous regressors {self._exog.names}: pass their future values as X "
+                f"({horizon} row(s), one per forecast step)"
+            )
+        return self._exog.values(X, horizon, self._columns, "X")
 
-    def predict(self, horizon: int):
-        """Point forecasts for the next ``horizon`` periods.
+    def _offsets(self, start: int, horizon: int, exog: np.ndarray | None) -> np.ndarray:
+        """The deterministic and exogenous part of the forecasts at positions start.. ; (M, horizon)."""
+        n_det = len(self._terms)
+        offsets = self._terms.rows(start, start + horizon) @ self._params[:, :n_det].T  # (horizon, M)
+        offsets = np.ascontiguousarray(offsets.T)
+        if exog is not None:
+            offsets += np.einsum("mhe,me->mh", exog, self._params[:, n_det + len(self.lags_) :])
+        return offsets
+
+    def _point_forecasts(self, horizon: int, X=None) -> np.ndarray:
+        offsets = self._offsets(self.history_.shape[1], horizon, self._future_exog(X, horizon))
+        return forecast_recursion(self.history_, self._ar, self.lags_, offsets)
+
+    def predict(self, horizon: int | None = None, X=None, *, start=None, end=None, dynamic=False):
+        """Point forecasts for the next ``horizon`` periods, or statsmodels' in-sample and
+        out-of-sample ``predict(start, end, dynamic)``.
 
         Parameters
         ----------
-        horizon : int
-            Number of steps ahead (>= 1).
+        horizon : int, optional
+            Number of steps ahead (>= 1); give it, or ``start`` / ``end``.
+        X : DataFrame or array-like, or dict (panel), optional
+            The exogenous regressors' values over the forecast steps (models fitted with X):
+            at least ``horizon`` rows, or as many as out-of-sample steps ``end`` asks for.
+        start, end : int, str or datetime, optional
+            First and last (inclusive) observation to predict, as 0-based positions or labels
+            of y's index; beyond the sample they are forecasts (AutoReg's semantics: start
+            defaults to 0, end to the last observation; positions before ``hold_back_`` are
+            NaN).
+        dynamic : bool, int, str or datetime, default=False
+            From which observation (an offset from ``start``, True for 0, or a label) the
+            predictions feed on their own earlier predictions instead of the observed values.
 
         Returns
         -------
@@ -275,24 +470,90 @@ class ARForecaster(BaseEstimator):
             DatetimeIndex whose frequency is unset and cannot be inferred.
         """
         check_is_fitted(self, "params_")
+        if start is not None or end is not None or horizon is None:
+            if horizon is not None:
+                raise ValueError("give horizon, or start / end, not both")
+            return self._predict_range(start, end, dynamic, X)
         horizon = self._check_horizon(horizon)
-        return self._wrap(self._point_forecasts(horizon), _future_index(self.index_, horizon))
+        return self._wrap(self._point_forecasts(horizon, X), _future_index(self.index_, horizon))
+
+    def _position(self, label, name: str) -> int:
+        """A 0-based position from an int or a label of the index (beyond the sample: its continuation)."""
+        if isinstance(label, Integral) and not isinstance(label, bool):
+            return int(label)
+        n = len(self.index_)
+        try:
+            return int(self.index_.get_loc(label))
+        except KeyError:
+            future = _future_index(self.index_, 1000)
+            try:
+                return n + int(future.get_loc(label))
+            except KeyError:
+                raise KeyError(f"{name}={label!r} is neither in y's index nor in its continuation") from None
+
+    def _predict_range(self, start, end, dynamic, X):
+        n = self.history_.shape[1]
+        first = 0 if start is None else self._position(start, "start")
+        last = n - 1 if end is None else self._position(end, "end")
+        if first < 0 or last < first:
+            raise ValueError(f"start={start!r} and end={end!r} give no observations to predict")
+        if first > n:
+            raise ValueError(f"start={start!r} is after the first out-of-sample observation ({n})")
+        if dynamic is True:
+            switch = first
+        elif dynamic is False:
+            switch = None
+        elif isinstance(dynamic, Integral):
+            switch = first + int(dynamic)
+        else:
+            switch = self._position(dynamic, "dynamic")
+        if switch is not None and switch < first:
+            raise ValueError("Dynamic prediction cannot begin prior to the first observation in the sample.")
+        if switch is not None:
+            switch = max(switch, self.hold_back_)  # as AutoReg moves a start inside the held-back part
+        n_oos = max(0, last + 1 - n)
+        exog = self._future_exog(X, n_oos) if n_oos else None
+        # One path over positions 0..last: observed values up to the switch (and to the sample's
+        # end), predictions after; a prediction at t reads the path at t - lag.
+        path = np.concatenate([self.history_, np.full((self.history_.shape[0], n_oos), np.nan)], axis=1)
+        predictions = np.full((path.shape[0], last + 1), np.nan)
+        begin = max(first, self.hold_back_)
+        n_det = len(self._terms)
+        exog_all = self._exog_history
+        if exog is not None:
+            exog_all = np.concatenate([exog_all, exog], axis=1)
+        deterministic = self._terms.rows(0, last + 1)
+        for t in range(begin, last + 1):
+            value = deterministic[t] @ self._params[:, :n_det].T
+            for offset, lag in enumerate(self.lags_):
+                source = path[:, t - lag] if switch is None or t - lag < switch else predictions[:, t - lag]
+                if t - lag >= n and (switch is None or t - lag < switch):
+                    source = predictions[:, t - lag]
+                value = value + self._ar[:, offset] * source
+            if exog_all is not None:
+                value = value + np.einsum("me,me->m", exog_all[:, t], self._params[:, n_det + len(self.lags_) :])
+            predictions[:, t] = value
+        index = self.index_.append(_future_index(self.index_, n_oos)) if n_oos else self.index_
+        return self._wrap(predictions[:, first:], index[first : last + 1])
 
     def _half_widths(self, horizon: int, coverage: float) -> np.ndarray:
         """z_{(1 + coverage) / 2} * sqrt(sigma^2 sum_{j<h} psi_j^2) per series and step; (M, horizon)."""
-        variance = forecast_variance(self._params, self._sigma2, self.lags_, self.trend, horizon)
+        variance = forecast_variance(self._ar, self._sigma2, self.lags_, horizon)
         return norm.ppf(0.5 + coverage / 2) * np.sqrt(variance)
 
-    def predict_interval(self, horizon: int, coverage: float = 0.95) -> pd.DataFrame:
+    def predict_interval(self, horizon: int, coverage: float = 0.95, X=None) -> pd.DataFrame:
         """Point forecasts with a Gaussian prediction interval.
 
         The h-step forecast error variance is sigma^2 * sum_{j<h} psi_j^2 with the MA(inf)
-        weights psi of the fitted AR polynomial (parameter uncertainty ignored, as statsmodels).
+        weights psi of the fitted AR polynomial (parameter uncertainty ignored, as statsmodels;
+        future exogenous values taken as known).
 
         Parameters
         ----------
         horizon : int
         coverage : float, default=0.95
+        X : DataFrame, array-like or dict, optional
+            Future exogenous regressors (models fitted with X).
 
         Returns
         -------
@@ -303,7 +564,7 @@ class ARForecaster(BaseEstimator):
         horizon = self._check_horizon(horizon)
         if not 0 < coverage < 1:
             raise ValueError(f"coverage must be in (0, 1), got {coverage!r}")
-        mean = self._point_forecasts(horizon)
+        mean = self._point_forecasts(horizon, X)
         half = self._half_widths(horizon, coverage)
         index = _future_index(self.index_, horizon)
         parts = {"mean": mean, "lower": mean - half, "upper": mean + half}
@@ -324,13 +585,15 @@ class ARForecaster(BaseEstimator):
         observed = self.history_[:, self.hold_back_ : self.hold_back_ + self.n_obs_]
         return self._wrap(observed, self.resid_.index) - self.resid_
 
-    def update(self, new_y):
+    def update(self, new_y, X=None):
         """Append observations without refitting: the next forecast starts after them.
 
         Parameters
         ----------
         new_y : Series, DataFrame or array-like
             New observations in the same layout as at fit (same columns for a panel).
+        X : DataFrame, array-like or dict, optional
+            The exogenous regressors observed with them (models fitted with X).
 
         Returns
         -------
@@ -343,6 +606,9 @@ class ARForecaster(BaseEstimator):
         ):
             raise ValueError(f"new_y must have the layout used at fit (columns {self._columns})")
         _check_finite(values, columns)
+        exog = self._future_exog(X, values.shape[1])
+        if exog is not None:
+            self._exog_history = np.concatenate([self._exog_history, exog], axis=1)
         self.history_ = np.concatenate([self.history_, values], axis=1)
         labelled = isinstance(new_y, (pd.Series, pd.DataFrame)) and not isinstance(index, pd.RangeIndex)
         self.index_ = self.index_.append(index if labelled else _future_index(self.index_, values.shape[1]))
@@ -350,6 +616,13 @@ class ARForecaster(BaseEstimator):
         return self
 
     # --------------------------------------------------------------- export
+    def _check_exportable(self) -> None:
+        if not self._fast_path():
+            raise NotImplementedError(
+                "forecasts from windows and the ONNX forecaster cover trend-only models so far; this one has "
+                f"deterministic terms {self._terms.names} or exogenous regressors {self.exog_names_}"
+            )
+
     def _window_columns(self) -> list[str]:
         p = max(self.lags_, default=0)
         label = "y" if self._name is None else str(self._name)
@@ -373,6 +646,7 @@ class ARForecaster(BaseEstimator):
         ndarray of shape (n_windows, horizon) or (n_windows, n_series, horizon)
         """
         check_is_fitted(self, "params_")
+        self._check_exportable()
         horizon = self._check_horizon(horizon)
         X = np.asarray(X, dtype=np.float64)
         p = max(self.lags_, default=0)
@@ -400,6 +674,7 @@ class ARForecaster(BaseEstimator):
         from toolkit.nn.ar import ARForecastModule
 
         check_is_fitted(self, "params_")
+        self._check_exportable()
         horizon = self._check_horizon(horizon)
         p = max(self.lags_, default=0)
         names = deterministic_columns(self.trend)
@@ -452,8 +727,10 @@ class ARForecaster(BaseEstimator):
         ----------
         y_future : Series, DataFrame or array-like
             The observations that followed the training sample.
+        X : DataFrame, array-like or dict, optional
+            The exogenous regressors over those periods (models fitted with X).
         """
         check_is_fitted(self, "params_")
         values, _, _, _ = _as_panel(y_future)
-        forecast = self._point_forecasts(values.shape[1])
+        forecast = self._point_forecasts(values.shape[1], X)
         return float(-np.sqrt(((forecast - values) ** 2).mean(axis=1)).mean())

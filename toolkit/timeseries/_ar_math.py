@@ -282,42 +282,118 @@ def _fit_block(Y: np.ndarray, lags: list[int], trend: str, hold_back: int) -> AR
     return ARFit(params, ssr, inverse_scaled * scale[:, :, None] * scale[:, None, :], equations.nobs)
 
 
-def forecast_paths(
-    history: np.ndarray, params: np.ndarray, lags: list[int], trend: str, start_time: int, horizon: int
-) -> np.ndarray:
-    """Recursive point forecasts for steps 1..horizon after the end of ``history`` (M, >= p).
+def deterministic_rows(trend: str, start: np.ndarray | int, horizon: int) -> np.ndarray:
+    """The ``trend`` columns at 0-based times start..start + horizon - 1; (len(start), horizon, d)."""
+    times = np.asarray(start, dtype=np.float64).reshape(-1, 1) + np.arange(horizon) + 1.0  # the trend column
+    columns = {"const": np.ones_like(times), "trend": times}
+    names = deterministic_columns(trend)
+    return np.stack([columns[name] for name in names], axis=2) if names else np.empty(times.shape + (0,))
 
-    ``start_time`` is the 0-based time index of the first forecast (the trend column is
-    start_time + 1 there). Returns (M, horizon).
-    """
+
+def forecast_recursion(history: np.ndarray, ar: np.ndarray, lags: list[int], offsets: np.ndarray) -> np.ndarray:
+    """Recursive point forecasts after the end of ``history`` (M, >= p): step s is
+    offsets[:, s] (the deterministic and exogenous terms) + sum_i ar[:, i] y[t - lags[i]].
+    ``ar`` is (M, len(lags)), ``offsets`` (M, horizon). Returns (M, horizon)."""
     p = max(lags, default=0)
-    M = history.shape[0]
-    n_det = len(deterministic_columns(trend))
+    M, horizon = offsets.shape
     path = np.concatenate([history[:, history.shape[1] - p :], np.empty((M, horizon))], axis=1)
     for step in range(horizon):
-        value = np.zeros(M)
-        for column, name in enumerate(deterministic_columns(trend)):
-            value += params[:, column] * (1.0 if name == "const" else start_time + step + 1.0)
+        value = offsets[:, step].copy()
         for offset, lag in enumerate(lags):
-            value += params[:, n_det + offset] * path[:, p + step - lag]
+            value += ar[:, offset] * path[:, p + step - lag]
         path[:, p + step] = value
     return path[:, p:]
 
 
-def psi_weights(params: np.ndarray, lags: list[int], trend: str, horizon: int) -> np.ndarray:
-    """MA(inf) weights psi_0..psi_{horizon-1} (psi_0 = 1, psi_j = sum_i phi_i psi_{j-i}); (M, horizon)."""
+def forecast_paths(
+    history: np.ndarray, params: np.ndarray, lags: list[int], trend: str, start_time, horizon: int
+) -> np.ndarray:
+    """Recursive point forecasts for steps 1..horizon of the trend-only model (params laid out
+    [trend terms, lags]). ``start_time`` is the 0-based time index of the first forecast (one,
+    or one per row). Returns (M, horizon)."""
     n_det = len(deterministic_columns(trend))
-    M = params.shape[0]
-    psi = np.zeros((M, horizon))
+    rows = deterministic_rows(trend, start_time, horizon)  # (1 or M, horizon, d)
+    offsets = np.einsum("mhd,md->mh", np.broadcast_to(rows, (len(params), horizon, n_det)), params[:, :n_det])
+    return forecast_recursion(history, params[:, n_det : n_det + len(lags)], lags, offsets)
+
+
+def psi_weights(ar: np.ndarray, lags: list[int], horizon: int) -> np.ndarray:
+    """MA(inf) weights psi_0..psi_{horizon-1} (psi_0 = 1, psi_j = sum_i phi_i psi_{j-i}) of the AR
+    coefficients ``ar`` (M, len(lags)); (M, horizon)."""
+    psi = np.zeros((ar.shape[0], horizon))
     psi[:, 0] = 1.0
     for j in range(1, horizon):
         for offset, lag in enumerate(lags):
             if lag <= j:
-                psi[:, j] += params[:, n_det + offset] * psi[:, j - lag]
+                psi[:, j] += ar[:, offset] * psi[:, j - lag]
     return psi
 
 
-def forecast_variance(params: np.ndarray, sigma2: np.ndarray, lags: list[int], trend: str, horizon: int) -> np.ndarray:
+def forecast_variance(ar: np.ndarray, sigma2: np.ndarray, lags: list[int], horizon: int) -> np.ndarray:
     """Variance of the h-step forecast error, sigma^2 * sum_{j<h} psi_j^2; (M, horizon)."""
-    psi = psi_weights(params, lags, trend, horizon)
+    psi = psi_weights(ar, lags, horizon)
     return sigma2[:, None] * np.cumsum(psi**2, axis=1)
+
+
+def design_matrix(
+    Y: np.ndarray, lags: list[int], deterministic: np.ndarray, exog: np.ndarray | None, hold_back: int
+) -> np.ndarray:
+    """The regressors [deterministic terms, lags, exog] of rows t = hold_back..n-1 of every series,
+    statsmodels' AutoReg column order; (M, nobs, k). ``deterministic`` (n, d) is shared, ``exog``
+    (M, n, e) per series."""
+    M, n = Y.shape
+    parts = [np.broadcast_to(deterministic[hold_back:], (M, n - hold_back, deterministic.shape[1]))]
+    parts += [Y[:, hold_back - lag : n - lag, None] for lag in lags]
+    if exog is not None:
+        parts.append(exog[:, hold_back:])
+    return np.concatenate(parts, axis=2)
+
+
+def fit_design(
+    Y: np.ndarray, lags: list[int], deterministic: np.ndarray, exog: np.ndarray | None, hold_back: int
+) -> ARFit:
+    """Least squares with an explicit regressor matrix, for the terms the lag-product sums do not
+    cover (seasonal dummies, a user's deterministic process, exogenous regressors): a batched
+    Householder QR per block of series (numpy's stacked qr), R^-1 for the standard errors."""
+    rows = max(
+        1,
+        (8 * BLOCK_BYTES)
+        // (8 * Y.shape[1] * (deterministic.shape[1] + len(lags) + 1 + (0 if exog is None else exog.shape[2]))),
+    )
+    parts = []
+    for first in range(0, Y.shape[0], rows):
+        block = slice(first, first + rows)
+        Z = design_matrix(Y[block], lags, deterministic, None if exog is None else exog[block], hold_back)
+        target = Y[block, hold_back:]
+        q, r = np.linalg.qr(Z)
+        diagonal = np.abs(np.einsum("mii->mi", r))
+        rank = (diagonal > diagonal.max(axis=1, keepdims=True) * Z.shape[1] * np.finfo(float).eps * 10).sum(axis=1)
+        if (rank < Z.shape[2]).any():
+            raise ValueError(
+                f"the regressors are linearly dependent (rank {int(rank.min())} of {Z.shape[2]} columns): a "
+                "deterministic term or exogenous column repeats another (e.g. a constant in exog with trend 'c')"
+            )
+        r_inverse = np.linalg.inv(r)
+        params = np.einsum("mkl,ml->mk", r_inverse, np.einsum("mnk,mn->mk", q, target))
+        resid = target - np.einsum("mnk,mk->mn", Z, params)
+        parts.append(
+            ARFit(params, np.einsum("mn,mn->m", resid, resid), r_inverse @ r_inverse.transpose(0, 2, 1), Z.shape[1])
+        )
+    return ARFit(
+        np.concatenate([p.params for p in parts]),
+        np.concatenate([p.ssr for p in parts]),
+        np.concatenate([p.inverse_gram for p in parts]),
+        parts[0].nobs,
+    )
+
+
+def ar_roots(ar: np.ndarray, lags: list[int]) -> np.ndarray:
+    """Roots of the AR polynomial 1 - sum_l phi_l z^l, as statsmodels computes them (the
+    inverses of np.roots of the lag polynomial); empty without lags."""
+    p = max(lags, default=0)
+    if p == 0:
+        return np.empty(0)
+    polynomial = np.zeros(p + 1)
+    polynomial[0] = 1.0
+    polynomial[np.asarray(lags)] = -np.asarray(ar)
+    return np.roots(polynomial) ** -1
