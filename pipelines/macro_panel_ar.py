@@ -41,7 +41,7 @@ def run(full: bool = False) -> Job:
     origins = np.arange(len(train), len(values) - HORIZON + 1)
     windows = np.stack([values[o - order : o].T for o in origins])  # (n_origins, S, p), oldest first
     actual = np.stack([values[o : o + HORIZON].T for o in origins])  # (n_origins, S, h)
-    errors = rolling_rmse(model.predict_from_windows(windows, HORIZON), actual)
+    errors = rolling_rmse(model.predict_from_windows(windows, horizon=HORIZON), actual)
     naive = rolling_rmse(np.repeat(windows[:, :, -1:], HORIZON, axis=2), actual)
 
     def plot(folder: Path) -> None:

@@ -10,7 +10,7 @@ from toolkit.generative import DDPM, VAE, energy_distance, shuffled_columns
 from toolkit.jobs import Baseline, Job
 from toolkit.mixture import GaussianMixture
 
-SECONDS = {"quick": 17, "full": 161}
+SECONDS = {"quick": 15, "full": 161}
 N = 2000
 
 

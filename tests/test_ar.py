@@ -8,6 +8,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from statsmodels.tsa.ar_model import AutoReg, ar_select_order
 
+from toolkit.onnx import export, load, validate
 from toolkit.timeseries import ARForecaster, FrequencyWarning, _ar_math
 
 
@@ -232,8 +233,6 @@ def windows_of(y: np.ndarray, p: int, with_time: bool) -> np.ndarray:
 
 @pytest.mark.parametrize("trend", ["n", "c", "t", "ct"])
 def test_onnx_forecaster_matches_predict_and_interval(trend, tmp_path):
-    from toolkit.onnx import export, load, validate
-
     y = sunspots()
     model = ARForecaster([1, 2, 9], trend=trend).fit(y)
     result = export(model, tmp_path, horizon=10, coverage=0.9)
@@ -249,8 +248,6 @@ def test_onnx_forecaster_matches_predict_and_interval(trend, tmp_path):
 
 
 def test_panel_forecaster_exports_one_graph_for_all_series(tmp_path):
-    from toolkit.onnx import export, load, validate
-
     panel = pd.DataFrame({"a": sunspots().to_numpy(), "b": sunspots().to_numpy()[::-1]})
     model = ARForecaster(3, trend="ct").fit(panel)
     export(model, tmp_path, horizon=6)
@@ -435,5 +432,56 @@ def test_bad_exogenous_input_gets_clear_errors():
         ARForecaster(2, hold_back=1).fit(y)
     with pytest.raises(ValueError, match="linearly dependent"):
         ARForecaster(2, trend="c").fit(y, X.assign(one=1.0))
-    with pytest.raises(NotImplementedError, match="trend-only models so far"):
-        model.predict_from_windows(np.zeros((1, 2)), 3)
+    with pytest.raises(ValueError, match=r"exog \(the future regressors \['unemp', 'realint'\]\) is needed"):
+        model.predict_from_windows(np.zeros((1, 2)), horizon=3)
+    with pytest.raises(ValueError, match=r"exog must have shape \(1, 3, 2\), got \(1, 3, 1\)"):
+        model.predict_from_windows(np.zeros((1, 2)), np.zeros((1, 3, 1)), horizon=3)
+
+
+@pytest.mark.parametrize(
+    "settings, exog, panel",
+    [
+        (dict(lags=3, trend="ct", seasonal=True), "shared", False),
+        (dict(lags=[1, 4], trend="n", seasonal=True, hold_back=6), None, False),
+        (dict(lags=2, trend="ctt"), "shared", False),
+        (dict(lags=2, seasonal=True), "shared", True),
+        (dict(lags=2, trend="ct"), "per_series", True),
+    ],
+)
+def test_onnx_forecaster_with_seasonal_terms_and_exog(settings, exog, panel, tmp_path):
+    """The graph computes the trend and seasonal columns from the window's position and reads
+    the future regressors as a second input (batch, horizon, n_exog), or (batch, series,
+    horizon, n_exog) for regressors per series; validated at 1e-8 against predict_from_windows,
+    which equals predict at the end of the history."""
+    frame = macro_frame()
+    y = frame[["infl", "unemp"]] if panel else frame["infl"]
+    X = {"shared": frame[["realint"]], "per_series": {c: frame[["realint"]] * (i + 1) for i, c in enumerate(y)}}.get(
+        exog
+    )
+    model = ARForecaster(**settings).fit(y, X)
+    export(model, tmp_path, horizon=6)
+    report = validate(model, tmp_path, np.stack([model._last_windows()] * 3) if panel else model._last_windows())
+    assert report.passed and report.max_abs_error < 1e-8
+    window = model._last_windows()[None] if panel else model._last_windows()
+    future = None
+    if X is not None:
+        rows = np.arange(6.0)[:, None]
+        future = (
+            {c: pd.DataFrame({"realint": rows[:, 0] * (i + 2)}) for i, c in enumerate(y)}
+            if exog == "per_series"
+            else pd.DataFrame({"realint": rows[:, 0]})
+        )
+        feed = np.stack([f.to_numpy() for f in future.values()])[None] if exog == "per_series" else rows[None]
+        got = load(tmp_path).run({"X": window, "exog": feed})["forecast"]
+    else:
+        got = load(tmp_path).run(window)["forecast"]
+    np.testing.assert_allclose(np.squeeze(got), np.asarray(model.predict(6, future)).T.squeeze(), rtol=1e-10)
+
+
+def test_a_users_deterministic_process_does_not_export(tmp_path):
+    from statsmodels.tsa.deterministic import DeterministicProcess
+
+    y = macro_frame()["infl"]
+    model = ARForecaster(2, trend="n", deterministic=DeterministicProcess(y.index, constant=True)).fit(y)
+    with pytest.raises(NotImplementedError, match="a user's DeterministicProcess cannot be"):
+        export(model, tmp_path)

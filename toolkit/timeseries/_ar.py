@@ -16,10 +16,8 @@ from toolkit._param_validation import Interval, StrOptions
 from toolkit.timeseries._ar_math import (
     ar_roots,
     design_matrix,
-    deterministic_columns,
     fit_ar,
     fit_design,
-    forecast_paths,
     forecast_recursion,
     forecast_variance,
     residuals,
@@ -617,26 +615,40 @@ class ARForecaster(BaseEstimator):
 
     # --------------------------------------------------------------- export
     def _check_exportable(self) -> None:
-        if not self._fast_path():
+        if self._terms.process is not None:
             raise NotImplementedError(
-                "forecasts from windows and the ONNX forecaster cover trend-only models so far; this one has "
-                f"deterministic terms {self._terms.names} or exogenous regressors {self.exog_names_}"
+                "forecasts from windows and the ONNX forecaster compute the deterministic terms from positions; "
+                "a user's DeterministicProcess cannot be (use trend= and seasonal=, or pass its terms as exog)"
             )
+
+    def _needs_position(self) -> bool:
+        return any(kind[0] != "const" for kind in self._terms.kinds())
 
     def _window_columns(self) -> list[str]:
         p = max(self.lags_, default=0)
         label = "y" if self._name is None else str(self._name)
         columns = [f"{label}.L{lag}" for lag in range(p, 0, -1)]
-        return columns + (["time"] if "trend" in deterministic_columns(self.trend) else [])
+        return columns + (["time"] if self._needs_position() else [])
 
-    def predict_from_windows(self, X, horizon: int, part: str = "mean", coverage: float = 0.95) -> np.ndarray:
+    def _exog_shape(self, horizon: int) -> tuple[int, ...]:
+        """Per-window shape of the future regressors the graph reads."""
+        per_series = self._exog.per_series and self._columns is not None
+        return ((len(self._columns),) if per_series else ()) + (horizon, len(self._exog.names))
+
+    def predict_from_windows(
+        self, X, exog=None, *, horizon: int, part: str = "mean", coverage: float = 0.95
+    ) -> np.ndarray:
         """Forecasts from given windows, as the exported graph computes them.
 
         Parameters
         ----------
         X : array-like of shape (n_windows, w), or (n_windows, n_series, w) for a panel
-            Per series the last p observations before the forecast, oldest first, and (trend
-            with a time term) the 0-based time index of the first forecast: w = p or p + 1.
+            Per series the last p observations before the forecast, oldest first, and (with
+            a deterministic term other than the constant) the 0-based position of the first
+            forecast: w = p or p + 1 (``_window_columns``).
+        exog : array-like of shape (n_windows, horizon, n_exog), optional
+            The future regressors of an AR-X model ((n_windows, n_series, horizon, n_exog)
+            for a panel fitted with regressors per series).
         horizon : int
         part : {"mean", "lower", "upper"}
         coverage : float, default=0.95
@@ -659,40 +671,77 @@ class ARForecaster(BaseEstimator):
             )
         windows = X.reshape(-1, width)  # (B * S, w), series fastest
         params = np.tile(self._params, (len(X), 1))
-        start = windows[:, p] if width > p else 0.0
-        values = forecast_paths(windows[:, :p], params, self.lags_, self.trend, start, horizon)
+        start = windows[:, p].astype(np.int64) if width > p else np.zeros(len(windows), dtype=np.int64)
+        n_det = len(self._terms)
+        deterministic = self._terms.at(start[:, None] + np.arange(horizon))  # (B * S, H, d)
+        offsets = np.einsum("mhd,md->mh", deterministic, params[:, :n_det])
+        if self._exog is not None:
+            if exog is None:
+                raise ValueError(f"exog (the future regressors {self._exog.names}) is needed for this AR-X model")
+            exog = np.asarray(exog, dtype=np.float64)
+            shape = (len(X), *self._exog_shape(horizon))
+            if exog.shape != shape:
+                raise ValueError(f"exog must have shape {shape}, got {exog.shape}")
+            future = exog.reshape(-1, horizon, exog.shape[-1]) if len(shape) == 4 else np.repeat(exog, n_series, axis=0)
+            offsets = offsets + np.einsum("mhe,me->mh", future, params[:, n_det + len(self.lags_) :])
+        values = forecast_recursion(windows[:, :p], params[:, n_det : n_det + len(self.lags_)], self.lags_, offsets)
         if part != "mean":
             half = self._half_widths(horizon, coverage)
             values = values + np.tile(half, (len(X), 1)) * (-1 if part == "lower" else 1)
         return values.reshape(X.shape[:-1] + (horizon,))
 
+    def _last_windows(self) -> np.ndarray:
+        """The window that forecasts from the end of the history, per series; (S, w)."""
+        p = max(self.lags_, default=0)
+        window = self.history_[:, self.history_.shape[1] - p :]
+        if self._needs_position():
+            window = np.c_[window, np.full(len(window), self.history_.shape[1], dtype=np.float64)]
+        return window
+
+    def _validation_inputs(self, X, horizon: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """(windows X, future regressors) for validating an AR-X graph: the last ``horizon``
+        rows of the training regressors stand in for each window's future."""
+        X = np.asarray(X, dtype=np.float64)
+        recent = self._exog_history[:, -horizon:]  # (M, H, e)
+        if recent.shape[1] < horizon:
+            recent = np.concatenate([recent] * (horizon // recent.shape[1] + 1), axis=1)[:, :horizon]
+        per_series = len(self._exog_shape(horizon)) == 3
+        future = recent if per_series else recent[0]
+        return X, np.broadcast_to(future, (len(X), *future.shape)).copy()
+
     def _inference_spec(self, horizon: int = 10, coverage: float = 0.95):
         """The forecast recursion for ``horizon`` steps with ``coverage`` intervals, in float64."""
         import torch
 
-        from toolkit._export_spec import InferenceSpec, OutputSpec
+        from toolkit._export_spec import InferenceSpec, InputSpec, OutputSpec
         from toolkit.nn.ar import ARForecastModule
 
         check_is_fitted(self, "params_")
         self._check_exportable()
         horizon = self._check_horizon(horizon)
         p = max(self.lags_, default=0)
-        names = deterministic_columns(self.trend)
+        n_det = len(self._terms)
         n_series = self._params.shape[0]
         ar = np.zeros((n_series, p))
         for offset, lag in enumerate(self.lags_):
-            ar[:, p - lag] = self._params[:, len(names) + offset]
-        const = self._params[:, names.index("const")] if "const" in names else np.zeros(n_series)
-        slope = torch.from_numpy(self._params[:, names.index("trend")].copy()) if "trend" in names else None
-        half = self._half_widths(horizon, coverage)
+            ar[:, p - lag] = self._params[:, n_det + offset]
         single = self._columns is None
+        exog = None if self._exog is None else torch.from_numpy(self._params[:, n_det + len(self.lags_) :].copy())
         module = ARForecastModule(
-            torch.from_numpy(ar), torch.from_numpy(const.copy()), slope, torch.from_numpy(half), single
+            torch.from_numpy(ar),
+            self._terms.kinds(),
+            torch.from_numpy(self._params[:, :n_det].copy()),
+            exog,
+            torch.from_numpy(self._half_widths(horizon, coverage)),
+            single,
+            exog_per_series=self._exog is not None and len(self._exog_shape(horizon)) == 3,
         )
-        window = self.history_[:, self.history_.shape[1] - p :]  # (S, p)
-        if slope is not None:
-            window = np.c_[window, np.full(n_series, self.history_.shape[1], dtype=np.float64)]
+        window = self._last_windows()  # (S, w)
         example = np.stack([window, window])  # (2, S, w)
+        extra, kwargs = (), {}
+        if self._exog is not None:
+            future = self._validation_inputs(example[:, 0] if single else example, horizon)[1]
+            extra = (InputSpec("exog", self._exog_shape(horizon), future),)
         tight = {"atol": 1e-8, "rtol": 1e-8}
         outputs = [
             OutputSpec(
@@ -704,6 +753,8 @@ class ARForecaster(BaseEstimator):
             )
             for name, part in (("forecast", "mean"), ("lower", "lower"), ("upper", "upper"))
         ]
+        if self._exog is not None:
+            kwargs = {"input_method": "_validation_inputs", "input_kwargs": {"horizon": horizon}}
         return InferenceSpec(
             module=module.eval(),
             sample_shape=example.shape[2:] if single else example.shape[1:],
@@ -711,11 +762,14 @@ class ARForecaster(BaseEstimator):
             example=example[:, 0] if single else example,
             feature_names=self._window_columns(),
             dtype="float64",
+            extra_inputs=extra,
             metadata={
                 "horizon": horizon,
                 "coverage": coverage,
                 "series": None if single else [str(c) for c in self._columns],
+                "exog": self.exog_names_,
             },
+            **kwargs,
         )
 
     def score(self, y_future, X=None) -> float:

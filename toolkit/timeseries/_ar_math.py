@@ -282,14 +282,6 @@ def _fit_block(Y: np.ndarray, lags: list[int], trend: str, hold_back: int) -> AR
     return ARFit(params, ssr, inverse_scaled * scale[:, :, None] * scale[:, None, :], equations.nobs)
 
 
-def deterministic_rows(trend: str, start: np.ndarray | int, horizon: int) -> np.ndarray:
-    """The ``trend`` columns at 0-based times start..start + horizon - 1; (len(start), horizon, d)."""
-    times = np.asarray(start, dtype=np.float64).reshape(-1, 1) + np.arange(horizon) + 1.0  # the trend column
-    columns = {"const": np.ones_like(times), "trend": times}
-    names = deterministic_columns(trend)
-    return np.stack([columns[name] for name in names], axis=2) if names else np.empty(times.shape + (0,))
-
-
 def forecast_recursion(history: np.ndarray, ar: np.ndarray, lags: list[int], offsets: np.ndarray) -> np.ndarray:
     """Recursive point forecasts after the end of ``history`` (M, >= p): step s is
     offsets[:, s] (the deterministic and exogenous terms) + sum_i ar[:, i] y[t - lags[i]].
@@ -303,18 +295,6 @@ def forecast_recursion(history: np.ndarray, ar: np.ndarray, lags: list[int], off
             value += ar[:, offset] * path[:, p + step - lag]
         path[:, p + step] = value
     return path[:, p:]
-
-
-def forecast_paths(
-    history: np.ndarray, params: np.ndarray, lags: list[int], trend: str, start_time, horizon: int
-) -> np.ndarray:
-    """Recursive point forecasts for steps 1..horizon of the trend-only model (params laid out
-    [trend terms, lags]). ``start_time`` is the 0-based time index of the first forecast (one,
-    or one per row). Returns (M, horizon)."""
-    n_det = len(deterministic_columns(trend))
-    rows = deterministic_rows(trend, start_time, horizon)  # (1 or M, horizon, d)
-    offsets = np.einsum("mhd,md->mh", np.broadcast_to(rows, (len(params), horizon, n_det)), params[:, :n_det])
-    return forecast_recursion(history, params[:, n_det : n_det + len(lags)], lags, offsets)
 
 
 def psi_weights(ar: np.ndarray, lags: list[int], horizon: int) -> np.ndarray:

@@ -78,6 +78,36 @@ class DeterministicTerms:
     def __len__(self) -> int:
         return len(self.names)
 
+    def kinds(self) -> list[tuple]:
+        """The columns as the export module computes them from positions: ("const",),
+        ("power", k) for (position + 1)^k, ("season", j, period) for position mod period == j."""
+        if self.process is not None:
+            raise NotImplementedError("a user's deterministic process cannot be computed inside a graph")
+        kinds = {"const": ("const",), "trend": ("power", 1), "trend_squared": ("power", 2)}
+        terms = [kinds[name] for name in TREND_TERMS[self.trend]]
+        if self.period is not None:
+            first = 1 if "const" in TREND_TERMS[self.trend] else 0
+            terms += [("season", j, self.period) for j in range(first, self.period)]
+        return terms
+
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        """The columns at any array of 0-based positions; shape positions.shape + (d,)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if self.process is not None:
+            table = self.rows(0, int(positions.max()) + 1)
+            return table[positions]
+        flat = positions.reshape(-1)
+        return self._columns_at(flat).reshape(positions.shape + (len(self),))
+
+    def _columns_at(self, positions: np.ndarray) -> np.ndarray:
+        position = positions.astype(np.float64)
+        columns = {"const": np.ones_like(position), "trend": position + 1, "trend_squared": (position + 1) ** 2}
+        parts = [columns[name] for name in TREND_TERMS[self.trend]]
+        if self.period is not None:
+            dummies = (positions[:, None] % self.period == np.arange(self.period)).astype(np.float64)
+            parts += list(dummies.T[1:] if "const" in TREND_TERMS[self.trend] else dummies.T)
+        return np.stack(parts, axis=1) if parts else np.empty((len(positions), 0))
+
     def rows(self, start: int, stop: int) -> np.ndarray:
         """The columns at positions start..stop-1 (0 = the first observation y was fitted on); (stop - start, d)."""
         if self.process is not None:
@@ -85,10 +115,4 @@ class DeterministicTerms:
                 return self._in_sample[start:stop]
             future = np.asarray(self.process.out_of_sample(stop - self.n_fit), dtype=np.float64)
             return np.concatenate([self._in_sample, future])[start:stop]
-        position = np.arange(start, stop, dtype=np.float64)
-        columns = {"const": np.ones_like(position), "trend": position + 1, "trend_squared": (position + 1) ** 2}
-        parts = [columns[name] for name in TREND_TERMS[self.trend]]
-        if self.period is not None:
-            dummies = (np.arange(start, stop)[:, None] % self.period == np.arange(self.period)).astype(np.float64)
-            parts += list(dummies.T[1:] if "const" in TREND_TERMS[self.trend] else dummies.T)
-        return np.stack(parts, axis=1) if parts else np.empty((stop - start, 0))
+        return self._columns_at(np.arange(start, stop))
