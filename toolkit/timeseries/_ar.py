@@ -305,11 +305,7 @@ class ARForecaster(BaseEstimator):
         self.bic_ = self._per_series(criteria["bic"])
         self.hqic_ = self._per_series(criteria["hqic"])
         self._resid = None
-        self._cov_params = result.cov_params
-        roots = [ar_roots(row, self.lags_) for row in ar]
-        stationary = np.array([bool(np.all(np.abs(r) > 1)) for r in roots])
-        self.roots_ = roots[0] if columns is None else pd.DataFrame(np.array(roots).T, columns=columns)
-        self.is_stationary_ = bool(stationary[0]) if columns is None else pd.Series(stationary, index=columns)
+        self._roots = None
 
     @property
     def _params(self) -> np.ndarray:
@@ -340,6 +336,22 @@ class ARForecaster(BaseEstimator):
         exog = None if self._exog_history is None else self._exog_history[:, : values.shape[1]]
         Z = design_matrix(values, self.lags_, self._terms.rows(0, values.shape[1]), exog, first)
         return np.einsum("mnk,mk->mn", Z, self._params)
+
+    @property
+    def roots_(self):
+        """Roots of the AR polynomial (ndarray; a panel: a DataFrame, one column per series),
+        computed on first use (an eigenvalue problem per series)."""
+        check_is_fitted(self, "params_")
+        if self._roots is None:
+            roots = ar_roots(self._ar, self.lags_)  # (M, p)
+            self._roots = roots[0] if self._columns is None else pd.DataFrame(roots.T, columns=self._columns)
+        return self._roots
+
+    @property
+    def is_stationary_(self):
+        """Whether every root lies outside the unit circle (bool; a panel: a Series)."""
+        outside = (np.abs(np.asarray(self.roots_)) > 1).all(axis=0 if self._columns is not None else None)
+        return bool(outside) if self._columns is None else pd.Series(outside, index=self._columns)
 
     def _per_series(self, values: np.ndarray):
         """One statistic per series: a float for one series, a Series over a panel's columns."""

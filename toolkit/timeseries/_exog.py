@@ -11,10 +11,12 @@ def _as_table(X, what: str) -> tuple[np.ndarray, list[str], pd.Index | None]:
     if isinstance(X, pd.Series):
         X = X.to_frame()
     if isinstance(X, pd.DataFrame):
-        non_numeric = [str(c) for c, dtype in X.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)]
-        if non_numeric:
-            raise TypeError(f"{what} has non-numeric column(s) {non_numeric}")
-        return X.to_numpy(dtype=np.float64), [str(c) for c in X.columns], X.index
+        try:  # no per-column dtype walk: a panel may bring thousands of these tables
+            values = X.to_numpy(dtype=np.float64)
+        except (TypeError, ValueError):
+            non_numeric = [str(c) for c, dtype in X.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)]
+            raise TypeError(f"{what} has non-numeric column(s) {non_numeric}") from None
+        return values, [str(c) for c in X.columns], X.index
     try:
         values = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError):
