@@ -401,6 +401,16 @@ def test_panel_with_exog_per_series_equals_each_series_alone():
         np.testing.assert_allclose(model.params_[column], alone.params_, rtol=1e-10)
         np.testing.assert_allclose(model.bse_[column], alone.bse_, rtol=1e-10)
         np.testing.assert_allclose(forecast[column], alone.predict(6, future[column]), rtol=1e-10)
+    ranged = model.predict(start=100, end=len(panel) + 3, dynamic=50, X=future)
+    for column in panel:
+        alone = ARForecaster(2, seasonal=True).fit(panel[column], regressors[column])
+        expected = alone.predict(start=100, end=len(panel) + 3, dynamic=50, X=future[column])
+        np.testing.assert_allclose(ranged[column], expected, rtol=1e-10)
+        np.testing.assert_allclose(
+            model.summary(series=column).coefficients.to_numpy(), alone.summary().coefficients.to_numpy(), rtol=1e-9
+        )
+    with pytest.raises(ValueError, match="series must name one of the panel's series"):
+        model.summary()
     shared = ARForecaster(2).fit(panel, frame[["realint"]])
     assert list(shared.params_.index) == ["const", "y.L1", "y.L2", "realint"]
 
