@@ -165,3 +165,38 @@ def test_callbacks_work_on_the_generative_nets_and_survive_clone(data):
     model.fit(data[0])
     assert recorder.calls == [("begin", 0), ("epoch", 1), ("epoch", 2), ("end", 2)]
     np.testing.assert_allclose(rates(model), [1e-3, 0.95e-3])
+
+
+# --------------------------------------------------------------- init scale and history
+@pytest.mark.parametrize("scale", [1e-3, 0.05, 1.0])
+def test_weight_scale_draws_weights_from_a_normal_of_that_scale(data, scale):
+    X, y = data
+    model = MLPClassifier((256, 256), weight_scale=scale, max_epochs=1, learning_rate=1e-12, random_state=0).fit(X, y)
+    layers = [m for m in model.module_.modules() if isinstance(m, torch.nn.Linear)]
+    for layer in layers:
+        assert float(layer.weight.detach().std()) == pytest.approx(scale, rel=0.1)
+        assert float(layer.bias.detach().abs().max()) < 1e-9
+    default = MLPClassifier((256, 256), max_epochs=1, learning_rate=1e-12, random_state=0).fit(X, y)
+    first = next(m for m in default.module_.modules() if isinstance(m, torch.nn.Linear))
+    assert float(first.weight.detach().std()) == pytest.approx(np.sqrt(2 / X.shape[1]), rel=0.1)  # Kaiming for ReLU
+
+
+def test_weight_scale_must_be_positive(data):
+    X, y = data
+    with pytest.raises(InvalidParameterError, match="weight_scale"):
+        MLPClassifier(weight_scale=0.0).fit(X, y)
+
+
+def test_history_records_the_training_score(data):
+    """train_metric: the score of (up to 1,000) training rows in eval mode after each epoch; with
+    fewer rows than that it is the fitted model's own score on its training data."""
+    X, y = data
+    classifier = MLPClassifier((16,), max_epochs=5, random_state=0).fit(X, y)
+    assert [set(h) >= {"train_loss", "train_metric", "valid_loss", "valid_metric"} for h in classifier.history_]
+    assert classifier.history_[-1]["train_metric"] == pytest.approx(classifier.score(X, y), abs=1e-6)
+    target = X @ np.arange(1.0, X.shape[1] + 1)
+    regressor = MLPRegressor((16,), max_epochs=5, random_state=0).fit(X, target)
+    assert regressor.history_[-1]["train_metric"] == pytest.approx(regressor.score(X, target), abs=1e-5)
+    stopped = MLPClassifier((16,), max_epochs=5, early_stopping=True, random_state=0).fit(X, y)
+    assert all(0 <= h["train_metric"] <= 1 and 0 <= h["valid_metric"] <= 1 for h in stopped.history_)
+    assert all(np.isnan(h["train_metric"]) for h in VAE(2, hidden=(8,), max_epochs=2, random_state=0).fit(X).history_)

@@ -44,6 +44,7 @@ from toolkit._training import (
     seeded_rng,
 )
 from toolkit.nn.heads import InputReshape
+from toolkit.nn.layers import normal_weights
 from toolkit.nn.summary import summarize
 
 TRAINING_PARAMETERS_DOC = """
@@ -55,6 +56,10 @@ TRAINING_PARAMETERS_DOC = """
         Nesterov momentum for "sgd".
     weight_decay : float, default=0.0
         L2 penalty (decoupled weight decay for "adamw").
+    weight_scale : float or None, default=None
+        None keeps the default initialisation (Kaiming-normal weights, zero biases); a float
+        draws every weight matrix of the linear, convolutional and recurrent layers from
+        N(0, weight_scale^2) with zero biases, as the notes' initialisation experiments do.
     batch_size : int or "auto", default="auto"
         "auto" is min(200, n_samples).
     max_epochs : int, default=200
@@ -80,8 +85,12 @@ TRAINING_PARAMETERS_DOC = """
     callbacks : list of objects or None, default=None
         Objects with any of ``on_train_begin(estimator, history)``,
         ``on_epoch_end(estimator, history)`` and ``on_train_end(estimator, history)``;
-        ``history`` is ``history_`` (one dict per epoch), and ``on_epoch_end`` returning True
-        stops training.
+        ``history`` is ``history_``, and ``on_epoch_end`` returning True stops training.
+        ``history_`` holds one dict per epoch: ``epoch``, ``train_loss`` (the mean over the
+        epoch's batches), ``train_metric`` (the score, accuracy for classifiers and R^2 for
+        regressors, of up to 1,000 training rows in eval mode after the epoch; NaN for the
+        generative nets), ``valid_loss`` and ``valid_metric`` (the held-out split's, NaN
+        without ``early_stopping``), ``learning_rate`` and ``duration`` in seconds.
     device : str, default="auto"
         "auto" is CUDA when torch sees a GPU, else "cpu"; or any torch device string.
     random_state : int, RandomState instance or None, default=None
@@ -93,8 +102,15 @@ TRAINING_PARAMETERS_DOC = """
 """
 
 
+# Training rows scored after each epoch for history_'s train_metric (a fixed random subset, as
+# the notes' solver checks training accuracy on a sample): the cost stays one small eval pass.
+TRAINING_SCORE_ROWS = 1000
+
+
 class BaseNeuralNet(BaseEstimator):
     """Base class of the torch-backed estimators (not for direct use)."""
+
+    _scores_training = True  # history_ records train_metric (the generative nets: no score to record)
 
     _parameter_constraints: dict = {
         "optimizer": [StrOptions({"adam", "adamw", "sgd", "rmsprop"})],
@@ -102,6 +118,7 @@ class BaseNeuralNet(BaseEstimator):
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "nesterov": ["boolean"],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "weight_scale": [Interval(Real, 0, None, closed="neither"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -201,6 +218,8 @@ class BaseNeuralNet(BaseEstimator):
         self.device_ = resolve_device(self.device)
         with seeded_rng(self.seed_, self.device_):
             self.module_ = self._build_net(self.net_shape_, self._n_outputs()).to(self.device_)
+            if self.weight_scale is not None:
+                normal_weights(self.module_, self.weight_scale)
         self.optimizer_ = make_optimizer(
             self.optimizer,
             self.module_.parameters(),
@@ -223,6 +242,10 @@ class BaseNeuralNet(BaseEstimator):
                 X, targets, test_size=self.validation_fraction, random_state=seed, stratify=self._stratify(targets)
             )
             validation = (self._to_tensor(X_val), self._to_tensor(t_val))
+        train_sample = None
+        if self._scores_training:
+            rows = np.random.default_rng(seed).permutation(len(X))[:TRAINING_SCORE_ROWS]
+            train_sample = (self._to_tensor(X[rows]), self._to_tensor(targets[rows]))
         n = len(X)
         batch_size = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
         max_epochs, max_steps = (max_epochs, None) if partial else self._budget(math.ceil(n / batch_size))
@@ -242,6 +265,7 @@ class BaseNeuralNet(BaseEstimator):
             owner=self,
             averaged=self.ema_,
             max_steps=max_steps,
+            train_sample=train_sample,
         )
         stopping = None
         if not partial and self.n_iter_no_change is not None:

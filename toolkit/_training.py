@@ -216,6 +216,8 @@ class TrainingLoop:
         What the callbacks receive first (the estimator).
     averaged : torch.optim.swa_utils.AveragedModel, optional
         Updated after every optimizer step (an exponential moving average of the weights).
+    train_sample : (X, y) tensors, optional
+        Training rows scored in eval mode after every epoch (``train_metric`` in the history).
     max_steps : int, optional
         Optimizer steps after which training ends, mid-epoch if need be (the last epoch's
         loss is then the mean over the batches it ran).
@@ -234,6 +236,7 @@ class TrainingLoop:
     owner: object | None = None
     averaged: torch.optim.swa_utils.AveragedModel | None = None
     max_steps: int | None = None
+    train_sample: tuple[torch.Tensor, torch.Tensor] | None = None
     steps: int = 0
 
     def train_step(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -305,10 +308,12 @@ class TrainingLoop:
             learning_rate = self.optimizer.param_groups[0]["lr"]
             train_loss = self.run_epoch(X, y)
             valid_loss, valid_metric = self.evaluate(*validation) if validation is not None else (math.nan, math.nan)
+            train_metric = self.evaluate(*self.train_sample)[1] if self.train_sample is not None else math.nan
             self.history.append(
                 {
                     "epoch": len(self.history) + 1,
                     "train_loss": train_loss,
+                    "train_metric": train_metric,
                     "valid_loss": valid_loss,
                     "valid_metric": valid_metric,
                     "learning_rate": learning_rate,

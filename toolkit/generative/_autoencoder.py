@@ -56,6 +56,7 @@ class AutoEncoder(BaseAutoEncoder):
         momentum=0.9,
         nesterov=False,
         weight_decay=0.0,
+        weight_scale=None,
         batch_size="auto",
         max_epochs=None,
         max_steps=10_000,
@@ -83,6 +84,7 @@ class AutoEncoder(BaseAutoEncoder):
         self.momentum = momentum
         self.nesterov = nesterov
         self.weight_decay = weight_decay
+        self.weight_scale = weight_scale
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.max_steps = max_steps

@@ -80,6 +80,7 @@ class BaseGenerativeNet(BaseNeuralNet):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
     }
     _IMAGE_ARCHITECTURES: tuple[str, ...] = ()
+    _scores_training = False
 
     # ------------------------------------------------------------------ budget
     def _budget(self, n_batches: int) -> tuple[int, int | None]:

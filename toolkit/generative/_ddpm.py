@@ -93,6 +93,7 @@ class DDPM(BaseGenerativeNet):
         momentum=0.9,
         nesterov=False,
         weight_decay=0.0,
+        weight_scale=None,
         batch_size="auto",
         max_epochs=None,
         max_steps=20_000,
@@ -125,6 +126,7 @@ class DDPM(BaseGenerativeNet):
         self.momentum = momentum
         self.nesterov = nesterov
         self.weight_decay = weight_decay
+        self.weight_scale = weight_scale
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.max_steps = max_steps

@@ -154,6 +154,7 @@ class CaptionGenerator(BaseNeuralNet):
         momentum=0.9,
         nesterov=False,
         weight_decay=0.0,
+        weight_scale=None,
         batch_size="auto",
         max_epochs=200,
         early_stopping=False,
@@ -190,6 +191,7 @@ class CaptionGenerator(BaseNeuralNet):
         self.momentum = momentum
         self.nesterov = nesterov
         self.weight_decay = weight_decay
+        self.weight_scale = weight_scale
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.early_stopping = early_stopping

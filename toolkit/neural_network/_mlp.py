@@ -35,6 +35,7 @@ class _MLPBase(BaseNeuralNet):
         momentum=0.9,
         nesterov=False,
         weight_decay=0.0,
+        weight_scale=None,
         batch_size="auto",
         max_epochs=200,
         early_stopping=False,
@@ -59,6 +60,7 @@ class _MLPBase(BaseNeuralNet):
         self.momentum = momentum
         self.nesterov = nesterov
         self.weight_decay = weight_decay
+        self.weight_scale = weight_scale
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.early_stopping = early_stopping
@@ -117,7 +119,7 @@ class MLPClassifier(NeuralClassifierMixin, _MLPBase):
         """Multi-layer perceptron classifier trained with softmax cross-entropy.
 
     Fitted attributes: ``classes_``, ``module_`` (the torch net), ``history_`` (one dict per
-    epoch: train_loss, valid_loss, valid_metric = accuracy), ``n_iter_``, ``n_features_in_``,
+    epoch: train_loss, train_metric and valid_metric = accuracy, valid_loss), ``n_iter_``, ``n_features_in_``,
     ``feature_names_in_`` (DataFrame input).
 """
         + _MLP_DOC
@@ -128,7 +130,7 @@ class MLPRegressor(NeuralRegressorMixin, _MLPBase):
     __doc__ = (
         """Multi-layer perceptron regressor (single or multi-output) trained on 1/2 squared error.
 
-    Fitted attributes: ``n_outputs_``, ``module_``, ``history_`` (valid_metric = R^2),
+    Fitted attributes: ``n_outputs_``, ``module_``, ``history_`` (train / valid_metric = R^2),
     ``n_iter_``, ``n_features_in_``, ``feature_names_in_`` (DataFrame input).
 """
         + _MLP_DOC

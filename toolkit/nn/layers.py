@@ -56,6 +56,18 @@ def init_weights(module: nn.Module, activation: str) -> None:
                     nn.init.zeros_(param)
 
 
+def normal_weights(module: nn.Module, scale: float) -> None:
+    """Weights of every linear, convolutional and recurrent layer from N(0, scale^2), biases
+    zero, in place (the notes' ``weight_scale`` initialisation)."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.RNNBase)):
+            for name, param in layer.named_parameters(recurse=False):
+                if name.startswith("weight"):
+                    nn.init.normal_(param, 0.0, scale)
+                elif name.startswith("bias"):
+                    nn.init.zeros_(param)
+
+
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable scalars in ``module``."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
@@ -66,4 +78,12 @@ def has_batch_norm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
-__all__ = ["ACTIVATIONS", "count_parameters", "has_batch_norm", "init_weights", "make_activation", "make_norm"]
+__all__ = [
+    "ACTIVATIONS",
+    "count_parameters",
+    "has_batch_norm",
+    "init_weights",
+    "make_activation",
+    "make_norm",
+    "normal_weights",
+]
