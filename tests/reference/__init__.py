@@ -1,0 +1,1 @@
+"""Numpy reference implementations of the notes' layers, used as test oracles."""
