@@ -17,7 +17,13 @@ QUICK = [
     "wine_gmm",
     "blobs_gmm_large",
 ]
-HEAVY = ["digits_ddpm", "digits_vae", "moons_ddpm", "shapes_captioning"]  # 15-60 s each: `toolkit run` runs them
+HEAVY = [
+    "digits_ddpm",
+    "digits_vae",
+    "moons_ddpm",
+    "notes_experiments",
+    "shapes_captioning",
+]  # 15-60 s each: `toolkit run` runs them
 
 
 def test_every_pipeline_says_what_it_does_and_how_long_it_takes():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -56,6 +57,7 @@ def import_file(path: Path) -> ModuleType:
     """Import a Python file by path (pipelines and their helpers are not a package)."""
     spec = importlib.util.spec_from_file_location(f"toolkit_pipeline_{Path(path).stem}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and pickling look a module up by its name
     spec.loader.exec_module(module)
     return module
 
