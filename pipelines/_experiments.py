@@ -99,7 +99,7 @@ def batch_norm_vs_init_scale(full: bool) -> Experiment:
         axes[2].set_yscale("log")
         axes[0].legend()
 
-    return Experiment("bn_init_scale", "1. batch norm vs weight-init scale (6-layer MLP)", table, agrees, check, draw)
+    return Experiment("1_bn_init_scale", "1. batch norm vs weight-init scale (6-layer MLP)", table, agrees, check, draw)
 
 
 # ----------------------------------------------------------------------------- 2
@@ -144,7 +144,7 @@ def normalisation_vs_batch_size(full: bool) -> Experiment:
         axes[0].set_ylabel("validation accuracy")
         axes[0].legend()
 
-    return Experiment("norm_batch_size", "2. normalisation vs batch size", table, agrees, check, draw)
+    return Experiment("2_norm_batch_size", "2. normalisation vs batch size", table, agrees, check, draw)
 
 
 # ----------------------------------------------------------------------------- 3
@@ -171,10 +171,10 @@ def dropout_keep_probability(full: bool) -> Experiment:
         ax.plot(table["keep_probability"], table["train_accuracy"], "o-", label="train")
         ax.plot(table["keep_probability"], table["val_accuracy"], "o-", label="validation")
         ax.set_xlabel("keep probability")
-        ax.set_ylabel("accuracy (200 training digits)")
+        ax.set_ylabel("accuracy (500 training digits)")
         ax.legend()
 
-    return Experiment("dropout", "3. dropout on a small training set", table, agrees, check, draw)
+    return Experiment("3_dropout", "3. dropout on a small training set", table, agrees, check, draw)
 
 
 # ----------------------------------------------------------------------------- 4
@@ -212,7 +212,7 @@ def three_layer_convnet_overfits(full: bool) -> Experiment:
         ax.set_ylabel("accuracy")
         ax.legend()
 
-    return Experiment("convnet_overfit", "4. three-layer convnet overfits 100 samples", table, agrees, check, draw)
+    return Experiment("4_convnet_overfit", "4. three-layer convnet overfits 100 samples", table, agrees, check, draw)
 
 
 # ----------------------------------------------------------------------------- 5
@@ -250,7 +250,7 @@ def convnet_normalisations(full: bool) -> Experiment:
         ax.set_ylabel("validation accuracy")
         ax.legend()
 
-    return Experiment("convnet_norms", "5. normalisations in a convnet", table.reset_index(), agrees, check, draw)
+    return Experiment("5_convnet_norms", "5. normalisations in a convnet", table.reset_index(), agrees, check, draw)
 
 
 EXPERIMENTS = [

@@ -1,4 +1,4 @@
-"""The ``toolkit`` command: ``toolkit run``, ``toolkit serve`` and ``toolkit info``.
+"""The ``toolkit`` command: ``toolkit run``, ``toolkit serve``, ``toolkit report`` and ``toolkit info``.
 
 Arguments are parsed before anything heavy is imported: ``toolkit --help``, ``--version``
 and ``toolkit run --list`` load no torch, and ``toolkit serve`` loads only the serving side.
@@ -15,7 +15,8 @@ import toolkit
 
 DESCRIPTION = (
     "Fit, export and validate the pipelines in pipelines/ (toolkit run), serve exported models over HTTP "
-    "(toolkit serve), or say how toolkit runs on this machine (toolkit info)."
+    "(toolkit serve), rebuild the run's HTML report (toolkit report), or say how toolkit runs on this machine "
+    "(toolkit info)."
 )
 # What the [serve] extras bring (pyproject.toml), checked before the server is imported.
 SERVE_MODULES = ("starlette", "uvicorn", "prometheus_client")
@@ -32,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toolkit", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"toolkit {toolkit.__version__}")
     commands = parser.add_subparsers(
-        dest="command", required=True, metavar="{run,serve,info}", help="toolkit COMMAND --help for a command's options"
+        dest="command",
+        required=True,
+        metavar="{run,serve,report,info}",
+        help="toolkit COMMAND --help for a command's options",
     )
     run = commands.add_parser(
         "run",
@@ -103,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--quiet", action="store_true", help="print only warnings and errors: no start-up listing, no access lines"
     )
+    report = commands.add_parser(
+        "report",
+        help="rebuild exports/report.html from the export folders, without refitting",
+        description="Write <DIR>/report.html: the results table of the last toolkit run into DIR, then each "
+        "pipeline's details and figures, images embedded (no network needed to view it).",
+    )
+    report.add_argument("directory", nargs="?", type=Path, default=Path("exports"), metavar="DIR")
     commands.add_parser(
         "info",
         help="versions, devices, and which pass each family takes here (toolkit.show_config())",
@@ -174,6 +185,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
+def report(args: argparse.Namespace) -> int:
+    from toolkit.jobs._report import ReportError, build_report
+
+    try:
+        print(build_report(args.directory))
+    except ReportError as error:
+        print(f"toolkit report: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def info(args: argparse.Namespace) -> int:
     toolkit.show_config()
     return 0
@@ -181,7 +203,7 @@ def info(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return {"run": run, "serve": serve, "info": info}[args.command](args)
+    return {"run": run, "serve": serve, "report": report, "info": info}[args.command](args)
 
 
 if __name__ == "__main__":

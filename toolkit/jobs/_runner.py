@@ -23,6 +23,7 @@ import toolkit
 from toolkit._timing import timed
 from toolkit.jobs._catalog import describe, discover, load_pipeline
 from toolkit.jobs._job import VERDICTS, Job
+from toolkit.jobs._report import TRAINING_FIGURE, ReportError, build_report, training_curves
 from toolkit.onnx import export, load, validate
 from toolkit.onnx._files import atomic_write_files, json_bytes
 from toolkit.onnx._validate import graph_feed, graph_inputs
@@ -118,6 +119,9 @@ def run_job(name: str, path: Path, out: Path, *, full: bool = False) -> Outcome:
         export(job.model, folder, **job.export_options)
         if job.plot is not None:
             job.plot(folder)
+        history = getattr(job.model[-1] if hasattr(job.model, "steps") else job.model, "history_", None)
+        if isinstance(history, list) and history:  # a net's epochs (ARForecaster's history_ is its series)
+            training_curves(history, folder / TRAINING_FIGURE)
         report = validate(job.model, folder, job.X_test, raise_on_failure=False)
         outcome.onnx_max_error = report.max_abs_error
         outcome.latency_ms = batch1_latency_ms(folder, job.model, job.X_test)
@@ -290,9 +294,14 @@ def run_all(
     except KeyboardInterrupt:
         run.interrupted_during = current
     results.save(run, finished=run.interrupted_during is None)
+    try:
+        report = f"; the report: {build_report(out)}"
+    except ReportError as error:
+        report = f"; no report: {error}"
     print(
         ("\n" if run.interrupted_during is None else "\n\n")
-        + summary_line(run, len(selected), time.perf_counter() - started),
+        + summary_line(run, len(selected), time.perf_counter() - started)
+        + report,
         file=stream,
     )
     if run.outcomes:
