@@ -113,7 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write <DIR>/report.html: the results table of the last toolkit run into DIR, then each "
         "pipeline's details and figures, images embedded (no network needed to view it).",
     )
-    report.add_argument("directory", nargs="?", type=Path, default=Path("exports"), metavar="DIR")
+    report.add_argument(
+        "directory",
+        nargs="?",
+        type=Path,
+        default=Path("exports"),
+        metavar="DIR",
+        help="the export root (default: exports/)",
+    )
     commands.add_parser(
         "info",
         help="versions, devices, and which pass each family takes here (toolkit.show_config())",
