@@ -12,7 +12,8 @@ import pytest
 
 from tests._warnings import SHORT_TRAINING
 from toolkit.cli import main
-from toolkit.jobs._report import ReportError, build_report, training_curves
+from toolkit.jobs import training_curves
+from toolkit.jobs._report import ReportError, build_report
 from toolkit.jobs._runner import run_all
 from toolkit.neural_network import MLPClassifier
 
@@ -88,3 +89,23 @@ def test_training_curves_plot_a_tiny_fitted_net(tmp_path):
     model.fit(X, X[:, 0] > 0)
     training_curves(model.history_, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_confusion_matrix_and_mixture_figures_of_tiny_fitted_models(tmp_path):
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from toolkit.jobs import confusion_matrix_figure, full_covariances, mixture_figure
+    from toolkit.mixture import GaussianMixture
+
+    X, y = load_iris(return_X_y=True)
+    confusion_matrix_figure(LogisticRegression(max_iter=500).fit(X, y), X, y, tmp_path / "confusion.png")
+    for covariance_type in ("full", "tied", "diag", "spherical"):
+        mixture = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+        assert full_covariances(mixture).shape == (3, 4, 4)
+        path = tmp_path / f"mixture_{covariance_type}.png"
+        mixture_figure(X, mixture.predict(X), mixture.means_, full_covariances(mixture), path)
+        assert path.read_bytes()[:4] == b"\x89PNG"
+    np.testing.assert_allclose(
+        np.diagonal(full_covariances(mixture), axis1=1, axis2=2), np.tile(mixture.covariances_[:, None], 4)
+    )

@@ -30,29 +30,6 @@ class ReportError(ValueError):
     """The export folder cannot give a report (nothing exported, or a file that cannot be read)."""
 
 
-def training_curves(history: list[dict], path: Path) -> None:
-    """Loss and score per epoch from a fitted net's ``history_`` (train and, when recorded,
-    validation), as one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (loss, score) = plt.subplots(1, 2, figsize=(9, 3.2))
-    for ax, key, label in ((loss, "loss", "loss"), (score, "metric", "score")):
-        for part in ("train", "valid"):
-            values = [h.get(f"{part}_{key}") for h in history]
-            if any(v is not None and v == v for v in values):  # v == v: not NaN
-                ax.plot(epochs, values, label="validation" if part == "valid" else "training")
-        ax.set_xlabel("epoch")
-        ax.set_title(label)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-
-
 def _read_json(path: Path, what: str) -> dict:
     try:
         return json.loads(path.read_text())

@@ -22,8 +22,9 @@ from typing import TextIO
 import toolkit
 from toolkit._timing import timed
 from toolkit.jobs._catalog import describe, discover, load_pipeline
+from toolkit.jobs._figures import training_curves
 from toolkit.jobs._job import VERDICTS, Job
-from toolkit.jobs._report import TRAINING_FIGURE, ReportError, build_report, training_curves
+from toolkit.jobs._report import TRAINING_FIGURE, ReportError, build_report
 from toolkit.onnx import export, load, validate
 from toolkit.onnx._files import atomic_write_files, json_bytes
 from toolkit.onnx._validate import graph_feed, graph_inputs
