@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from toolkit.generative import VAE, AutoEncoder
-from toolkit.jobs import Baseline, Job, import_file
+from toolkit.jobs import Baseline, Job, import_file, latent_figure, reconstruction_figure
 
 digits = import_file(Path(__file__).with_name("_digits.py"))
 
@@ -24,7 +24,7 @@ def independent_pixels_loglik(X_train: np.ndarray, X_test: np.ndarray) -> float:
 
 
 def run(full: bool = False) -> Job:
-    X_train, X_test, y_train, _ = digits.split()
+    X_train, X_test, y_train, y_test = digits.split()
     n_samples = 1000 if full else 500
     budget = {} if full else {"max_steps": 4_000}  # the default budget is 10,000 optimizer steps
     model = VAE(LATENT, image_shape=(8, 8), likelihood="bernoulli", random_state=0, verbose=True, **budget)
@@ -53,6 +53,15 @@ def run(full: bool = False) -> Job:
     def plot(folder: Path) -> None:
         digits.save_grid(
             samples, probabilities, folder / "samples.png", f"VAE (latent {LATENT}) samples, CNN label (probability)"
+        )
+        latent_figure(
+            model.transform(X_test), y_test, folder / "latent.png", f"held-out digits' latent means (z in R^{LATENT})"
+        )
+        reconstruction_figure(
+            X_test.reshape(-1, 8, 8),
+            np.asarray(model.inverse_transform(model.transform(X_test))).reshape(-1, 8, 8),
+            folder / "reconstructions.png",
+            f"held-out digits (top) and the VAE's reconstructions E[x | z = mean(x)] (bottom), MSE {mse['VAE']:.2f}",
         )
 
     return Job(

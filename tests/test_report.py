@@ -109,3 +109,22 @@ def test_confusion_matrix_and_mixture_figures_of_tiny_fitted_models(tmp_path):
     np.testing.assert_allclose(
         np.diagonal(full_covariances(mixture), axis1=1, axis2=2), np.tile(mixture.covariances_[:, None], 4)
     )
+
+
+@SHORT_TRAINING
+def test_latent_and_reconstruction_figures_of_a_tiny_vae(tmp_path):
+    from sklearn.datasets import load_digits
+
+    from toolkit.generative import VAE
+    from toolkit.jobs import latent_figure, reconstruction_figure
+
+    digits = load_digits()
+    X, y = digits.data[:120], digits.target[:120]
+    for latent_dim in (2, 5):  # its own axes, and the codes' principal axes
+        vae = VAE(latent_dim, hidden=(16,), max_epochs=2, random_state=0).fit(X)
+        latent_figure(vae.transform(X), y, tmp_path / f"latent{latent_dim}.png")
+    rebuilt = np.asarray(vae.inverse_transform(vae.transform(X))).reshape(-1, 8, 8)
+    reconstruction_figure(X.reshape(-1, 8, 8), rebuilt, tmp_path / "reconstructions.png", n=6)
+    assert (
+        all(p.read_bytes()[:4] == b"\x89PNG" for p in tmp_path.glob("*.png")) and len(list(tmp_path.glob("*.png"))) == 3
+    )

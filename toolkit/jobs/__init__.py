@@ -6,7 +6,14 @@ running them lives in :mod:`toolkit.jobs._runner`, which the ``toolkit run`` com
 """
 
 from toolkit.jobs._catalog import PipelineInfo, describe, discover, import_file, load_pipeline
-from toolkit.jobs._figures import confusion_matrix_figure, full_covariances, mixture_figure, training_curves
+from toolkit.jobs._figures import (
+    confusion_matrix_figure,
+    full_covariances,
+    latent_figure,
+    mixture_figure,
+    reconstruction_figure,
+    training_curves,
+)
 from toolkit.jobs._job import Baseline, Job
 
 __all__ = [
@@ -18,7 +25,9 @@ __all__ = [
     "discover",
     "full_covariances",
     "import_file",
+    "latent_figure",
     "load_pipeline",
     "mixture_figure",
+    "reconstruction_figure",
     "training_curves",
 ]

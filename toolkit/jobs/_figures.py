@@ -65,7 +65,7 @@ def mixture_figure(X, labels, means, covariances, path: Path, title: str = "") -
     basis = axes_t[:2].T  # (D, 2)
     points = (X - centre) @ basis
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    ax.scatter(points[:, 0], points[:, 1], c=labels, s=6, cmap="tab10", alpha=0.6)
+    ax.scatter(points[:, 0], points[:, 1], c=[f"C{int(k) % 10}" for k in labels], s=6, alpha=0.6)  # as the ellipses
     for k, (mean, covariance) in enumerate(zip(means, covariances)):
         m2 = (np.asarray(mean) - centre) @ basis
         c2 = basis.T @ np.asarray(covariance) @ basis
@@ -77,6 +77,39 @@ def mixture_figure(X, labels, means, covariances, path: Path, title: str = "") -
     ax.set_xlabel("principal axis 1")
     ax.set_ylabel("principal axis 2")
     ax.set_title(title or "mixture components", fontsize=9)
+    _save(fig, path)
+
+
+def latent_figure(Z, labels, path: Path, title: str = "") -> None:
+    """Latent codes coloured by label: the first two coordinates, or the first two principal
+    axes of the codes when there are more than two."""
+    plt = _pyplot()
+    Z = np.asarray(Z, dtype=np.float64)
+    axes_names = ("z0", "z1")
+    if Z.shape[1] > 2:
+        centred = Z - Z.mean(axis=0)
+        Z = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
+        axes_names = ("principal axis 1 of z", "principal axis 2 of z")
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    scatter = ax.scatter(Z[:, 0], Z[:, 1], c=labels, s=6, cmap="tab10", alpha=0.7)
+    ax.legend(*scatter.legend_elements(), fontsize=7, loc="best", markerscale=0.8)
+    ax.set_xlabel(axes_names[0])
+    ax.set_ylabel(axes_names[1])
+    ax.set_title(title or "latent codes", fontsize=9)
+    _save(fig, path)
+
+
+def reconstruction_figure(originals, reconstructions, path: Path, title: str = "", n: int = 10) -> None:
+    """The first ``n`` images (top row) above their reconstructions (bottom row), on one grey scale."""
+    plt = _pyplot()
+    originals, reconstructions = np.asarray(originals)[:n], np.asarray(reconstructions)[:n]
+    low, high = float(originals.min()), float(originals.max())
+    fig, axes = plt.subplots(2, len(originals), figsize=(0.9 * len(originals), 2.2), squeeze=False)
+    for column, (image, rebuilt) in enumerate(zip(originals, reconstructions)):
+        for row, picture in enumerate((image, rebuilt)):
+            axes[row, column].imshow(np.squeeze(picture), cmap="gray_r", vmin=low, vmax=high)
+            axes[row, column].axis("off")
+    fig.suptitle(title or "images (top) and reconstructions (bottom)", fontsize=9)
     _save(fig, path)
 
 
