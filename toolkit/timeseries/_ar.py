@@ -20,6 +20,7 @@ from toolkit.timeseries._ar_math import (
     fit_design,
     forecast_recursion,
     forecast_variance,
+    regression_offsets,
     residuals,
 )
 from toolkit.timeseries._deterministic import DeterministicTerms, infer_period
@@ -439,17 +440,13 @@ class ARForecaster(BaseEstimator):
             )
         return self._exog.values(X, horizon, self._columns, "X")
 
-    def _offsets(self, start: int, horizon: int, exog: np.ndarray | None) -> np.ndarray:
-        """The deterministic and exogenous part of the forecasts at positions start.. ; (M, horizon)."""
-        n_det = len(self._terms)
-        offsets = self._terms.rows(start, start + horizon) @ self._params[:, :n_det].T  # (horizon, M)
-        offsets = np.ascontiguousarray(offsets.T)
-        if exog is not None:
-            offsets += np.einsum("mhe,me->mh", exog, self._params[:, n_det + len(self.lags_) :])
-        return offsets
+    def _offsets(self, start: int, stop: int, exog: np.ndarray | None) -> np.ndarray:
+        """The deterministic and exogenous part of the model at positions start..stop-1; (M, stop - start)."""
+        return regression_offsets(self._terms.rows(start, stop), self._params, len(self._terms), len(self.lags_), exog)
 
     def _point_forecasts(self, horizon: int, X=None) -> np.ndarray:
-        offsets = self._offsets(self.history_.shape[1], horizon, self._future_exog(X, horizon))
+        n = self.history_.shape[1]
+        offsets = self._offsets(n, n + horizon, self._future_exog(X, horizon))
         return forecast_recursion(self.history_, self._ar, self.lags_, offsets)
 
     def predict(self, horizon: int | None = None, X=None, *, start=None, end=None, dynamic=False):
@@ -523,25 +520,19 @@ class ARForecaster(BaseEstimator):
             switch = max(switch, self.hold_back_)  # as AutoReg moves a start inside the held-back part
         n_oos = max(0, last + 1 - n)
         exog = self._future_exog(X, n_oos) if n_oos else None
-        # One path over positions 0..last: observed values up to the switch (and to the sample's
-        # end), predictions after; a prediction at t reads the path at t - lag.
-        path = np.concatenate([self.history_, np.full((self.history_.shape[0], n_oos), np.nan)], axis=1)
-        predictions = np.full((path.shape[0], last + 1), np.nan)
-        begin = max(first, self.hold_back_)
-        n_det = len(self._terms)
+        # A prediction at t reads y at t - lag: observed before the switch (and the sample's end),
+        # its own earlier predictions from there on.
         exog_all = self._exog_history
         if exog is not None:
             exog_all = np.concatenate([exog_all, exog], axis=1)
-        deterministic = self._terms.rows(0, last + 1)
-        for t in range(begin, last + 1):
-            value = deterministic[t] @ self._params[:, :n_det].T
+        offsets = self._offsets(0, last + 1, None if exog_all is None else exog_all[:, : last + 1])
+        predictions = np.full(offsets.shape, np.nan)
+        predicted_from = n if switch is None else min(switch, n)  # lags at or after this read predictions
+        for t in range(max(first, self.hold_back_), last + 1):
+            value = offsets[:, t]
             for offset, lag in enumerate(self.lags_):
-                source = path[:, t - lag] if switch is None or t - lag < switch else predictions[:, t - lag]
-                if t - lag >= n and (switch is None or t - lag < switch):
-                    source = predictions[:, t - lag]
-                value = value + self._ar[:, offset] * source
-            if exog_all is not None:
-                value = value + np.einsum("me,me->m", exog_all[:, t], self._params[:, n_det + len(self.lags_) :])
+                source = predictions if t - lag >= predicted_from else self.history_
+                value = value + self._ar[:, offset] * source[:, t - lag]
             predictions[:, t] = value
         index = self.index_.append(_future_index(self.index_, n_oos)) if n_oos else self.index_
         return self._wrap(predictions[:, first:], index[first : last + 1])
@@ -685,8 +676,7 @@ class ARForecaster(BaseEstimator):
         params = np.tile(self._params, (len(X), 1))
         start = windows[:, p].astype(np.int64) if width > p else np.zeros(len(windows), dtype=np.int64)
         n_det = len(self._terms)
-        deterministic = self._terms.at(start[:, None] + np.arange(horizon))  # (B * S, H, d)
-        offsets = np.einsum("mhd,md->mh", deterministic, params[:, :n_det])
+        future = None
         if self._exog is not None:
             if exog is None:
                 raise ValueError(f"exog (the future regressors {self._exog.names}) is needed for this AR-X model")
@@ -695,7 +685,8 @@ class ARForecaster(BaseEstimator):
             if exog.shape != shape:
                 raise ValueError(f"exog must have shape {shape}, got {exog.shape}")
             future = exog.reshape(-1, horizon, exog.shape[-1]) if len(shape) == 4 else np.repeat(exog, n_series, axis=0)
-            offsets = offsets + np.einsum("mhe,me->mh", future, params[:, n_det + len(self.lags_) :])
+        deterministic = self._terms.at(start[:, None] + np.arange(horizon))  # (B * S, H, d)
+        offsets = regression_offsets(deterministic, params, n_det, len(self.lags_), future)
         values = forecast_recursion(windows[:, :p], params[:, n_det : n_det + len(self.lags_)], self.lags_, offsets)
         if part != "mean":
             half = self._half_widths(horizon, coverage)

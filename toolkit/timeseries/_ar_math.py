@@ -30,9 +30,19 @@ from toolkit._kernels import load_kernel
 kernel = load_kernel("toolkit.timeseries._ar_kernel", "numpy's passes")  # None: the numpy passes below
 
 
+TREND_TERMS = {
+    "n": [],
+    "c": ["const"],
+    "t": ["trend"],
+    "ct": ["const", "trend"],
+    "ctt": ["const", "trend", "trend_squared"],
+}
+
+
 def deterministic_columns(trend: str) -> list[str]:
-    """Names of the deterministic regressors of ``trend`` in {"n", "c", "t", "ct"}."""
-    return {"n": [], "c": ["const"], "t": ["trend"], "ct": ["const", "trend"]}[trend]
+    """Names of the deterministic regressors of ``trend`` in {"n", "c", "t", "ct"} (the fast path;
+    "ctt" goes through the regressor matrix)."""
+    return TREND_TERMS[trend]
 
 
 def _lag_product_sums(Y: np.ndarray, max_lag: int) -> np.ndarray:
@@ -280,6 +290,20 @@ def _fit_block(Y: np.ndarray, lags: list[int], trend: str, hold_back: int) -> AR
         params = params + step
         ssr = ssr - 2 * np.einsum("mk,mk->m", step, gradient) + np.einsum("mk,mkl,ml->m", step, equations.gram, step)
     return ARFit(params, ssr, inverse_scaled * scale[:, :, None] * scale[:, None, :], equations.nobs)
+
+
+def regression_offsets(
+    deterministic: np.ndarray, params: np.ndarray, n_deterministic: int, n_lags: int, exog: np.ndarray | None
+) -> np.ndarray:
+    """The deterministic and exogenous part of every step, (M, H), for params laid out
+    [deterministic terms, lags, exog] (M, k): ``deterministic`` (H, d) shared by the series or
+    (M, H, d), ``exog`` (M, H, e) or None."""
+    M, horizon = len(params), deterministic.shape[-2]
+    rows = np.broadcast_to(deterministic, (M, horizon, n_deterministic))
+    offsets = np.einsum("mhd,md->mh", rows, params[:, :n_deterministic])
+    if exog is not None:
+        offsets = offsets + np.einsum("mhe,me->mh", exog, params[:, n_deterministic + n_lags :])
+    return offsets
 
 
 def forecast_recursion(history: np.ndarray, ar: np.ndarray, lags: list[int], offsets: np.ndarray) -> np.ndarray:

@@ -13,13 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-TREND_TERMS = {
-    "n": [],
-    "c": ["const"],
-    "t": ["trend"],
-    "ct": ["const", "trend"],
-    "ctt": ["const", "trend", "trend_squared"],
-}
+from toolkit.timeseries._ar_math import TREND_TERMS
 
 # statsmodels' freq_to_period, by the offset's rule code (its first letters).
 PERIODS = {"A": 1, "Y": 1, "Q": 4, "M": 12, "W": 52, "D": 7, "B": 5, "H": 24, "h": 24}
