@@ -148,45 +148,76 @@ def normalisation_vs_batch_size(full: bool) -> Experiment:
 
 
 # ----------------------------------------------------------------------------- 3
+def _flip_labels(y, fraction: float, rng) -> np.ndarray:
+    """Move ``fraction`` of the labels to another class, drawn uniformly."""
+    y = y.copy()
+    flipped = rng.random(len(y)) < fraction
+    y[flipped] = (y[flipped] + rng.integers(1, 10, flipped.sum())) % 10
+    return y
+
+
 def dropout_keep_probability(full: bool) -> Experiment:
-    """The notes' setting: 500 training samples, one hidden layer of 512, 25 epochs at batch 100;
-    with --full also an over-parameterised one (300 samples, two layers of 1024, 60 epochs at
-    batch 25). The check is the notes' setting's; the other is reported beside it."""
+    """Dropout's keep probability against the train / validation accuracy gap, each point the mean
+    of three training subsets and seeds, in two settings:
+
+    - the notes' own (500 clean samples, one hidden layer of 512, 25 epochs at batch 100): on the
+      digits its 125 Adam steps do not reach overfitting (train ~0.96, validation ~0.93 without
+      dropout), so dropout has little gap to narrow and mostly costs accuracy on both;
+    - an overfitting one (300 samples with 20 % of their labels moved to another class, two layers
+      of 512, 60 epochs at batch 50): without dropout the net memorises the wrong labels (train
+      1.0, validation ~0.81). The check is made here, where the notes' claim has something to act
+      on: dropout narrows the gap without costing validation accuracy.
+    """
     X_train, X_val, y_train, y_val = digits_split()
-    keeps = (0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0) if full else (0.25, 0.5, 0.75, 1.0)
-    settings = {"notes (500 samples, 512)": (500, (512,), 100, 5e-4, 25)}
-    if full:
-        settings["large (300 samples, 1024 x 2)"] = (300, (1024, 1024), 25, 1e-3, 60)
+    keeps = (0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0) if full else (0.25, 0.5, 1.0)
+    settings = {
+        "notes: 500 clean samples, 512": (500, 0.0, (512,), 100, 5e-4, 25),
+        "overfitting: 300 samples, 20 % wrong labels, 512 x 2": (300, 0.2, (512, 512), 50, 1e-3, 60),
+    }
     rows = []
-    for name, (n, hidden, batch, rate, epochs) in settings.items():
-        for keep in keeps:
-            model = MLPClassifier(
-                hidden, dropout=1 - keep, batch_size=batch, learning_rate=rate, **_fixed_budget(epochs)
-            )
-            fitted = _fit(model, X_train[:n], y_train[:n])
-            rows.append({"setting": name, "keep_probability": keep, **_final(fitted, X_val, y_val)})
+    for name, (n, noise, hidden, batch, rate, epochs) in settings.items():
+        for seed in range(3):
+            rng = np.random.default_rng(seed)
+            subset = rng.permutation(len(X_train))[:n]
+            labels = _flip_labels(y_train[subset], noise, rng)
+            for keep in keeps:
+                budget = {**_fixed_budget(epochs), "random_state": seed}
+                model = MLPClassifier(hidden, dropout=1 - keep, batch_size=batch, learning_rate=rate, **budget)
+                fitted = _fit(model, X_train[subset], labels)
+                rows.append({"setting": name, "seed": seed, "keep_probability": keep, **_final(fitted, X_val, y_val)})
     table = pd.DataFrame(rows)
     table["gap"] = table["train_accuracy"] - table["val_accuracy"]
-    gaps = {name: part.set_index("keep_probability")["gap"] for name, part in table.groupby("setting", sort=False)}
-    notes = gaps["notes (500 samples, 512)"]
-    agrees = bool(notes.loc[min(keeps)] < notes.loc[1.0])
-    check = "; ".join(
-        f"{name}: train - validation accuracy gap {gap.loc[1.0]:.3f} without dropout, {gap.loc[min(keeps)]:.3f} at "
-        f"keep {min(keeps)}"
-        for name, gap in gaps.items()
+    means = table.groupby(["setting", "keep_probability"], sort=False)[["gap", "val_accuracy"]].mean()
+    overfitting = means.loc[list(settings)[1]]
+    low = min(keeps)
+    agrees = bool(
+        overfitting.loc[low, "gap"] < overfitting.loc[1.0, "gap"]
+        and overfitting.loc[low, "val_accuracy"] >= overfitting.loc[1.0, "val_accuracy"]
     )
 
+    def summary(name: str) -> str:
+        without, with_ = means.loc[(name, 1.0)], means.loc[(name, low)]
+        return (
+            f"{name}: gap {without['gap']:.3f} without dropout, {with_['gap']:.3f} at keep {low} "
+            f"(validation {without['val_accuracy']:.3f} -> {with_['val_accuracy']:.3f})"
+        )
+
+    check = "; ".join(summary(name) for name in settings)
+
     def draw(fig):
-        axes = fig.subplots(1, len(gaps), squeeze=False)[0]
-        for ax, (name, part) in zip(axes, table.groupby("setting", sort=False)):
-            ax.plot(part["keep_probability"], part["train_accuracy"], "o-", label="train")
-            ax.plot(part["keep_probability"], part["val_accuracy"], "o-", label="validation")
+        axes = fig.subplots(1, len(settings), squeeze=False)[0]
+        for ax, name in zip(axes, settings):
+            part = table[table["setting"] == name].groupby("keep_probability")
+            for column, label in (("train_accuracy", "train"), ("val_accuracy", "validation")):
+                ax.errorbar(
+                    part[column].mean().index, part[column].mean(), yerr=part[column].std(), fmt="o-", label=label
+                )
             ax.set_xlabel("keep probability")
-            ax.set_ylabel("accuracy")
-            ax.set_title(name, fontsize=9)
+            ax.set_ylabel("accuracy (mean of 3 seeds)")
+            ax.set_title(name, fontsize=8)
             ax.legend()
 
-    return Experiment("3_dropout", "3. dropout on a small training set", table, agrees, check, draw)
+    return Experiment("3_dropout", "3. dropout against the train / validation gap", table, agrees, check, draw)
 
 
 # ----------------------------------------------------------------------------- 4

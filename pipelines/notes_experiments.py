@@ -2,13 +2,14 @@
 dropout, a convnet overfitting 100 samples, normalisations in a convnet), each checked against what the
 notes predict."""
 
+import textwrap
 from pathlib import Path
 
 from toolkit.jobs import Baseline, Job, import_file
 
 experiments = import_file(Path(__file__).with_name("_experiments.py"))
 
-SECONDS = {"quick": 20, "full": 72}
+SECONDS = {"quick": 29, "full": 60}
 SCALE = 1e-3  # an init scale where the notes expect the plain deep net to fail and batch norm to train
 
 
@@ -31,7 +32,7 @@ def run(full: bool = False) -> Job:
             fig = plt.figure(figsize=(12, 3.6))
             outcome.draw(fig)
             verdict = "agrees with the notes" if outcome.agrees else "DISAGREES with the notes"
-            fig.suptitle(f"{outcome.title}: {verdict}\n{outcome.check}", fontsize=9)
+            fig.suptitle(f"{outcome.title}: {verdict}\n{textwrap.fill(outcome.check, 170)}", fontsize=9)
             fig.tight_layout()
             fig.savefig(folder / f"{outcome.name}.png", dpi=80)
             plt.close(fig)
