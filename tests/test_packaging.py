@@ -36,9 +36,11 @@ def package_imports() -> set[str]:
 
 def test_every_import_of_the_package_is_declared_and_every_package_dependency_imported():
     extras = PYPROJECT["project"]["optional-dependencies"]
-    declared = requirement_names(PYPROJECT["project"]["dependencies"] + extras["train"] + extras["serve"])
+    declared = requirement_names(
+        PYPROJECT["project"]["dependencies"] + extras["train"] + extras["serve"] + extras["dask"]
+    )
     imported = package_imports()
-    assert imported - declared == set(), "imported by toolkit/ but not declared in the base, [train] or [serve]"
+    assert imported - declared == set(), "imported by toolkit/ but not declared in the base, [train], [serve] or [dask]"
     assert declared - imported - IMPORTED_BY_A_DEPENDENCY == set(), "declared for the package but never imported by it"
 
 
@@ -47,7 +49,7 @@ def test_what_only_pipelines_tests_and_benchmarks_use_is_an_extra_of_its_own():
     assert requirement_names(extras["pipelines"]) == {"statsmodels"}
     assert "statsmodels" not in package_imports()
     assert "matplotlib" in requirement_names(extras["train"])  # toolkit run's report draws with it
-    assert extras["dev"][0] == "toolkit[train,serve,pipelines]"
+    assert extras["dev"][0] == "toolkit[train,serve,pipelines,dask]"
 
 
 def test_scikit_learns_private_parameter_validation_is_where_toolkit_expects_it():

@@ -129,6 +129,33 @@ class MomentFeatures:
         return {"nk": moments[:, -1], "sx": moments[:, self.n_second : -1], "sxx": second}
 
 
+def torch_pass(X, weights, means, precisions_cholesky, shift, features: MomentFeatures, batch_size: int):
+    """One EM pass in torch over X: (summed log-likelihood, moments resp' z of shape (K, width)),
+    both float64.
+
+    Per block of ``batch_size`` rows: the features z (one broadcast product), log-probabilities
+    A z (one GEMM, components along rows), normalised in place, and resp z' (one GEMM) added
+    to the float64 moments (sums over millions of rows lose digits in float32).
+    """
+    coefficients = features.coefficients(weights, means, precisions_cholesky)  # (K, F)
+    total = torch.zeros((), dtype=torch.float64, device=X.device)
+    moments = torch.zeros(coefficients.shape, dtype=torch.float64, device=X.device)
+    for start in range(0, X.shape[0], batch_size):
+        z = features(X[start : start + batch_size], shift)  # (n, F)
+        resp = coefficients @ z.T  # (K, n) log pi_k N(x | k), normalised in place below
+        peak = resp.amax(dim=0)
+        resp -= peak
+        resp.exp_()
+        norm = resp.sum(dim=0)
+        resp /= norm
+        total += (norm.log_() + peak).sum(dtype=torch.float64)
+        if moments.dtype == z.dtype:
+            moments.addmm_(resp, z)
+        else:
+            moments += (resp @ z).double()
+    return total, moments
+
+
 def whitening(means, precisions_cholesky, covariance_type: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(W, b) with (x - mu_k)' P_k (x - mu_k) / 2 = |x W_k + b_k|^2: W (K, D, D), b (K, D).
 

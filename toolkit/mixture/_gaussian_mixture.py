@@ -15,6 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
+from toolkit._dask import is_dask_collection
 from toolkit._input_checks import reject_non_numeric_columns
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._training import resolve_device
@@ -27,11 +28,59 @@ from toolkit.mixture._gaussian_math import (
     precision_cholesky_from_covariances,
     precision_cholesky_from_precisions,
     precisions_from_cholesky,
+    torch_pass,
 )
 from toolkit.mixture._initial_parameters import check_means, check_precisions, check_weights
 from toolkit.nn.mixture import MixtureDensity
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+class InMemoryRows:
+    """The training rows of an in-memory fit (arrays, DataFrames), validated as scikit-learn
+    does; ``_dask_em.DaskRows`` is the same for dask collections."""
+
+    def __init__(self, model, X, *, reset: bool) -> None:
+        reject_non_numeric_columns(X)
+        self.X_np = validate_data(model, X, dtype=[np.float64, np.float32], ensure_min_samples=2, reset=reset)
+        self.n_samples, self.n_features = self.X_np.shape
+        self.dtype = self.X_np.dtype
+        self._tensor = None
+
+    def device(self, model) -> torch.device:
+        return resolve_device(model.device)
+
+    def tensor(self, model) -> torch.Tensor:
+        """The rows as the working tensor (made once; shares X's memory when the dtype matches)."""
+        if self._tensor is None:
+            self._tensor = model._tensor(self.X_np)
+        return self._tensor
+
+    def mean(self) -> np.ndarray:
+        return self.X_np.mean(axis=0)
+
+    def initial_rows(self, random_state) -> np.ndarray:
+        return self.X_np
+
+    def e_step(self, model):
+        """(callable () -> (mean log-likelihood, statistics), the context to run EM in).
+
+        Fits on the CPU take the compiled pass (toolkit/mixture/_fused_pass.py) on torch's
+        threads, while torch itself runs the small M-step on one thread: its OpenMP workers
+        spin for a while after every parallel op and would take a core from the kernel.
+        Everything else takes the torch pass.
+        """
+        X = self.tensor(model)
+        if _fused_pass.applies(model._device):
+            fused = _fused_pass.FusedPass(X.numpy(), model.covariance_type, model.n_components)
+            return (
+                lambda: fused(*model._state(), model._shift, model.covariance_type),
+                _fused_pass.single_threaded_torch(),
+            )
+        return (lambda: model._e_step_pass(X)), contextlib.nullcontext()
+
+    def labels(self, model) -> np.ndarray:
+        return model._labels(self.tensor(model))
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -164,30 +213,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return MomentFeatures(rows, X.shape[1], self.covariance_type, dtype or X.dtype, self._device)
 
     def _e_step_pass(self, X: torch.Tensor) -> tuple[float, dict]:
-        """One pass: mean log-likelihood under the current parameters and the sufficient
-        statistics of the responsibilities they give.
-
-        Per block of rows: the features z (one broadcast product), log-probabilities A z
-        (one GEMM, components along rows), normalised in place, and resp z' (one GEMM) added
-        to the float64 moments (sums over millions of rows lose digits in float32).
-        """
+        """One torch pass: mean log-likelihood under the current parameters and the sufficient
+        statistics of the responsibilities they give (see ``_gaussian_math.torch_pass``)."""
         features = self._moment_features(X)
-        coefficients = features.coefficients(*self._state())  # (K, F)
-        total = torch.zeros((), dtype=torch.float64, device=self._device)
-        moments = torch.zeros(coefficients.shape, dtype=torch.float64, device=self._device)
-        for start in range(0, X.shape[0], self.batch_size):
-            z = features(X[start : start + self.batch_size], self._shift)  # (n, F)
-            resp = coefficients @ z.T  # (K, n) log pi_k N(x | k), normalised in place below
-            peak = resp.amax(dim=0)
-            resp -= peak
-            resp.exp_()
-            norm = resp.sum(dim=0)
-            resp /= norm
-            total += (norm.log_() + peak).sum(dtype=torch.float64)
-            if moments.dtype == z.dtype:
-                moments.addmm_(resp, z)
-            else:
-                moments += (resp @ z).double()
+        total, moments = torch_pass(X, *self._state(), self._shift, features, self.batch_size)
         return total.item() / X.shape[0], features.statistics(moments)
 
     def _m_step(self, stats: dict) -> None:
@@ -227,9 +256,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 block[chosen[inside] - start, np.arange(k)[inside]] = 1
             yield block
 
-    def _initialize(self, X_np: np.ndarray, X: torch.Tensor, random_state) -> None:
+    def _initialize(self, rows, random_state) -> None:
+        """Initial parameters: those given, the rest from ``rows.initial_rows`` (all rows in
+        memory; a sample of a dask array's)."""
         all_given = all(v is not None for v in (self.weights_init, self.means_init, self.precisions_init))
         if not all_given:
+            X_np = rows.initial_rows(random_state)
+            X = self._tensor(X_np)
             features, moments = self._moment_features(X, torch.float64), 0.0
             blocks = self._initial_responsibility_blocks(X_np, random_state)
             for start, block in zip(range(0, X.shape[0], self.batch_size), blocks):
@@ -286,7 +319,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like or DataFrame of shape (n_samples, n_features), or a dask array / DataFrame
+            A dask collection is fitted where its blocks live: each EM iteration is one pass in
+            which every block's sufficient statistics are computed by its worker (the compiled
+            pass, no torch there) and summed across workers; the client only runs the M-step.
+            Data-driven initialisations (``init_params``) use a random sample of at most
+            100,000 rows; given ``weights_init`` / ``means_init`` / ``precisions_init`` give
+            the in-memory fit's result. Computations run on the distributed Client current at
+            fit (dask's local scheduler without one); a cluster lost mid-fit raises
+            ``toolkit._dask.ClusterLost`` and leaves the estimator as it was.
         y : None
             Ignored.
 
@@ -303,29 +344,42 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            A dask array (lazy) when X is a dask collection.
         """
         self._validate_params()
-        reject_non_numeric_columns(X)
+        state = dict(self.__dict__)
+        try:
+            return self._fit_predict(X)
+        except BaseException:  # a failed fit leaves the estimator as it was (fitted or not)
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            raise
+
+    def _fit_predict(self, X):
         continuing = self.warm_start and hasattr(self, "converged_")
-        X_np = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, reset=not continuing)
-        if X_np.shape[0] < self.n_components:
+        if is_dask_collection(X):
+            from toolkit.mixture._dask_em import DaskRows
+
+            rows = DaskRows(self, X, reset=not continuing)
+        else:
+            rows = InMemoryRows(self, X, reset=not continuing)
+        if rows.n_samples < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
-                f"n_samples = {X_np.shape[0]}"
+                f"n_samples = {rows.n_samples}"
             )
-        self._check_initial_parameters(X_np.shape[1])
-        self._input_dtype = X_np.dtype
-        self._device = resolve_device(self.device)
+        self._check_initial_parameters(rows.n_features)
+        self._input_dtype = rows.dtype
+        self._device = rows.device(self)
         if not continuing:
-            self._shift = self._tensor(X_np.mean(axis=0))
-        X = self._tensor(X_np)  # shares X_np's memory when the dtype matches; centred per chunk
+            self._shift = self._tensor(rows.mean())
         random_state = check_random_state(self.random_state)
         best, best_bound = None, -np.inf
         self.converged_ = False
         for _ in range(1 if continuing else self.n_init):
             if not continuing:
-                self._initialize(X_np, X, random_state)
-            bounds, converged = self._em(X, start=self.lower_bound_ if continuing else -np.inf)
+                self._initialize(rows, random_state)
+            bounds, converged = self._em(rows, start=self.lower_bound_ if continuing else -np.inf)
             bound = bounds[-1] if bounds else (self.lower_bound_ if continuing else -np.inf)
             if bound > best_bound or best is None:
                 best, best_bound = (self._state(), self._covariances if hasattr(self, "_covariances") else None), bound
@@ -342,25 +396,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 stacklevel=2,
             )
         self._publish()
-        return self._labels(X)
+        return rows.labels(self)
 
-    def _em(self, X: torch.Tensor, start: float) -> tuple[list[float], bool]:
-        """EM iterations from the current parameters; (lower bound of each iteration, converged).
-
-        Fits on the CPU take the compiled pass (toolkit/mixture/_fused_pass.py)
-        on torch's threads, while torch itself runs the small M-step on one thread: its
-        OpenMP workers spin for a while after every parallel op and would take a core from
-        the kernel. Everything else takes the torch pass.
-        """
+    def _em(self, rows, start: float) -> tuple[list[float], bool]:
+        """EM iterations from the current parameters; (lower bound of each iteration, converged)."""
         bound, converged, bounds = start, False, []
-        if _fused_pass.applies(self._device):
-            fused = _fused_pass.FusedPass(X.numpy(), self.covariance_type, self.n_components)
-            e_step, threads = (
-                lambda: fused(*self._state(), self._shift, self.covariance_type),
-                _fused_pass.single_threaded_torch(),
-            )
-        else:
-            e_step, threads = lambda: self._e_step_pass(X), contextlib.nullcontext()
+        e_step, threads = rows.e_step(self)
         bar = tqdm(
             range(1, self.max_iter + 1), disable=not self.verbose, unit="iter", leave=False, desc=type(self).__name__
         )
@@ -409,17 +450,30 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         density, size = self._density(), self.batch_size
         return torch.cat([reduce(density.log_prob(X[start : start + size])) for start in range(0, X.shape[0], size)])
 
+    def _lazily(self, X, method: str):
+        """``method`` over a dask collection's blocks, as a dask array (nothing computed yet)."""
+        from toolkit.mixture._dask_em import DaskRows
+
+        check_is_fitted(self, "weights_")
+        return DaskRows(self, X, reset=False).map(self, method)
+
     def score_samples(self, X) -> np.ndarray:
-        """Log-density log p(x) of each sample; shape (n_samples,)."""
+        """Log-density log p(x) of each sample; shape (n_samples,). A dask array or DataFrame
+        gives a dask array, computed lazily (as ``predict`` and ``predict_proba``)."""
+        if is_dask_collection(X):
+            return self._lazily(X, "score_samples")
         X, dtype = self._check_X(X)
         return self._per_chunk(X, lambda log_prob: torch.logsumexp(log_prob, dim=1)).cpu().numpy().astype(dtype)
 
     def score(self, X, y=None) -> float:
-        """Average log-likelihood of X."""
-        return float(self.score_samples(X).mean())
+        """Average log-likelihood of X (computed now, also for a dask collection)."""
+        mean = self.score_samples(X).mean()
+        return float(mean.compute() if is_dask_collection(mean) else mean)
 
     def predict_proba(self, X) -> np.ndarray:
         """Posterior p(z = k | x) of each component; shape (n_samples, n_components)."""
+        if is_dask_collection(X):
+            return self._lazily(X, "predict_proba")
         X, dtype = self._check_X(X)
         return self._per_chunk(X, lambda log_prob: torch.softmax(log_prob, dim=1)).cpu().numpy().astype(dtype)
 
@@ -429,6 +483,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Most probable component of each sample; shape (n_samples,)."""
+        if is_dask_collection(X):
+            return self._lazily(X, "predict")
         return self._labels(self._check_X(X)[0])
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
