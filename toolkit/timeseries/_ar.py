@@ -11,6 +11,7 @@ from scipy.stats import norm
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from toolkit._dask import is_dask_collection
 from toolkit._input_checks import reject_non_numeric_columns
 from toolkit._param_validation import Interval, StrOptions
 from toolkit.timeseries._ar_math import (
@@ -25,6 +26,7 @@ from toolkit.timeseries._ar_math import (
 )
 from toolkit.timeseries._deterministic import DeterministicTerms, infer_period
 from toolkit.timeseries._exog import ExogLayout
+from toolkit.timeseries._long_panel import LongPanel
 from toolkit.timeseries._summary import ARSummary, coefficient_table, model_name, roots_table
 
 
@@ -68,7 +70,7 @@ def _future_index(index: pd.Index, horizon: int) -> pd.Index:
     if isinstance(index, pd.PeriodIndex):
         return pd.period_range(index[-1] + 1, periods=horizon, freq=index.freq)
     if isinstance(index, pd.DatetimeIndex):
-        freq = index.freq or (pd.infer_freq(index) if len(index) >= 3 else None)
+        freq = index.freq or (pd.DatetimeIndex(index, freq="infer").freq if len(index) >= 3 else None)
         if freq is not None:
             return pd.date_range(index[-1], periods=horizon + 1, freq=freq)[1:]
         warnings.warn(
@@ -224,7 +226,10 @@ class ARForecaster(BaseEstimator):
         y : Series, DataFrame or array-like
             One series (Series / 1-D), or a panel with one series per column (DataFrame / 2-D,
             time along rows), all on the same index. A panel is fitted in one vectorised
-            solve and gives the same estimates as fitting each column alone.
+            solve and gives the same estimates as fitting each column alone. A wide dask
+            DataFrame, or a long one marked with :func:`toolkit.timeseries.long_panel`, is
+            fitted on the Dask cluster (groups of series solved where they live; the same
+            estimates, forecasts and criteria as the in-memory fit; no ``X`` or ``criterion``).
         X : DataFrame, array-like of shape (n_obs, n_exog), or dict, optional
             Exogenous regressors observed with y (AR-X): one table for every series, or for
             a panel a dict {series: table}. Their future values are then needed to forecast.
@@ -234,12 +239,24 @@ class ARForecaster(BaseEstimator):
         self
         """
         self._validate_params()
+        if is_dask_collection(y) or isinstance(y, LongPanel):
+            from toolkit.timeseries._dask_panel import fit_on_cluster
+
+            return fit_on_cluster(self, y, X)
         values, index, columns, name = _as_panel(y)
         _check_finite(values, columns)
         self._exog, exog = None, None
         if X is not None:
             self._exog, exog = ExogLayout.from_fit(X, values.shape[1], columns, index)
-        self._terms = self._deterministic_terms(index, values.shape[1])
+        lags, hold_back = self._specify(index, values, exog)
+        return self._finish(
+            self._solve(values, exog, lags, hold_back), values, index, columns, name, exog, lags, hold_back
+        )
+
+    def _specify(self, index: pd.Index, values: np.ndarray | None, exog: np.ndarray | None) -> tuple[list[int], int]:
+        """The deterministic terms, lags and hold-back of a fit on ``index`` (``values`` only
+        for an order search by ``criterion``)."""
+        self._terms = self._deterministic_terms(index, len(index))
         if self.criterion is not None:
             if self.max_lags is None:
                 raise ValueError("criterion is set, so max_lags (the largest order searched) is required")
@@ -249,8 +266,11 @@ class ARForecaster(BaseEstimator):
         hold_back = max(lags, default=0) if self.hold_back is None else self.hold_back
         if hold_back < max(lags, default=0):
             raise ValueError(f"hold_back={hold_back} must be >= the largest lag ({max(lags)})")
-        self._check_length(values.shape[1], hold_back, lags)
-        result = self._solve(values, exog, lags, hold_back)
+        self._check_length(len(index), hold_back, lags)
+        return lags, hold_back
+
+    def _finish(self, result, values, index, columns, name, exog, lags: list[int], hold_back: int):
+        """Store a solved fit: the attributes of ``fit``."""
         self.lags_ = lags
         self.hold_back_ = hold_back
         self.n_obs_ = result.nobs
