@@ -16,6 +16,7 @@ QUICK = [
     "sunspots_ar",
     "wine_gmm",
     "blobs_gmm_large",
+    "digits_cnn_ddp",
 ]
 HEAVY = [
     "digits_ddpm",

@@ -13,3 +13,16 @@ def show_config(mode: str = "stdout"):
     from toolkit._config import show_config as show
 
     return show(mode)
+
+
+def __getattr__(name: str):
+    """The scale-out errors, imported on use (``DataParallelError`` needs torch)."""
+    if name == "DataParallelError":
+        from toolkit._distributed import DataParallelError
+
+        return DataParallelError
+    if name == "ClusterLost":
+        from toolkit._dask import ClusterLost
+
+        return ClusterLost
+    raise AttributeError(f"module 'toolkit' has no attribute {name!r}")

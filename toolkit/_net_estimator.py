@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
+from toolkit._distributed import in_launched_worker, launch_data_parallel, process_group
 from toolkit._export_spec import InferenceSpec
 from toolkit._input_checks import check_features
 from toolkit._param_validation import Interval, StrOptions
@@ -41,6 +42,7 @@ from toolkit._training import (
     make_lr_scheduler,
     make_optimizer,
     resolve_device,
+    restored_on_failure,
     seeded_rng,
 )
 from toolkit.nn.heads import InputReshape
@@ -93,6 +95,16 @@ TRAINING_PARAMETERS_DOC = """
         without ``early_stopping``), ``learning_rate`` and ``duration`` in seconds.
     device : str, default="auto"
         "auto" is CUDA when torch sees a GPU, else "cpu"; or any torch device string.
+    distributed : {None, "ddp"}, default=None
+        "ddp": data-parallel training with torch's DistributedDataParallel in ``n_procs``
+        processes started by torch's elastic launcher (gloo on the CPU, NCCL on CUDA, one GPU
+        per process); ``batch_size`` stays the global batch, split evenly across processes,
+        and the fitted estimator comes back to this process. Under ``torchrun`` (across
+        machines) ``fit`` joins the job instead and trains this rank's shard. A worker that
+        fails makes ``fit`` raise ``toolkit.DataParallelError``, the estimator left as it was.
+        ``partial_fit`` always trains in this process. See toolkit/_distributed.py.
+    n_procs : int, default=2
+        Processes of a ``distributed="ddp"`` fit launched from this process.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, shuffling, dropout and the validation split; bit-for-bit on CPU.
     verbose : bool, default=False
@@ -130,6 +142,8 @@ class BaseNeuralNet(BaseEstimator):
         "restore_best_weights": ["boolean"],
         "callbacks": [None, list],
         "device": [str, torch.device],
+        "distributed": [None, StrOptions({"ddp"})],
+        "n_procs": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
@@ -187,11 +201,12 @@ class BaseNeuralNet(BaseEstimator):
         self
         """
         self._check_parameters()
-        continuing = self.warm_start and hasattr(self, "module_")
-        X, targets = self._training_data(X, y, reset=not continuing)
-        if not continuing:
-            self._initialize()
-        self._train(X, targets, max_epochs=self.max_epochs, partial=False)
+        with restored_on_failure(self):
+            continuing = self.warm_start and hasattr(self, "module_")
+            X, targets = self._training_data(X, y, reset=not continuing)
+            if not continuing:
+                self._initialize()
+            self._train(X, targets, max_epochs=self.max_epochs, partial=False)
         return self
 
     def _partial_fit(self, X, y, classes=None):
@@ -235,6 +250,40 @@ class BaseNeuralNet(BaseEstimator):
         self.optimizer_steps_ = 0
 
     def _train(self, X: np.ndarray, targets: np.ndarray, *, max_epochs: int, partial: bool) -> None:
+        if self.distributed == "ddp" and not partial:
+            if not in_launched_worker():
+                launch_data_parallel(self, X, targets, max_epochs)
+                return
+            with process_group(self.device_) as (rank, world, device):
+                self._move_to(device)
+                trainer = nn.parallel.DistributedDataParallel(self.module_)
+                self._train_loop(X, targets, max_epochs=max_epochs, partial=False, shard=(rank, world), trainer=trainer)
+            return
+        self._train_loop(X, targets, max_epochs=max_epochs, partial=partial)
+
+    def _move_to(self, device: torch.device) -> None:
+        """Module, optimizer state and moving average onto ``device`` (a rank's own GPU)."""
+        if device == self.device_:
+            return
+        self.device_ = device
+        self.module_.to(device)
+        for state in self.optimizer_.state.values():
+            for key, value in state.items():
+                if torch.is_tensor(value) and key != "step":
+                    state[key] = value.to(device)
+        if self.ema_ is not None:
+            self.ema_.to(device)
+
+    def _train_loop(
+        self,
+        X: np.ndarray,
+        targets: np.ndarray,
+        *,
+        max_epochs: int,
+        partial: bool,
+        shard: tuple[int, int] | None = None,
+        trainer: nn.Module | None = None,
+    ) -> None:
         seed = self.seed_ + len(self.history_)
         validation = None
         if self.early_stopping and not partial:
@@ -266,13 +315,15 @@ class BaseNeuralNet(BaseEstimator):
             averaged=self.ema_,
             max_steps=max_steps,
             train_sample=train_sample,
+            shard=shard,
+            trainer=trainer,
         )
         stopping = None
         if not partial and self.n_iter_no_change is not None:
             stopping = StoppingRule(
                 self.n_iter_no_change, self.tol, keep_best=validation is not None and self.restore_best_weights
             )
-        with seeded_rng(seed, self.device_):
+        with seeded_rng(seed + (shard[0] if shard else 0), self.device_):  # dropout masks differ per rank
             stopped = loop.fit_loop(
                 self._to_tensor(X),
                 self._to_tensor(targets),

@@ -160,6 +160,19 @@ def inference_batches(n_samples: int) -> list[tuple[int, int]]:
     return batch_bounds(n_samples, INFERENCE_BATCH_SIZE, avoid_singletons=False)
 
 
+@contextmanager
+def restored_on_failure(estimator):
+    """Inside the block, a failure (any exception) puts the estimator's attributes back as
+    they were: a failed fit leaves no half-fitted estimator behind."""
+    state = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(state)
+        raise
+
+
 @dataclass
 class StoppingRule:
     """Stop when the monitored loss has not improved by ``tol`` for ``patience`` epochs.
@@ -218,6 +231,13 @@ class TrainingLoop:
         Updated after every optimizer step (an exponential moving average of the weights).
     train_sample : (X, y) tensors, optional
         Training rows scored in eval mode after every epoch (``train_metric`` in the history).
+    shard : (rank, world size), optional
+        Data-parallel training (toolkit/_distributed.py): each epoch this rank trains on its
+        DistributedSampler shard of the shuffled rows, batch_size / world of every global
+        batch, through ``trainer`` (the DistributedDataParallel wrapper of ``module``); the
+        epoch's loss is averaged over all ranks.
+    trainer : nn.Module, optional
+        What the training steps call instead of ``module`` (DDP's wrapper).
     max_steps : int, optional
         Optimizer steps after which training ends, mid-epoch if need be (the last epoch's
         loss is then the mean over the batches it ran).
@@ -237,6 +257,8 @@ class TrainingLoop:
     averaged: torch.optim.swa_utils.AveragedModel | None = None
     max_steps: int | None = None
     train_sample: tuple[torch.Tensor, torch.Tensor] | None = None
+    shard: tuple[int, int] | None = None
+    trainer: nn.Module | None = None
     steps: int = 0
 
     def train_step(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -246,7 +268,7 @@ class TrainingLoop:
         for inspection.
         """
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.module(X), y)
+        loss = self.loss_fn((self.trainer or self.module)(X), y)
         loss.backward()
         if self.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.module.parameters(), self.max_grad_norm)
@@ -256,18 +278,34 @@ class TrainingLoop:
         self.steps += 1
         return loss.detach()
 
+    def _epoch_order(self, n: int, device) -> tuple[torch.Tensor, int]:
+        """(the rows this process trains on this epoch, in order; its batch size)."""
+        if self.shard is None:
+            return torch.randperm(n, generator=self.generator).to(device), self.batch_size
+        from torch.utils.data import DistributedSampler
+
+        rank, world = self.shard
+        seed = int(torch.randint(2**31 - 1, (), generator=self.generator))  # the same on every rank
+        sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        return torch.tensor(list(sampler), device=device), max(1, self.batch_size // world)
+
     def run_epoch(self, X: torch.Tensor, y: torch.Tensor) -> float:
         """One pass over (X, y) in shuffled batches; returns the mean training loss."""
         self.module.train()
-        n = X.shape[0]
-        order = torch.randperm(n, generator=self.generator).to(X.device)
+        order, batch_size = self._epoch_order(X.shape[0], X.device)
         total, seen = torch.zeros((), device=X.device), 0
-        for start, stop in batch_bounds(n, self.batch_size, avoid_singletons=has_batch_norm(self.module)):
+        for start, stop in batch_bounds(len(order), batch_size, avoid_singletons=has_batch_norm(self.module)):
             if self.max_steps is not None and self.steps >= self.max_steps:
                 break
             index = order[start:stop]
             total += self.train_step(X[index], y[index]) * (stop - start)
             seen += stop - start
+        if self.shard is not None:
+            import torch.distributed as dist
+
+            sums = torch.stack([total, torch.tensor(float(seen), device=X.device)])
+            dist.all_reduce(sums)
+            total, seen = sums[0], int(sums[1].item())
         return total.item() / max(seen, 1)
 
     @torch.no_grad()

@@ -21,6 +21,7 @@ from torch import nn
 from toolkit._input_checks import image_net_shape
 from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet
 from toolkit._param_validation import Interval
+from toolkit._training import restored_on_failure
 from toolkit.nn.heads import AffineOutput, DataScaling
 
 
@@ -129,15 +130,16 @@ class BaseGenerativeNet(BaseNeuralNet):
         self
         """
         self._check_parameters()
-        continuing = self.warm_start and hasattr(self, "module_")
-        X = self._check_X(X, reset=not continuing)
-        if len(X) < 2:
-            raise ValueError(f"n_samples={len(X)}: training needs at least 2 samples")
-        if not continuing:
-            self._fit_scaling(X)
-            self._initialize()
-        scaled = self._scale(X)
-        self._train(scaled, scaled, max_epochs=self.max_epochs, partial=False)
+        with restored_on_failure(self):
+            continuing = self.warm_start and hasattr(self, "module_")
+            X = self._check_X(X, reset=not continuing)
+            if len(X) < 2:
+                raise ValueError(f"n_samples={len(X)}: training needs at least 2 samples")
+            if not continuing:
+                self._fit_scaling(X)
+                self._initialize()
+            scaled = self._scale(X)
+            self._train(scaled, scaled, max_epochs=self.max_epochs, partial=False)
         return self
 
     def _n_outputs(self) -> int:

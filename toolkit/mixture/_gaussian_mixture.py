@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from toolkit._dask import is_dask_collection
 from toolkit._input_checks import reject_non_numeric_columns
 from toolkit._param_validation import Interval, StrOptions
-from toolkit._training import resolve_device
+from toolkit._training import resolve_device, restored_on_failure
 from toolkit.mixture import _fused_pass
 from toolkit.mixture._gaussian_math import (
     MomentFeatures,
@@ -347,13 +347,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             A dask array (lazy) when X is a dask collection.
         """
         self._validate_params()
-        state = dict(self.__dict__)
-        try:
+        with restored_on_failure(self):  # a failed fit leaves the estimator as it was (fitted or not)
             return self._fit_predict(X)
-        except BaseException:  # a failed fit leaves the estimator as it was (fitted or not)
-            self.__dict__.clear()
-            self.__dict__.update(state)
-            raise
 
     def _fit_predict(self, X):
         continuing = self.warm_start and hasattr(self, "converged_")

@@ -73,6 +73,8 @@ class _RNNBase(BaseNeuralNet):
         restore_best_weights=True,
         callbacks=None,
         device="auto",
+        distributed=None,
+        n_procs=2,
         random_state=None,
         verbose=False,
         warm_start=False,
@@ -101,6 +103,8 @@ class _RNNBase(BaseNeuralNet):
         self.restore_best_weights = restore_best_weights
         self.callbacks = callbacks
         self.device = device
+        self.distributed = distributed
+        self.n_procs = n_procs
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start

@@ -1,8 +1,8 @@
 """ARForecaster fitted on a Dask cluster: groups of series solved by the panel solver where
 the data lives, the per-series results gathered into one fitted forecaster.
 
-A wide dask DataFrame (time along rows, one column per series) is cut into groups of columns;
-each task concatenates its columns' row partitions and solves them. A long frame
+A wide dask DataFrame (time along rows, one column per series) becomes a dask array rechunked
+into blocks of (every time, a group of series), each solved by one task. A long frame
 (:func:`long_panel`) is shuffled by series id so that each partition holds whole series, and
 each task pivots its partition to wide and solves it. Tasks return their series' names,
 values and least-squares results (an ``ARFit``: parameters, residual sums, (X'X)^-1 per
@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit._dask import ClusterRunner
+from toolkit._input_checks import reject_non_numeric_columns
 from toolkit.timeseries._ar_math import ARFit
 from toolkit.timeseries._long_panel import LongPanel
 
@@ -59,11 +60,6 @@ def pivot_partition(part: pd.DataFrame, series: str, time: str, value: str) -> p
     return part.pivot(index=time, columns=series, values=value).sort_index().sort_index(axis=1)
 
 
-def _groups_of_columns(columns: list, n_groups: int) -> list[list]:
-    size = math.ceil(len(columns) / n_groups)
-    return [columns[start : start + size] for start in range(0, len(columns), size)]
-
-
 def fit_on_cluster(forecaster, y, X=None):
     """``forecaster.fit(y)`` for a wide dask DataFrame or a LongPanel; returns the forecaster."""
     import dask
@@ -82,12 +78,16 @@ def fit_on_cluster(forecaster, y, X=None):
         groups = [dask.delayed(pivot_partition)(part, y.series, y.time, y.value) for part in shuffled.to_delayed()]
         name_order = np.argsort
     elif isinstance(y, dd.DataFrame):
+        reject_non_numeric_columns(y._meta, "y")
         times = runner.compute(y.index, "reading the panel's index")
         columns = list(y.columns)
-        n_groups = max(y.npartitions, math.ceil(len(columns) / SERIES_PER_TASK))
+        n_groups = min(len(columns), max(y.npartitions, math.ceil(len(columns) / SERIES_PER_TASK)))
+        # numpy blocks of (all times, a group of series): rechunking moves arrays, not wide pandas frames
+        array = y.to_dask_array(lengths=True).astype(np.float64).rechunk({0: -1, 1: math.ceil(len(columns) / n_groups)})
+        starts = np.cumsum((0,) + array.chunks[1])
         groups = [
-            dask.delayed(pd.concat)(y[group].to_delayed())
-            for group in _groups_of_columns(columns, min(n_groups, len(columns)))
+            dask.delayed(pd.DataFrame)(block, index=times, columns=columns[a:b])
+            for block, a, b in zip(array.to_delayed().ravel(), starts[:-1], starts[1:])
         ]
         name_order = None
     else:
