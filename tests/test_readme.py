@@ -21,7 +21,7 @@ def blocks(language: str) -> list[str]:
 
 
 def test_the_readme_has_its_blocks():
-    assert len(blocks("python")) == 4
+    assert len(blocks("python")) == 5
     assert (
         blocks("bash")[0]
         .splitlines()[0]
@@ -36,7 +36,7 @@ def test_the_layout_section_names_every_package_folder():
     assert folders and all(f"`{folder}/`" in layout for folder in folders), folders
 
 
-@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("index", range(5))
 def test_python_block_runs_as_written(index, tmp_path):
     code = blocks("python")[index]
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
