@@ -58,9 +58,13 @@ def test_a_long_frame_fits_as_its_pivot(client):
 
 def test_bad_panels_name_the_series(client):
     wide = ar2_panel()
+    fitted = ARForecaster(lags=2).fit(wide)
+    params = fitted.params_.copy()
     wide.iloc[200, 7] = np.nan
     with pytest.raises(ValueError, match="NaN or infinite value.* in column 's07'"):
-        ARForecaster(lags=2).fit(dd.from_pandas(wide, npartitions=4))
+        fitted.set_params(lags=3).fit(dd.from_pandas(wide, npartitions=4))
+    pd.testing.assert_frame_equal(fitted.params_, params)  # a failed fit leaves the earlier one in place
+    assert fitted.lags_ == [1, 2]
     long = ar2_panel().reset_index().melt(id_vars="month", var_name="series")
     gap = long.drop(index=long.index[(long["series"] == "s03") & (long["month"] == "2005-06-01")])
     with pytest.raises(ValueError, match=r"series \['s03'\] are not observed at every time"):

@@ -31,6 +31,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from toolkit._distributed import in_launched_worker, launch_data_parallel, process_group
 from toolkit._export_spec import InferenceSpec
+from toolkit._fit_state import restored_on_failure
 from toolkit._input_checks import check_features
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._training import (
@@ -42,7 +43,6 @@ from toolkit._training import (
     make_lr_scheduler,
     make_optimizer,
     resolve_device,
-    restored_on_failure,
     seeded_rng,
 )
 from toolkit.nn.heads import InputReshape

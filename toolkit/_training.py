@@ -160,19 +160,6 @@ def inference_batches(n_samples: int) -> list[tuple[int, int]]:
     return batch_bounds(n_samples, INFERENCE_BATCH_SIZE, avoid_singletons=False)
 
 
-@contextmanager
-def restored_on_failure(estimator):
-    """Inside the block, a failure (any exception) puts the estimator's attributes back as
-    they were: a failed fit leaves no half-fitted estimator behind."""
-    state = dict(estimator.__dict__)
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(state)
-        raise
-
-
 @dataclass
 class StoppingRule:
     """Stop when the monitored loss has not improved by ``tol`` for ``patience`` epochs.

@@ -18,10 +18,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from toolkit._fit_state import restored_on_failure
 from toolkit._input_checks import image_net_shape
 from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet
 from toolkit._param_validation import Interval
-from toolkit._training import restored_on_failure
 from toolkit.nn.heads import AffineOutput, DataScaling
 
 

@@ -16,9 +16,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
 from toolkit._dask import is_dask_collection
+from toolkit._fit_state import restored_on_failure
 from toolkit._input_checks import reject_non_numeric_columns
 from toolkit._param_validation import Interval, StrOptions
-from toolkit._training import resolve_device, restored_on_failure
+from toolkit._training import resolve_device
 from toolkit.mixture import _fused_pass
 from toolkit.mixture._gaussian_math import (
     MomentFeatures,

@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from toolkit._dask import is_dask_collection
+from toolkit._fit_state import restored_on_failure
 from toolkit._input_checks import reject_non_numeric_columns
 from toolkit._param_validation import Interval, StrOptions
 from toolkit.timeseries._ar_math import (
@@ -239,19 +240,20 @@ class ARForecaster(BaseEstimator):
         self
         """
         self._validate_params()
-        if is_dask_collection(y) or isinstance(y, LongPanel):
-            from toolkit.timeseries._dask_panel import fit_on_cluster
+        with restored_on_failure(self):
+            if is_dask_collection(y) or isinstance(y, LongPanel):
+                from toolkit.timeseries._dask_panel import fit_on_cluster
 
-            return fit_on_cluster(self, y, X)
-        values, index, columns, name = _as_panel(y)
-        _check_finite(values, columns)
-        self._exog, exog = None, None
-        if X is not None:
-            self._exog, exog = ExogLayout.from_fit(X, values.shape[1], columns, index)
-        lags, hold_back = self._specify(index, values, exog)
-        return self._finish(
-            self._solve(values, exog, lags, hold_back), values, index, columns, name, exog, lags, hold_back
-        )
+                return fit_on_cluster(self, y, X)
+            values, index, columns, name = _as_panel(y)
+            _check_finite(values, columns)
+            self._exog, exog = None, None
+            if X is not None:
+                self._exog, exog = ExogLayout.from_fit(X, values.shape[1], columns, index)
+            lags, hold_back = self._specify(index, values, exog)
+            return self._finish(
+                self._solve(values, exog, lags, hold_back), values, index, columns, name, exog, lags, hold_back
+            )
 
     def _specify(self, index: pd.Index, values: np.ndarray | None, exog: np.ndarray | None) -> tuple[list[int], int]:
         """The deterministic terms, lags and hold-back of a fit on ``index`` (``values`` only
