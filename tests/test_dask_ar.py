@@ -8,6 +8,7 @@ import pytest
 from toolkit.timeseries import ARForecaster, long_panel
 
 dd = pytest.importorskip("dask.dataframe")
+da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
 
@@ -44,6 +45,16 @@ def test_a_wide_dask_frame_fits_as_the_in_memory_panel(client, options):
     on_cluster = ARForecaster(**options).fit(dd.from_pandas(wide, npartitions=4))
     assert list(on_cluster.params_.columns) == list(wide.columns)
     assert_same_forecaster(in_memory, on_cluster)
+
+
+def test_a_2d_dask_array_fits_as_the_in_memory_array(client):
+    values = ar2_panel().to_numpy()
+    in_memory = ARForecaster(lags=3).fit(values)
+    on_cluster = ARForecaster(lags=3).fit(da.from_array(values, chunks=(60, 5)))
+    assert list(on_cluster.params_.columns) == list(range(values.shape[1]))
+    assert_same_forecaster(in_memory, on_cluster)
+    with pytest.raises(ValueError, match="2-D"):
+        ARForecaster(lags=2).fit(da.from_array(values[:, 0], chunks=60))
 
 
 def test_a_long_frame_fits_as_its_pivot(client):

@@ -228,7 +228,8 @@ class ARForecaster(BaseEstimator):
             One series (Series / 1-D), or a panel with one series per column (DataFrame / 2-D,
             time along rows), all on the same index. A panel is fitted in one vectorised
             solve and gives the same estimates as fitting each column alone. A wide dask
-            DataFrame, or a long one marked with :func:`toolkit.timeseries.long_panel`, is
+            DataFrame, a 2-D dask array (time x series; the fastest of the three), or a long
+            dask DataFrame marked with :func:`toolkit.timeseries.long_panel`, is
             fitted on the Dask cluster (groups of series solved where they live; the same
             estimates, forecasts and criteria as the in-memory fit; no ``X`` or ``criterion``).
         X : DataFrame, array-like of shape (n_obs, n_exog), or dict, optional

@@ -63,6 +63,7 @@ def pivot_partition(part: pd.DataFrame, series: str, time: str, value: str) -> p
 def fit_on_cluster(forecaster, y, X=None):
     """``forecaster.fit(y)`` for a wide dask DataFrame or a LongPanel; returns the forecaster."""
     import dask
+    import dask.array as da
     import dask.dataframe as dd
 
     if X is not None:
@@ -77,13 +78,21 @@ def fit_on_cluster(forecaster, y, X=None):
         shuffled = frame.shuffle(on=y.series, npartitions=frame.npartitions)
         groups = [dask.delayed(pivot_partition)(part, y.series, y.time, y.value) for part in shuffled.to_delayed()]
         name_order = np.argsort
-    elif isinstance(y, dd.DataFrame):
-        reject_non_numeric_columns(y._meta, "y")
-        times = runner.compute(y.index, "reading the panel's index")
-        columns = list(y.columns)
-        n_groups = min(len(columns), max(y.npartitions, math.ceil(len(columns) / SERIES_PER_TASK)))
+    elif isinstance(y, (dd.DataFrame, da.Array)):
+        if isinstance(y, dd.DataFrame):
+            reject_non_numeric_columns(y._meta, "y")
+            times = runner.compute(y.index, "reading the panel's index")
+            columns = list(y.columns)
+            array = y.to_dask_array(lengths=True)
+        else:  # time x series, as a 2-D array fitted in memory
+            if y.ndim != 2 or any(np.isnan(size) for size in y.chunks[0]):
+                raise ValueError(
+                    f"a dask array y must be 2-D (time x series) with known chunk sizes, got shape {y.shape}"
+                )
+            times, columns, array = pd.RangeIndex(y.shape[0]), list(range(y.shape[1])), y
+        n_groups = min(len(columns), max(array.numblocks[0], math.ceil(len(columns) / SERIES_PER_TASK)))
         # numpy blocks of (all times, a group of series): rechunking moves arrays, not wide pandas frames
-        array = y.to_dask_array(lengths=True).astype(np.float64).rechunk({0: -1, 1: math.ceil(len(columns) / n_groups)})
+        array = array.astype(np.float64).rechunk({0: -1, 1: math.ceil(len(columns) / n_groups)})
         starts = np.cumsum((0,) + array.chunks[1])
         groups = [
             dask.delayed(pd.DataFrame)(block, index=times, columns=columns[a:b])
@@ -92,7 +101,8 @@ def fit_on_cluster(forecaster, y, X=None):
         name_order = None
     else:
         raise TypeError(
-            f"a Dask y must be a wide dask DataFrame (one column per series) or a long_panel(...), "
+            f"a Dask y must be a wide dask DataFrame (one column per series), a 2-D dask array (time x series) "
+            "or a long_panel(...), "
             f"got {type(y).__name__}"
         )
     forecaster._exog = None
