@@ -55,6 +55,7 @@ def side_by_side(name: str, in_memory, per_cluster: dict, clusters: dict, rounds
 
 def mixture(clusters, rounds, rows, d=16, k=8):
     import dask.array as da
+    from distributed import wait
 
     from toolkit.mixture import GaussianMixture
 
@@ -68,7 +69,8 @@ def mixture(clusters, rounds, rows, d=16, k=8):
     for n, client in clusters.items():
         client.restart()
         persisted[n] = client.persist(da.from_array(X, chunks=(rows // 16, d)))
-        client.run(lambda: None)
+        with client.as_current():
+            wait(persisted[n])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         side_by_side(
@@ -97,7 +99,8 @@ def ar_panel(clusters, rounds, n_series=20_000, n=500):
         client.restart()
         arrays[n_workers] = client.persist(da.from_array(values, chunks=(n, n_series // 8)))
         frames[n_workers] = client.persist(dd.from_pandas(wide, npartitions=8))
-        wait([arrays[n_workers], frames[n_workers]])
+        with client.as_current():
+            wait([arrays[n_workers], frames[n_workers]])
     title = f"ARForecaster(12): panel of {n_series:,} series x {n} ({values.nbytes / 2**20:.0f} MB)"
     side_by_side(
         f"{title}, as a 2-D dask array",
@@ -117,6 +120,7 @@ def ar_panel(clusters, rounds, n_series=20_000, n=500):
 
 def batch_scoring(clusters, rounds, folder: Path, rows=1_000_000):
     import dask.dataframe as dd
+    from distributed import wait
 
     from toolkit.serving import OnnxModel
     from toolkit.serving.dask import predict
@@ -126,6 +130,8 @@ def batch_scoring(clusters, rounds, folder: Path, rows=1_000_000):
     for n, client in clusters.items():
         client.restart()
         persisted[n] = client.persist(dd.from_pandas(frame, npartitions=16))
+        with client.as_current():
+            wait(persisted[n])
     model = OnnxModel(folder)
     side_by_side(
         f"batch scoring: {rows:,} rows of the breast-cancer MLP (onnxruntime; in memory: one session, 2 threads)",
