@@ -137,7 +137,7 @@ def test_pipeline_exports_as_one_graph_with_named_columns(data, tmp_path):
         model.predict(frame[frame.columns[::-1]])
     with pytest.raises(ValueError, match=r"missing \['px63'\]"):
         model.predict(frame.drop(columns="px63"))
-    with pytest.raises(ValueError, match=r"input 'X' has shape \(3, 63\); the model expects \('batch', 64\)"):
+    with pytest.raises(ValueError, match=r"input 'X' has shape \[3, 63\]; the model expects \[-1, 64\]"):
         model.predict(X[:3, :63])
     with pytest.raises(ValueError, match="NaN"):
         model.predict(np.full((1, 64), np.nan, np.float32))

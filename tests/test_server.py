@@ -237,9 +237,9 @@ def test_bad_requests_get_4xx_with_the_problem_named(server, fitted):
         (
             "post",
             "/v2/models/cancer_mlp/infer",
-            {"json": {"inputs": [dict(good, datatype="FP64")]}},
+            {"json": {"inputs": [dict(good, datatype="INT64")]}},
             400,
-            "datatype 'FP64'; the model takes FP32",
+            "datatype 'INT64'; the model takes FP32",
         ),
         (
             "post",
@@ -267,7 +267,7 @@ def test_bad_requests_get_4xx_with_the_problem_named(server, fitted):
             "/v2/models/cancer_mlp/infer",
             {"json": {"inputs": [dict(good, shape=[3, 4], data=[0.0] * 12)]}},
             400,
-            "the model expects ('batch', 6)",
+            "has shape [3, 4]; the model expects [-1, 6] (-1: any size)",
         ),
         (
             "post",
@@ -443,3 +443,44 @@ def test_string_and_numeric_columns_as_typed_inputs(server, fitted):
     np.testing.assert_array_equal(body["outputs"]["label"], pipeline.predict(rows))
     wrong = dict(inputs[3], datatype="FP32", data=[1.0] * 6)
     assert server.post("/v2/models/wine_columns/infer", json={"inputs": inputs[:3] + [wrong]}).status_code == 400
+
+
+# ------------------------------------------------------- what the V2 anchors do
+def test_widths_cast_like_the_anchors_and_values_that_do_not_fit_are_named(server, fitted):
+    _, models = fitted
+    _, frame = models["cancer_mlp"]
+    rows = frame.iloc[:3].to_numpy()
+    as_fp32 = server.post("/v2/models/cancer_mlp/infer", json={"inputs": [tensor("X", rows)]})
+    as_fp64 = server.post("/v2/models/cancer_mlp/infer", json={"inputs": [tensor("X", rows, "FP64")]})
+    assert outputs(as_fp64).keys() == outputs(as_fp32).keys()
+    for name, value in outputs(as_fp32).items():
+        np.testing.assert_array_equal(outputs(as_fp64)[name], value)
+
+    def error(inputs):
+        response = server.post("/v2/models/cancer_mlp/infer", json={"inputs": inputs})
+        assert response.status_code == 400, response.text
+        return response.json()["error"]
+
+    huge = tensor("X", rows, "FP64")
+    huge["data"][4] = 1e39
+    assert "the value 1e+39 overflows FP32" in error([huge])
+    truthy = tensor("X", rows)
+    truthy["data"][0] = True
+    assert "JSON booleans (true / false) are not numbers" in error([truthy])
+    assert "datatype 'BYTES'; the model takes FP32" in error([dict(tensor("X", rows), datatype="BYTES")])
+
+    denoiser = {"X_t": tensor("X_t", np.zeros((2, 2))), "t": tensor("t", [3, 7], "INT32")}
+    response = server.post("/v2/models/moons_ddpm.denoiser/infer", json={"inputs": list(denoiser.values())})
+    assert response.status_code == 200, response.text  # INT32 for an INT64 input: cast, it fits
+    denoiser["t"] = tensor("t", [3, 2**64], "INT64")
+    response = server.post("/v2/models/moons_ddpm.denoiser/infer", json={"inputs": list(denoiser.values())})
+    assert response.status_code == 400 and "does not fit INT64" in response.json()["error"]
+
+
+def test_a_response_always_has_an_id(server, fitted):
+    _, models = fitted
+    _, frame = models["cancer_mlp"]
+    request = {"inputs": [tensor("X", frame.iloc[:1].to_numpy())]}
+    given = server.post("/v2/models/cancer_mlp/infer", json={**request, "id": "r7"}).json()["id"]
+    first, second = (server.post("/v2/models/cancer_mlp/infer", json=request).json()["id"] for _ in range(2))
+    assert given == "r7" and first and second and first != second

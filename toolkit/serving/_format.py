@@ -40,6 +40,11 @@ def graph_entry(metadata: dict, graph: str | None) -> tuple[str, dict]:
     return graph, graphs[graph]
 
 
+def shape_text(shape) -> str:
+    """A tensor shape as the V2 metadata writes it: a list, -1 on a free axis ([-1, 64])."""
+    return "[" + ", ".join("-1" if d is None or (isinstance(d, int) and d < 0) else str(d) for d in shape) + "]"
+
+
 def file_digest(data: bytes) -> str:
     """The SHA-256 that ``model.json`` records for a graph file."""
     return hashlib.sha256(data).hexdigest()

@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 
-from toolkit.serving._format import read_graph
+from toolkit.serving._format import read_graph, shape_text
 
 ORT_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "string": object}
 
@@ -120,8 +120,10 @@ class OnnxModel:
             raise TypeError(f"input {name!r} cannot be read as {spec['dtype']}: {error}") from None
         expected = spec["shape"]
         if array.ndim != len(expected) or any(e is not None and e != a for e, a in zip(expected, array.shape)):
-            shown = ["batch" if e is None else e for e in expected]
-            raise ValueError(f"input {name!r} has shape {array.shape}; the model expects {tuple(shown)}")
+            raise ValueError(
+                f"input {name!r} has shape {shape_text(array.shape)}; the model expects {shape_text(expected)} "
+                "(-1: any size)"
+            )
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise ValueError(f"input {name!r} contains NaN or infinity")
         return array

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.serving._format import METADATA_FILE, read_metadata
+from toolkit.serving._format import METADATA_FILE, read_metadata, shape_text
 from toolkit.serving._model import OnnxModel
 
 LOG = logging.getLogger("toolkit.serving")
@@ -132,9 +132,34 @@ def discover_models(directory: str | Path, *, intra_op_num_threads: int | None =
     return models
 
 
+# What a request's datatype may be for an input of each kind: the widths of the same family (the
+# anchors, MLServer and KServe, cast between them); a value that does not fit the input's width
+# is refused by name.
+FLOAT_WIDTHS = {"FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
+INTEGER_WIDTHS = {
+    f"{kind}{bits}": np.dtype(f"{kind[0].lower() if kind == 'UINT' else ''}int{bits}")
+    for kind in ("INT", "UINT")
+    for bits in (8, 16, 32, 64)
+}
+
+
+def _castable(sent: str, expected: str) -> bool:
+    """Whether a tensor of datatype ``sent`` may feed an input of ``expected`` (same family)."""
+    return (
+        sent == expected
+        or all(t in FLOAT_WIDTHS for t in (sent, expected))
+        or all(t in INTEGER_WIDTHS for t in (sent, expected))
+    )
+
+
 def decode_tensor(spec: dict, request_input: dict, max_rows: int) -> np.ndarray:
     """An OIP request tensor {"name", "shape", "datatype", "data"} as the array the graph's
-    input ``spec`` takes; ValueError naming the problem otherwise."""
+    input ``spec`` takes; ValueError naming the problem otherwise.
+
+    A float datatype of another width than the input's (FP64 data for an FP32 input) is cast,
+    as are integer widths; a value out of the input's range is refused by name, as are JSON
+    booleans sent for a numeric input.
+    """
     name = request_input.get("name")
     expected = OIP_DATATYPES[spec["dtype"]]
     absent = [key for key in ("datatype", "shape", "data") if key not in request_input]
@@ -144,7 +169,7 @@ def decode_tensor(spec: dict, request_input: dict, max_rows: int) -> np.ndarray:
             f"({expected} here) and data"
         )
     datatype, shape, data = request_input["datatype"], request_input["shape"], request_input["data"]
-    if datatype != expected:
+    if not _castable(datatype, expected):
         raise ValueError(f"input {name!r} has datatype {datatype!r}; the model takes {expected}")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise ValueError(f"input {name!r}: shape must be a list of non-negative ints, got {shape!r}")
@@ -152,26 +177,52 @@ def decode_tensor(spec: dict, request_input: dict, max_rows: int) -> np.ndarray:
         raise ValueError(f"input {name!r}: data must be a list, got {type(data).__name__}")
     if len(shape) != len(spec["shape"]):
         raise ValueError(
-            f"input {name!r} has {len(shape)} dimensions {shape}; the model expects {len(spec['shape'])}: "
-            f"{spec['shape']}"
+            f"input {name!r} has {len(shape)} dimensions {shape_text(shape)}; the model expects "
+            f"{len(spec['shape'])}: {shape_text(spec['shape'])} (-1: any size)"
         )
     if shape and shape[0] > max_rows:
         raise ValueError(f"input {name!r} has {shape[0]} rows; this server takes at most {max_rows} per request")
-    values = np.asarray(data, dtype=object).reshape(-1) if expected == "BYTES" else _numeric(data, name)
-    if expected in ("INT64", "INT32") and not np.array_equal(values, np.round(values)):
-        raise ValueError(f"input {name!r} is {expected} but data holds non-integers")
+    values = np.asarray(data, dtype=object).reshape(-1) if expected == "BYTES" else _numeric(data, name, expected)
     if values.size != int(np.prod(shape)):
         raise ValueError(f"input {name!r}: shape {shape} holds {int(np.prod(shape))} values but data has {values.size}")
     return values.reshape(shape)
 
 
-def _numeric(data: list, name: str) -> np.ndarray:
+def _flat(data: list) -> list:
+    """Nested lists flattened (the V2 JSON allows the data nested by shape)."""
+    while data and isinstance(data[0], list):
+        data = [value for row in data for value in (row if isinstance(row, list) else [row])]
+    return data
+
+
+def _numeric(data: list, name: str, expected: str) -> np.ndarray:
+    flat = _flat(data)
+    if any(value is True or value is False for value in flat):
+        raise ValueError(f"input {name!r} is {expected}: JSON booleans (true / false) are not numbers here")
     try:
-        values = np.asarray(data, dtype=np.float64).reshape(-1)
+        values = np.asarray(flat, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
         raise ValueError(f"input {name!r}: data must be numbers (nested lists of one depth are fine)") from None
     if not np.isfinite(values).all():
         raise ValueError(f"input {name!r} contains NaN, infinity or null")
+    if expected in FLOAT_WIDTHS:
+        largest = float(np.finfo(FLOAT_WIDTHS[expected]).max)
+        too_large = np.abs(values) > largest
+        if too_large.any():
+            raise ValueError(
+                f"input {name!r}: the value {values[too_large][0]:g} overflows {expected} (largest magnitude "
+                f"{largest:.4g})"
+            )
+    elif expected in INTEGER_WIDTHS:
+        if not np.array_equal(values, np.round(values)):
+            raise ValueError(f"input {name!r} is {expected} but data holds non-integers")
+        bounds = np.iinfo(INTEGER_WIDTHS[expected])
+        outside = (values < bounds.min) | (values > bounds.max)
+        if outside.any():
+            raise ValueError(
+                f"input {name!r}: the value {values[outside][0]:.0f} does not fit {expected} "
+                f"[{bounds.min}, {bounds.max}]"
+            )
     return values
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -239,8 +240,7 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         feed, names = infer_feed(served, payload, settings)
         outputs = await run_in_threadpool(run_graph, served, feed, names)
         body = {"model_name": served.name, "outputs": [encode_tensor(n, v) for n, v in zip(names, outputs)]}
-        if "id" in payload:
-            body["id"] = payload["id"]
+        body["id"] = payload["id"] if "id" in payload else uuid.uuid4().hex  # the anchors make one too
         return JSONResponse(body)
 
     async def predict(request: Request) -> Response:
