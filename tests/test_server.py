@@ -484,3 +484,50 @@ def test_a_response_always_has_an_id(server, fitted):
     given = server.post("/v2/models/cancer_mlp/infer", json={**request, "id": "r7"}).json()["id"]
     first, second = (server.post("/v2/models/cancer_mlp/infer", json=request).json()["id"] for _ in range(2))
     assert given == "r7" and first and second and first != second
+
+
+def test_tritonclient_http_drives_the_server(server, fitted):
+    """NVIDIA's own V2 client, with its defaults (binary tensors in and out) and with JSON."""
+    httpclient = pytest.importorskip("tritonclient.http")
+    _, models = fitted
+    triton = httpclient.InferenceServerClient(server.base_url.netloc.decode())
+    assert triton.is_server_live() and triton.is_server_ready() and triton.is_model_ready("cancer_mlp")
+    assert "binary_tensor_data" in triton.get_server_metadata()["extensions"]
+    assert triton.get_model_metadata("wine_gmm")["inputs"] == [{"name": "X", "datatype": "FP64", "shape": [-1, 13]}]
+
+    mlp, frame = models["cancer_mlp"]
+    rows = frame.iloc[:7]
+    fp32 = httpclient.InferInput("X", list(rows.shape), "FP32")
+    fp32.set_data_from_numpy(rows.to_numpy(np.float32))  # binary by default; outputs binary by default
+    result = triton.infer("cancer_mlp", [fp32], request_id="t1")
+    assert result.get_response()["id"] == "t1"
+    np.testing.assert_allclose(result.as_numpy("probabilities"), mlp.predict_proba(rows), atol=1e-5)
+    np.testing.assert_array_equal(result.as_numpy("label"), mlp.predict(rows))
+
+    fp32.set_data_from_numpy(rows.to_numpy(np.float32), binary_data=False)
+    only_label = [httpclient.InferRequestedOutput("label", binary_data=False)]
+    result = triton.infer("cancer_mlp", [fp32], outputs=only_label)
+    np.testing.assert_array_equal(result.as_numpy("label"), mlp.predict(rows))
+    assert result.as_numpy("probabilities") is None
+
+    gmm, X = models["wine_gmm"]
+    fp64 = httpclient.InferInput("X", [5, 13], "FP64")
+    fp64.set_data_from_numpy(X[:5].astype(np.float64))
+    np.testing.assert_allclose(triton.infer("wine_gmm", [fp64]).as_numpy("probabilities"), gmm.predict_proba(X[:5]))
+
+    ddpm_inputs = [httpclient.InferInput("X_t", [3, 2], "FP32"), httpclient.InferInput("t", [3], "INT64")]
+    ddpm_inputs[0].set_data_from_numpy(np.zeros((3, 2), np.float32))
+    ddpm_inputs[1].set_data_from_numpy(np.array([1, 50, 99], np.int64))
+    assert triton.infer("moons_ddpm.denoiser", ddpm_inputs).as_numpy("eps").shape == (3, 2)
+
+    pipeline, wine = models["wine_columns"]
+    part = wine.iloc[:4]
+    typed = []
+    for column in ["alcohol", "malic_acid", "ash"]:
+        typed.append(httpclient.InferInput(column, [4, 1], "FP32"))
+        typed[-1].set_data_from_numpy(part[[column]].to_numpy(np.float32))
+    typed.append(httpclient.InferInput("region", [4, 1], "BYTES"))
+    typed[-1].set_data_from_numpy(part[["region"]].to_numpy(object))
+    got = triton.infer("wine_columns", typed).as_numpy("probabilities")
+    np.testing.assert_allclose(got, pipeline.predict_proba(part), atol=1e-5)
+    triton.close()

@@ -169,11 +169,13 @@ def decode_tensor(spec: dict, request_input: dict, max_rows: int) -> np.ndarray:
             f"({expected} here) and data"
         )
     datatype, shape, data = request_input["datatype"], request_input["shape"], request_input["data"]
+    if isinstance(data, (bytes, bytearray, memoryview)):  # Triton's binary tensor extension
+        data = _from_binary(bytes(data), datatype, name)
     if not _castable(datatype, expected):
         raise ValueError(f"input {name!r} has datatype {datatype!r}; the model takes {expected}")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise ValueError(f"input {name!r}: shape must be a list of non-negative ints, got {shape!r}")
-    if not isinstance(data, list):
+    if not isinstance(data, (list, np.ndarray)):
         raise ValueError(f"input {name!r}: data must be a list, got {type(data).__name__}")
     if len(shape) != len(spec["shape"]):
         raise ValueError(
@@ -188,6 +190,32 @@ def decode_tensor(spec: dict, request_input: dict, max_rows: int) -> np.ndarray:
     return values.reshape(shape)
 
 
+BINARY_DTYPES = {
+    "BOOL": np.dtype("?"),
+    **{name: np.dtype(dtype).newbyteorder("<") for name, dtype in INTEGER_WIDTHS.items()},
+    **{name: np.dtype(dtype).newbyteorder("<") for name, dtype in FLOAT_WIDTHS.items()},
+}
+
+
+def _from_binary(raw: bytes, datatype: str, name: str) -> np.ndarray:
+    """A binary tensor's flat values: little-endian numbers, or BYTES as 4-byte lengths + bytes."""
+    if datatype == "BYTES":
+        values, offset = [], 0
+        while offset < len(raw):
+            if offset + 4 > len(raw):
+                raise ValueError(f"input {name!r}: its binary BYTES data is cut inside an element's length")
+            size = int.from_bytes(raw[offset : offset + 4], "little")
+            values.append(raw[offset + 4 : offset + 4 + size].decode("utf-8", errors="replace"))
+            offset += 4 + size
+        return np.asarray(values, dtype=object)
+    if datatype not in BINARY_DTYPES:
+        raise ValueError(f"input {name!r}: unknown datatype {datatype!r}")
+    itemsize = BINARY_DTYPES[datatype].itemsize
+    if len(raw) % itemsize:
+        raise ValueError(f"input {name!r}: {len(raw)} bytes of binary data is not a whole number of {datatype}")
+    return np.frombuffer(raw, dtype=BINARY_DTYPES[datatype])
+
+
 def _flat(data: list) -> list:
     """Nested lists flattened (the V2 JSON allows the data nested by shape)."""
     while data and isinstance(data[0], list):
@@ -195,10 +223,13 @@ def _flat(data: list) -> list:
     return data
 
 
-def _numeric(data: list, name: str, expected: str) -> np.ndarray:
-    flat = _flat(data)
-    if any(value is True or value is False for value in flat):
-        raise ValueError(f"input {name!r} is {expected}: JSON booleans (true / false) are not numbers here")
+def _numeric(data, name: str, expected: str) -> np.ndarray:
+    if isinstance(data, np.ndarray):  # decoded from binary
+        flat = data
+    else:
+        flat = _flat(data)
+        if any(value is True or value is False for value in flat):
+            raise ValueError(f"input {name!r} is {expected}: JSON booleans (true / false) are not numbers here")
     try:
         values = np.asarray(flat, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
@@ -226,13 +257,16 @@ def _numeric(data: list, name: str, expected: str) -> np.ndarray:
     return values
 
 
+def output_datatype(value: np.ndarray) -> str:
+    """The OIP datatype of an output array."""
+    if value.dtype.kind in "OUS":
+        return "BYTES"
+    return {"f": "FP64" if value.dtype == np.float64 else "FP32", "i": "INT64", "b": "BOOL"}[value.dtype.kind]
+
+
 def encode_tensor(name: str, value: np.ndarray) -> dict:
     """An output array as an OIP response tensor (row-major flattened data)."""
-    datatype = (
-        "BYTES"
-        if value.dtype.kind in "OUS"
-        else {"f": "FP64" if value.dtype == np.float64 else "FP32", "i": "INT64", "b": "BOOL"}[value.dtype.kind]
-    )
+    datatype = output_datatype(value)
     data = value.reshape(-1).tolist()
     return {
         "name": name,
@@ -240,3 +274,20 @@ def encode_tensor(name: str, value: np.ndarray) -> dict:
         "shape": list(value.shape),
         "data": [str(v) for v in data] if datatype == "BYTES" else data,
     }
+
+
+def encode_binary_tensor(name: str, value: np.ndarray) -> tuple[dict, bytes]:
+    """An output as Triton's binary tensor extension sends it: the entry (no data, its byte
+    count in parameters.binary_data_size) and the bytes (little-endian; BYTES length-prefixed)."""
+    datatype = output_datatype(value)
+    if datatype == "BYTES":
+        raw = b"".join(len(b := str(v).encode("utf-8")).to_bytes(4, "little") + b for v in value.reshape(-1).tolist())
+    else:
+        raw = np.ascontiguousarray(value, dtype=BINARY_DTYPES[datatype]).tobytes()
+    entry = {
+        "name": name,
+        "datatype": datatype,
+        "shape": list(value.shape),
+        "parameters": {"binary_data_size": len(raw)},
+    }
+    return entry, raw

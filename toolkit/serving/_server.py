@@ -39,6 +39,7 @@ from toolkit.serving._repository import (
     ServedModel,
     decode_tensor,
     discover_models,
+    encode_binary_tensor,
     encode_tensor,
 )
 
@@ -101,8 +102,17 @@ class Metrics:
             self.errors.labels(model, endpoint).inc()
 
 
+BINARY_HEADER = "inference-header-content-length"  # Triton's binary tensor extension
+
+
 async def read_json(request: Request, limit: int) -> dict:
-    """The body as a JSON object, 413 above ``limit`` bytes (checked while reading), 400 if malformed."""
+    """The body as a JSON object, 413 above ``limit`` bytes (checked while reading), 400 if malformed.
+
+    With Triton's binary tensor extension (an ``Inference-Header-Content-Length`` header) the
+    JSON is the body's first that many bytes and the inputs whose parameters give a
+    ``binary_data_size`` take their bytes, in order, from the rest: they come back as the
+    input's ``data`` (bytes) for :func:`decode_tensor`.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestError(413, f"request body of {declared} bytes is over this server's limit of {limit}")
@@ -111,13 +121,66 @@ async def read_json(request: Request, limit: int) -> dict:
         body += chunk
         if len(body) > limit:
             raise RequestError(413, f"request body is over this server's limit of {limit} bytes")
+    header = request.headers.get(BINARY_HEADER)
+    if header is not None and (not header.isdigit() or int(header) > len(body)):
+        raise RequestError(400, f"{BINARY_HEADER} is {header!r}; the body has {len(body)} bytes")
+    json_size = len(body) if header is None else int(header)
     try:
-        payload = json.loads(body)
+        payload = json.loads(bytes(body[:json_size]))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RequestError(400, f"malformed JSON: {error}") from None
     if not isinstance(payload, dict):
         raise RequestError(400, f"the body must be a JSON object, got {type(payload).__name__}")
+    if header is not None:
+        attach_binary_inputs(payload, memoryview(body)[json_size:])
     return payload
+
+
+def attach_binary_inputs(payload: dict, binary: memoryview) -> None:
+    """Give each input that declares ``parameters.binary_data_size`` its bytes, in input order."""
+    offset = 0
+    for tensor in payload.get("inputs") or []:
+        size = (tensor.get("parameters") or {}).get("binary_data_size") if isinstance(tensor, dict) else None
+        if size is None:
+            continue
+        if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+            raise RequestError(
+                400, f"input {tensor.get('name')!r} declares {size!r} binary bytes; {len(binary) - offset} are left"
+            )
+        tensor["data"] = bytes(binary[offset : offset + size])
+        offset += size
+    if offset != len(binary):
+        raise RequestError(400, f"{len(binary) - offset} binary bytes after the inputs' declared sizes")
+
+
+def binary_outputs(payload: dict, names: list[str]) -> set[str]:
+    """The outputs to send as binary: all with ``parameters.binary_data_output``, else those
+    requested with ``parameters.binary_data``."""
+    if (payload.get("parameters") or {}).get("binary_data_output"):
+        return set(names)
+    requested = payload.get("outputs") or []
+    return {o["name"] for o in requested if isinstance(o, dict) and (o.get("parameters") or {}).get("binary_data")}
+
+
+def infer_response(body: dict, names: list[str], outputs: list[np.ndarray], binary: set[str]) -> Response:
+    """The JSON response, or JSON + binary blobs (Triton's extension) when outputs are binary."""
+    if not binary:
+        body["outputs"] = [encode_tensor(n, v) for n, v in zip(names, outputs)]
+        return JSONResponse(body)
+    entries, blobs = [], []
+    for name, value in zip(names, outputs):
+        if name in binary:
+            entry, raw = encode_binary_tensor(name, value)
+            blobs.append(raw)
+        else:
+            entry = encode_tensor(name, value)
+        entries.append(entry)
+    header = json.dumps({**body, "outputs": entries}, separators=(",", ":")).encode()
+    return Response(
+        header + b"".join(blobs),
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
 
 
 def infer_feed(served: ServedModel, payload: dict, settings: ServerSettings) -> tuple[dict, list[str]]:
@@ -222,7 +285,7 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
             {
                 "name": "toolkit",
                 "version": toolkit.__version__,
-                "extensions": ["predict_records", "metrics"],
+                "extensions": ["binary_tensor_data", "predict_records", "metrics"],
                 "models": sorted(models),
             }
         )
@@ -239,9 +302,8 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         payload = await read_json(request, settings.max_body_bytes)
         feed, names = infer_feed(served, payload, settings)
         outputs = await run_in_threadpool(run_graph, served, feed, names)
-        body = {"model_name": served.name, "outputs": [encode_tensor(n, v) for n, v in zip(names, outputs)]}
-        body["id"] = payload["id"] if "id" in payload else uuid.uuid4().hex  # the anchors make one too
-        return JSONResponse(body)
+        body = {"model_name": served.name, "id": payload["id"] if "id" in payload else uuid.uuid4().hex}
+        return infer_response(body, names, outputs, binary_outputs(payload, names))
 
     async def predict(request: Request) -> Response:
         served = lookup(request.path_params["name"])
