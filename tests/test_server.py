@@ -5,8 +5,10 @@ import math
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -531,3 +533,45 @@ def test_tritonclient_http_drives_the_server(server, fitted):
     got = triton.infer("wine_columns", typed).as_numpy("probabilities")
     np.testing.assert_allclose(got, pipeline.predict_proba(part), atol=1e-5)
     triton.close()
+
+
+# ------------------------------------------------------------- adaptive batching
+def test_adaptive_batching_answers_64_concurrent_clients_as_each_alone(server, fitted, tmp_path):
+    """64 clients at once against a batching server: every answer equals, bit for bit, the
+    unbatched server's answer to the same request sent alone; the metrics show batches for the
+    graph whose answers do not depend on the batch size, and none for the one whose do."""
+    _, models = fitted
+    _, frame = models["cancer_mlp"]
+    _, X = models["wine_gmm"]
+    requests = [
+        ("cancer_mlp", {"inputs": [tensor("X", frame.iloc[[i % len(frame)]].to_numpy())]}) for i in range(48)
+    ] + [("wine_gmm", {"inputs": [tensor("X", X[i : i + 1 + i % 3], "FP64")]}) for i in range(16)]
+    serial = [server.post(f"/v2/models/{name}/infer", json=body).json()["outputs"] for name, body in requests]
+    process, client = start_server(
+        fitted[0], tmp_path / "batching.log", "--max-batch-size", "64", "--max-queue-delay-us", "20000", "--quiet"
+    )
+    try:
+        barrier = threading.Barrier(len(requests))
+
+        def ask(index):
+            name, body = requests[index]
+            with httpx.Client(base_url=client.base_url, timeout=30) as own:
+                barrier.wait()
+                return own.post(f"/v2/models/{name}/infer", json=body).json()["outputs"]
+
+        with ThreadPoolExecutor(len(requests)) as pool:
+            batched = list(pool.map(ask, range(len(requests))))
+        differ = [(i, a, b) for i, (a, b) in enumerate(zip(batched, serial)) if a != b]
+        assert not differ, differ[0]
+        metrics = client.get("/metrics").text
+        runs = {
+            line.split('model="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("toolkit_batches_total{")
+        }
+        assert 0 < runs["cancer_mlp"] < 48  # requests did share runs
+        # The float64 mixture graph rounds differently at other batch sizes: served unbatched, and said so.
+        assert "wine_gmm" not in runs
+        assert "wine_gmm is served unbatched" in (tmp_path / "batching.log").read_text()
+    finally:
+        stop_server(process, client)

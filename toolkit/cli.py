@@ -99,6 +99,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="request bodies over this many bytes get 413 (default: 16 MiB)",
     )
     serve.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=0,
+        help="adaptive batching: stack concurrent requests for a model into one run of at most this many rows "
+        "(default: 0, off; a model.json's serving.max_batch_size overrides it for that model)",
+    )
+    serve.add_argument(
+        "--max-queue-delay-us",
+        type=int,
+        default=0,
+        help="how long a batch's first request waits for others, in microseconds (default: 0: only those queued)",
+    )
+    serve.add_argument(
+        "--max-queue-size",
+        type=int,
+        default=1024,
+        help="requests a model's batching queue holds; beyond, 503 with Retry-After (default: 1024)",
+    )
+    serve.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         default="info",
@@ -145,7 +164,12 @@ def serve(args: argparse.Namespace) -> int:
         print(f"toolkit: no folder {args.directory} to serve", file=sys.stderr)
         return 2
     settings = ServerSettings(
-        max_rows=args.max_rows, max_body_bytes=args.max_body_bytes, intra_op_num_threads=args.threads
+        max_rows=args.max_rows,
+        max_body_bytes=args.max_body_bytes,
+        intra_op_num_threads=args.threads,
+        max_batch_size=args.max_batch_size,
+        max_queue_delay_us=args.max_queue_delay_us,
+        max_queue_size=args.max_queue_size,
     )
     serve(
         args.directory,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit.serving._batching import Batcher
 from toolkit.serving._format import METADATA_FILE, read_metadata, shape_text
 from toolkit.serving._model import OnnxModel
 
@@ -29,6 +30,7 @@ OIP_DATATYPES = {
     "bool": "BOOL",
     "string": "BYTES",
 }
+ORT_NUMPY = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
 ORT_TYPES = {
     "tensor(float)": "FP32",
     "tensor(double)": "FP64",
@@ -45,6 +47,61 @@ class ServedModel:
 
     name: str
     model: OnnxModel
+    batcher: Batcher | None = None
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.model.session.get_outputs()]
+
+    @property
+    def batchable(self) -> bool:
+        """Whether requests can be stacked: every input and output has a free first (batch) axis."""
+        inputs = all(spec["shape"] and spec["shape"][0] is None for spec in self.model.inputs)
+        outputs = all(out.shape and not isinstance(out.shape[0], int) for out in self.model.session.get_outputs())
+        return inputs and outputs
+
+    def start_batching(self, max_batch_size: int, max_queue_delay_us: int, max_queue_size: int) -> None:
+        """Batch this model's requests (settings: the server's, or its model.json's ``serving`` entry)."""
+        own = self.model.metadata.get("serving") or {}
+        size = int(own.get("max_batch_size", max_batch_size))
+        if size <= 1 or not self.batchable:
+            self.batcher = None
+            return
+        if not self.answers_alike_at_any_batch_size():
+            LOG.warning(
+                "%s is served unbatched: onnxruntime's answers for a row differ in the last bits between batch "
+                "sizes 1 and 8 for this graph, and batching must not change an answer",
+                self.name,
+            )
+            self.batcher = None
+            return
+        delay = int(own.get("max_queue_delay_us", max_queue_delay_us))
+        session, names = self.model.session, self.output_names
+        self.batcher = Batcher(lambda feed: session.run(names, feed), size, delay, max_queue_size)
+
+    def answers_alike_at_any_batch_size(self, rows: int = 8) -> bool:
+        """Whether ``rows`` random rows run together give, bit for bit, what each gives alone and
+        in uneven splits (3 + 5). Some graphs' kernels (float64 GEMMs, reductions) round
+        differently at another batch size; those are not batched."""
+        rng = np.random.default_rng(0)
+        feed = {}
+        for spec in self.model.inputs:
+            shape = (rows, *(1 if d is None else d for d in spec["shape"][1:]))
+            if spec["dtype"] == "string":
+                return False  # no probe values that the graph is sure to accept
+            values = rng.integers(0, 10, shape) if spec["dtype"].startswith("int") else rng.normal(size=shape)
+            feed[spec["name"]] = values.astype(ORT_NUMPY[spec["dtype"]])
+        try:
+            together = self.model.session.run(None, feed)
+            parts = [(0, 1), (1, 2), (2, 5), (5, rows)]
+            apart = [self.model.session.run(None, {k: v[a:b] for k, v in feed.items()}) for a, b in parts]
+        except Exception:  # noqa: BLE001 - a graph the probe cannot feed is not batched
+            return False
+        return all(
+            np.array_equal(whole[a:b], piece[i], equal_nan=True)
+            for (a, b), piece in zip(parts, apart)
+            for i, whole in enumerate(together)
+        )
 
     def metadata(self) -> dict:
         """``GET /v2/models/{name}``: inputs and outputs with name, datatype and shape (-1: any)."""

@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import toolkit
+from toolkit.serving._batching import QueueFull
 from toolkit.serving._model import column_mismatch
 from toolkit.serving._repository import (
     ServedModel,
@@ -56,19 +57,33 @@ class ServerSettings:
         Request bodies above this get 413 before they are parsed.
     intra_op_num_threads : int, optional
         onnxruntime threads per session (None: onnxruntime's default).
+    max_batch_size : int
+        Adaptive batching (``_batching.py``): concurrent requests for a model stacked into one
+        run of at most this many rows; 0 or 1: off. A model.json's ``serving`` entry
+        (``{"max_batch_size": .., "max_queue_delay_us": ..}``) overrides it for its model;
+        graphs without a free batch axis on every input and output are never batched.
+    max_queue_delay_us : int
+        How long a batch's first request waits for others (microseconds).
+    max_queue_size : int
+        Requests a model's batching queue holds; the next gets 503 with Retry-After.
     """
 
     max_rows: int = 10_000
     max_body_bytes: int = 16 * 2**20
     intra_op_num_threads: int | None = None
+    max_batch_size: int = 0
+    max_queue_delay_us: int = 0
+    max_queue_size: int = 1024
 
 
 class RequestError(Exception):
-    """A client's mistake: answered with ``status`` and ``{"error": message}``."""
+    """A client's mistake (or a busy server): answered with ``status`` and ``{"error": message}``
+    (and a Retry-After header when ``retry_after`` seconds are given)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 class Metrics:
@@ -94,6 +109,19 @@ class Metrics:
             ["model", "endpoint"],
             registry=self.registry,
         )
+
+        self.batches = Counter("toolkit_batches", "Adaptive batches run, by model", ["model"], registry=self.registry)
+        self.batch_requests = Histogram(
+            "toolkit_batch_requests",
+            "Requests per adaptive batch, by model",
+            ["model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
+
+    def record_batch(self, model: str, n_requests: int, n_rows: int) -> None:
+        self.batches.labels(model).inc()
+        self.batch_requests.labels(model).observe(n_requests)
 
     def observe(self, model: str, endpoint: str, code: int, seconds: float) -> None:
         self.requests.labels(model, endpoint, str(code)).inc()
@@ -224,6 +252,22 @@ def run_graph(served: ServedModel, feed: dict | pd.DataFrame, names: list[str]) 
         raise RequestError(400, f"the model could not run on these inputs: {error}") from None
 
 
+async def run_batched(served: ServedModel, feed: dict, names: list[str]) -> list[np.ndarray]:
+    """The request's outputs from its model's batcher: validated here, run stacked with others."""
+    try:
+        prepared = served.model.prepare(feed)
+    except (TypeError, ValueError) as error:
+        raise RequestError(400, str(error)) from None
+    try:
+        outputs = await served.batcher.submit(prepared)
+    except QueueFull as error:
+        raise RequestError(503, f"model {served.name!r} is busy: {error}; retry shortly", retry_after=1) from None
+    except Exception as error:  # onnxruntime's refusal of the stacked batch
+        raise RequestError(400, f"the model could not run on these inputs: {error}") from None
+    index = {name: position for position, name in enumerate(served.output_names)}
+    return [outputs[index[name]] for name in names]
+
+
 def records_frame(served: ServedModel, payload: dict, settings: ServerSettings) -> pd.DataFrame:
     """``{"records": [{column: value}]}`` as a DataFrame in the model's column order."""
     records = payload.get("records")
@@ -254,6 +298,10 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
     settings = settings or ServerSettings()
     models = discover_models(directory, intra_op_num_threads=settings.intra_op_num_threads)
     metrics = Metrics()
+    for served in models.values():
+        served.start_batching(settings.max_batch_size, settings.max_queue_delay_us, settings.max_queue_size)
+        if served.batcher is not None:
+            served.batcher.on_batch = lambda n, rows, name=served.name: metrics.record_batch(name, n, rows)
 
     def lookup(name: str) -> ServedModel:
         if name not in models:
@@ -267,7 +315,8 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
             try:
                 response = await handler(request)
             except RequestError as error:
-                response = JSONResponse({"error": str(error)}, status_code=error.status)
+                headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+                response = JSONResponse({"error": str(error)}, status_code=error.status, headers=headers)
             label = name if name in models else ("" if not name else "unknown")
             metrics.observe(label, kind, response.status_code, time.perf_counter() - started)
             return response
@@ -301,7 +350,10 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         served = lookup(request.path_params["name"])
         payload = await read_json(request, settings.max_body_bytes)
         feed, names = infer_feed(served, payload, settings)
-        outputs = await run_in_threadpool(run_graph, served, feed, names)
+        if served.batcher is None:
+            outputs = await run_in_threadpool(run_graph, served, feed, names)
+        else:
+            outputs = await run_batched(served, feed, names)
         body = {"model_name": served.name, "id": payload["id"] if "id" in payload else uuid.uuid4().hex}
         return infer_response(body, names, outputs, binary_outputs(payload, names))
 
@@ -358,6 +410,9 @@ def app_from_environment() -> Starlette:
         max_rows=int(os.environ.get("TOOLKIT_SERVE_MAX_ROWS", ServerSettings.max_rows)),
         max_body_bytes=int(os.environ.get("TOOLKIT_SERVE_MAX_BODY_BYTES", ServerSettings.max_body_bytes)),
         intra_op_num_threads=int(threads) if threads else None,
+        max_batch_size=int(os.environ.get("TOOLKIT_SERVE_MAX_BATCH_SIZE", 0)),
+        max_queue_delay_us=int(os.environ.get("TOOLKIT_SERVE_MAX_QUEUE_DELAY_US", 0)),
+        max_queue_size=int(os.environ.get("TOOLKIT_SERVE_MAX_QUEUE_SIZE", ServerSettings.max_queue_size)),
     )
     return create_app(os.environ["TOOLKIT_SERVE_DIR"], settings)
 
@@ -421,4 +476,7 @@ def serve(
     os.environ["TOOLKIT_SERVE_MAX_BODY_BYTES"] = str(settings.max_body_bytes)
     if settings.intra_op_num_threads:
         os.environ["TOOLKIT_SERVE_THREADS"] = str(settings.intra_op_num_threads)
+    os.environ["TOOLKIT_SERVE_MAX_BATCH_SIZE"] = str(settings.max_batch_size)
+    os.environ["TOOLKIT_SERVE_MAX_QUEUE_DELAY_US"] = str(settings.max_queue_delay_us)
+    os.environ["TOOLKIT_SERVE_MAX_QUEUE_SIZE"] = str(settings.max_queue_size)
     uvicorn.run("toolkit.serving._server:app_from_environment", factory=True, workers=workers, **options)
