@@ -575,3 +575,44 @@ def test_adaptive_batching_answers_64_concurrent_clients_as_each_alone(server, f
         assert "wine_gmm is served unbatched" in (tmp_path / "batching.log").read_text()
     finally:
         stop_server(process, client)
+
+
+# ------------------------------------------------------ the model repository
+def test_repository_index_load_unload_swapped_exports_and_a_corrupt_graph(fitted, tmp_path):
+    import shutil
+
+    exports, models = fitted
+    root = tmp_path / "models"
+    root.mkdir()
+    for name in ("cancer_mlp", "wine_gmm"):
+        shutil.copytree(exports / name, root / name)
+    shutil.copytree(exports / "cancer_mlp", root / "broken")
+    graph = root / "broken" / "model.onnx"
+    graph.write_bytes(graph.read_bytes()[: len(graph.read_bytes()) // 2])  # truncated
+    export(models["wine_gmm"][0], root / "swap")
+    process, client = start_server(root, tmp_path / "repository.log", "--quiet")
+    try:
+        ready = client.get("/v2/models/broken/ready")
+        assert ready.status_code == 503 and "could not be loaded" in ready.json()["error"]
+        _, frame = models["cancer_mlp"]
+        request = {"inputs": [tensor("X", frame.iloc[:2].to_numpy())]}
+        assert client.post("/v2/models/broken/infer", json=request).status_code == 503
+        assert client.post("/v2/models/cancer_mlp/infer", json=request).status_code == 200  # the others serve
+        index = {entry["name"]: entry for entry in client.post("/v2/repository/index").json()}
+        assert index["broken"]["state"] == "UNAVAILABLE" and "could not be loaded" in index["broken"]["reason"]
+        assert index["cancer_mlp"]["state"] == index["wine_gmm"]["state"] == "READY"
+
+        assert client.post("/v2/repository/models/wine_gmm/unload").status_code == 200
+        assert client.get("/v2/models/wine_gmm/ready").status_code == 503
+        assert "unloaded" in client.post("/v2/models/wine_gmm/infer", json=request).json()["error"]
+        assert client.post("/v2/repository/models/wine_gmm/load").json()["loaded"] == ["wine_gmm"]
+        assert client.get("/v2/models/wine_gmm/ready").json() == {"name": "wine_gmm", "ready": True}
+        assert client.post("/v2/repository/models/nothing/load").status_code == 404
+        assert client.post("/v2/repository/models/..%2Fescape/load").status_code == 404
+
+        assert client.get("/v2/models/swap").json()["inputs"][0]["shape"] == [-1, 13]
+        export(models["cancer_mlp"][0], root / "swap")  # another export swapped in, no restart
+        assert client.get("/v2/models/swap").json()["inputs"][0]["shape"] == [-1, frame.shape[1]]
+        assert client.post("/v2/models/swap/infer", json=request).status_code == 200
+    finally:
+        stop_server(process, client)

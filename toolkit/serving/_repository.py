@@ -160,33 +160,131 @@ class ServedModel:
         return f"{self.name}: {tensors(metadata['inputs'])}{named} -> {tensors(metadata['outputs'])}"
 
 
-def discover_models(directory: str | Path, *, intra_op_num_threads: int | None = None) -> dict[str, ServedModel]:
-    """{name: ServedModel} for every export folder directly under ``directory``."""
-    root = Path(directory).resolve()
-    if not root.is_dir():
-        raise FileNotFoundError(f"{directory} is not a directory of exported models")
-    models: dict[str, ServedModel] = {}
-    for folder in sorted(root.iterdir()):
-        if not (folder / METADATA_FILE).is_file():
-            continue
+def _stamp(folder: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of the folder's model.json: an export swapped in changes it (None: gone)."""
+    try:
+        status = (folder / METADATA_FILE).stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns
+
+
+@dataclass
+class Unavailable:
+    """A folder the server found but does not serve: why (a damaged graph, unloaded)."""
+
+    folder: str
+    reason: str
+
+
+class ModelRepository:
+    """The models of a server: every export folder directly under ``directory``, by name, with
+    the V2 model-repository extension's index, load and unload.
+
+    A folder whose graph cannot be read (truncated, corrupt, a digest that does not match) is
+    listed as unavailable with its reason while the others serve. A folder replaced on disk
+    (an export swapped in: its model.json changes) is read again at its next request, without
+    a restart. ``prepare(served)`` runs on every model made (the server starts its batching).
+    """
+
+    def __init__(self, directory: str | Path, *, intra_op_num_threads: int | None = None, prepare=None) -> None:
+        self.root = Path(directory).resolve()
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"{directory} is not a directory of exported models")
+        self.intra_op_num_threads, self.prepare = intra_op_num_threads, prepare
+        self.models: dict[str, ServedModel] = {}
+        self.unavailable: dict[str, Unavailable] = {}
+        self.stamps: dict[str, tuple[int, int] | None] = {}
+        for folder in sorted(self.root.iterdir()):
+            if (folder / METADATA_FILE).is_file():
+                self.load_folder(folder.name)
+
+    def _folder(self, name: str) -> str:
+        """The folder a model or folder name refers to."""
+        served = self.models.get(name)
+        if served is not None:
+            return served.model.folder.name
+        if name in self.unavailable:
+            return self.unavailable[name].folder
+        return name.split(".", 1)[0] if not (self.root / name).is_dir() else name
+
+    def load_folder(self, folder_name: str) -> list[str]:
+        """(Re)load one export folder's graphs; returns the names now served from it."""
+        for name in [n for n, m in self.models.items() if m.model.folder.name == folder_name]:
+            del self.models[name]
+        for name in [n for n, u in self.unavailable.items() if u.folder == folder_name]:
+            del self.unavailable[name]
+        listed = {path.name for path in self.root.iterdir() if (path / METADATA_FILE).is_file()}
+        if folder_name not in listed:  # names are matched against the listing: no path is built from a request
+            raise KeyError(folder_name)
+        folder = self.root / folder_name
         resolved = folder.resolve()
-        if resolved.parent != root and root not in resolved.parents:
-            LOG.warning("refusing %s: it resolves to %s, outside %s", folder.name, resolved, root)
-            continue
+        if resolved.parent != self.root and self.root not in resolved.parents:
+            LOG.warning("refusing %s: it resolves to %s, outside %s", folder_name, resolved, self.root)
+            return []
+        self.stamps[folder_name] = _stamp(folder)
         try:
             graphs = read_metadata(folder)["graphs"]
         except ValueError as error:  # one unreadable folder must not take the others down
-            LOG.warning("skipping %s: %s", folder.name, error)
-            continue
+            LOG.warning("skipping %s: %s", folder_name, error)
+            return []
+        loaded = []
         for graph in graphs:
-            name = folder.name if len(graphs) == 1 else f"{folder.name}.{graph}"
-            model = OnnxModel(folder, graph=graph, intra_op_num_threads=intra_op_num_threads)
-            files = [(folder / model.entry["file"]).resolve()]
-            if any(root not in path.parents for path in files):
-                LOG.warning("refusing %s: its graph file resolves outside %s", name, root)
+            name = folder_name if len(graphs) == 1 else f"{folder_name}.{graph}"
+            try:
+                model = OnnxModel(folder, graph=graph, intra_op_num_threads=self.intra_op_num_threads)
+            except Exception as error:  # noqa: BLE001 - a truncated or corrupt graph: not ready, with its reason
+                LOG.warning("%s is not ready: %s", name, error)
+                self.unavailable[name] = Unavailable(folder_name, f"its graph could not be loaded: {error}")
                 continue
-            models[name] = ServedModel(name, model)
-    return models
+            if self.root not in (folder / model.entry["file"]).resolve().parents:
+                LOG.warning("refusing %s: its graph file resolves outside %s", name, self.root)
+                continue
+            served = ServedModel(name, model)
+            if self.prepare is not None:
+                self.prepare(served)
+            self.models[name] = served
+            loaded.append(name)
+        return loaded
+
+    def unload(self, name: str) -> None:
+        """Stop serving a model (all graphs of its folder) until it is loaded again."""
+        folder = self._folder(name)
+        names = [n for n, m in self.models.items() if m.model.folder.name == folder]
+        if not names and not any(u.folder == folder for u in self.unavailable.values()):
+            raise KeyError(name)
+        for served in names:
+            del self.models[served]
+            self.unavailable[served] = Unavailable(folder, "unloaded (POST .../load to serve it again)")
+
+    def get(self, name: str) -> ServedModel:
+        """The served model; KeyError when unknown, LookupError(reason) when not ready. A folder
+        replaced on disk is read again first."""
+        served = self.models.get(name)
+        if served is not None:
+            folder = served.model.folder.name
+            if _stamp(served.model.folder) != self.stamps.get(folder):
+                self.load_folder(folder)
+                served = self.models.get(name)
+        if served is not None:
+            return served
+        if name in self.unavailable:
+            raise LookupError(self.unavailable[name].reason)
+        raise KeyError(name)
+
+    def index(self) -> list[dict]:
+        """``POST /v2/repository/index``: every model with its state and, when not ready, why."""
+        entries = [{"name": name, "version": "1", "state": "READY", "reason": ""} for name in self.models]
+        entries += [
+            {"name": name, "version": "1", "state": "UNAVAILABLE", "reason": entry.reason}
+            for name, entry in self.unavailable.items()
+        ]
+        return sorted(entries, key=lambda entry: entry["name"])
+
+
+def discover_models(directory: str | Path, *, intra_op_num_threads: int | None = None) -> dict[str, ServedModel]:
+    """{name: ServedModel} for every export folder directly under ``directory`` that loads."""
+    return ModelRepository(directory, intra_op_num_threads=intra_op_num_threads).models
 
 
 # What a request's datatype may be for an input of each kind: the widths of the same family (the

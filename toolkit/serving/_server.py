@@ -37,9 +37,9 @@ import toolkit
 from toolkit.serving._batching import QueueFull
 from toolkit.serving._model import column_mismatch
 from toolkit.serving._repository import (
+    ModelRepository,
     ServedModel,
     decode_tensor,
-    discover_models,
     encode_binary_tensor,
     encode_tensor,
 )
@@ -296,17 +296,23 @@ def records_frame(served: ServedModel, payload: dict, settings: ServerSettings) 
 def create_app(directory: str | Path, settings: ServerSettings | None = None) -> Starlette:
     """The ASGI app serving every export folder under ``directory``."""
     settings = settings or ServerSettings()
-    models = discover_models(directory, intra_op_num_threads=settings.intra_op_num_threads)
     metrics = Metrics()
-    for served in models.values():
+
+    def prepare(served: ServedModel) -> None:
         served.start_batching(settings.max_batch_size, settings.max_queue_delay_us, settings.max_queue_size)
         if served.batcher is not None:
             served.batcher.on_batch = lambda n, rows, name=served.name: metrics.record_batch(name, n, rows)
 
+    repository = ModelRepository(directory, intra_op_num_threads=settings.intra_op_num_threads, prepare=prepare)
+    models = repository.models
+
     def lookup(name: str) -> ServedModel:
-        if name not in models:
-            raise RequestError(404, f"unknown model {name!r}; this server has {sorted(models)}")
-        return models[name]
+        try:
+            return repository.get(name)
+        except KeyError:
+            raise RequestError(404, f"unknown model {name!r}; this server has {sorted(models)}") from None
+        except LookupError as reason:
+            raise RequestError(503, f"model {name!r} is not ready: {reason}") from None
 
     def endpoint(kind: str, handler):
         async def wrapped(request: Request) -> Response:
@@ -334,7 +340,7 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
             {
                 "name": "toolkit",
                 "version": toolkit.__version__,
-                "extensions": ["binary_tensor_data", "predict_records", "metrics"],
+                "extensions": ["binary_tensor_data", "model_repository", "predict_records", "metrics"],
                 "models": sorted(models),
             }
         )
@@ -343,8 +349,33 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         return JSONResponse(lookup(request.path_params["name"]).metadata())
 
     async def model_ready(request: Request) -> Response:
-        served = lookup(request.path_params["name"])
-        return JSONResponse({"name": served.name, "ready": True})
+        name = request.path_params["name"]
+        try:
+            lookup(name)
+        except RequestError as error:
+            if error.status != 503:
+                raise
+            return JSONResponse({"name": name, "ready": False, "error": str(error)}, status_code=503)
+        return JSONResponse({"name": name, "ready": True})
+
+    async def repository_index(request: Request) -> Response:
+        return JSONResponse(repository.index())
+
+    async def repository_load(request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            loaded = await run_in_threadpool(repository.load_folder, repository._folder(name))
+        except KeyError:
+            raise RequestError(404, f"no export folder {name!r} under this server's directory") from None
+        return JSONResponse({"name": name, "loaded": loaded})
+
+    async def repository_unload(request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            repository.unload(name)
+        except KeyError:
+            raise RequestError(404, f"unknown model {name!r}; this server has {sorted(models)}") from None
+        return JSONResponse({"name": name, "unloaded": True})
 
     async def infer(request: Request) -> Response:
         served = lookup(request.path_params["name"])
@@ -382,6 +413,9 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         Route("/v2/models/{name}/ready", endpoint("ready", model_ready)),
         Route("/v2/models/{name}/infer", endpoint("infer", infer), methods=["POST"]),
         Route("/v2/models/{name}/predict", endpoint("predict", predict), methods=["POST"]),
+        Route("/v2/repository/index", endpoint("repository", repository_index), methods=["POST"]),
+        Route("/v2/repository/models/{name}/load", endpoint("repository", repository_load), methods=["POST"]),
+        Route("/v2/repository/models/{name}/unload", endpoint("repository", repository_unload), methods=["POST"]),
         Route("/metrics", prometheus),
     ]
 
