@@ -2,6 +2,7 @@
 
 import json
 import math
+import signal
 import socket
 import subprocess
 import sys
@@ -614,5 +615,55 @@ def test_repository_index_load_unload_swapped_exports_and_a_corrupt_graph(fitted
         export(models["cancer_mlp"][0], root / "swap")  # another export swapped in, no restart
         assert client.get("/v2/models/swap").json()["inputs"][0]["shape"] == [-1, frame.shape[1]]
         assert client.post("/v2/models/swap/infer", json=request).status_code == 200
+    finally:
+        stop_server(process, client)
+
+
+# ------------------------------------------------------------------- survival
+def test_sigterm_drains_the_requests_in_flight_then_exits_0(fitted, tmp_path):
+    """Requests held in the batcher's queue (a 0.5 s delay) when SIGTERM arrives all get their answers."""
+    _, models = fitted
+    _, frame = models["cancer_mlp"]
+    log = tmp_path / "drain.log"
+    process, client = start_server(
+        fitted[0], log, "--max-batch-size", "64", "--max-queue-delay-us", "500000", "--log-level", "warning"
+    )
+    request = {"inputs": [tensor("X", frame.iloc[:1].to_numpy())]}
+
+    def ask(_):
+        with httpx.Client(base_url=client.base_url, timeout=30) as own:
+            return own.post("/v2/models/cancer_mlp/infer", json=request).status_code
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = pool.map(ask, range(8))
+            time.sleep(0.25)  # every request is queued, none answered yet
+            process.send_signal(signal.SIGTERM)
+            assert list(answers) == [200] * 8
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        client.close()
+
+
+def test_a_client_that_disconnects_mid_request_leaves_the_server_serving(fitted, tmp_path):
+    _, models = fitted
+    _, frame = models["cancer_mlp"]
+    log = tmp_path / "disconnect.log"
+    process, client = start_server(fitted[0], log, "--max-batch-size", "8", "--max-queue-delay-us", "300000")
+    body = json.dumps({"inputs": [tensor("X", frame.iloc[:1].to_numpy())]}).encode()
+    try:
+        for _ in range(5):
+            with socket.create_connection((client.base_url.host, client.base_url.port)) as raw:
+                raw.sendall(
+                    b"POST /v2/models/cancer_mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )  # and hang up before the answer
+        time.sleep(0.5)
+        answer = client.post("/v2/models/cancer_mlp/infer", content=body)
+        assert answer.status_code == 200, answer.text
+        assert "Traceback" not in log.read_text()
     finally:
         stop_server(process, client)

@@ -13,6 +13,7 @@ thread-safe).
 from __future__ import annotations
 
 import json
+import signal
 import time
 import uuid
 from dataclasses import dataclass
@@ -501,6 +502,9 @@ def serve(
         "log_level": log_level,
         "access_log": log_level in ("info", "debug", "trace"),
     }
+    # uvicorn drains in-flight requests on SIGTERM / SIGINT, then raises the signal again so that
+    # the process dies of it; a handler that ignores that second one makes a drained server exit 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     if workers == 1:
         uvicorn.run(app, **options)
         return
