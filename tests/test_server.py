@@ -667,3 +667,27 @@ def test_a_client_that_disconnects_mid_request_leaves_the_server_serving(fitted,
         assert "Traceback" not in log.read_text()
     finally:
         stop_server(process, client)
+
+
+def test_a_full_queue_answers_503_with_retry_after_and_the_rest_are_served(fitted, tmp_path):
+    _, models = fitted
+    _, frame = models["cancer_mlp"]
+    options = ("--max-batch-size", "2", "--max-queue-delay-us", "200000", "--max-queue-size", "4", "--quiet")
+    process, client = start_server(fitted[0], tmp_path / "full.log", *options)
+    request = {"inputs": [tensor("X", frame.iloc[:1].to_numpy())]}
+    barrier = threading.Barrier(32)
+
+    def ask(_):
+        with httpx.Client(base_url=client.base_url, timeout=30) as own:
+            barrier.wait()
+            return own.post("/v2/models/cancer_mlp/infer", json=request)
+
+    try:
+        with ThreadPoolExecutor(32) as pool:
+            answers = list(pool.map(ask, range(32)))
+        busy = [a for a in answers if a.status_code == 503]
+        assert busy and all(a.headers["retry-after"] == "1" and "is busy" in a.json()["error"] for a in busy)
+        assert all(a.status_code == 200 for a in answers if a not in busy)
+        assert client.post("/v2/models/cancer_mlp/infer", json=request).status_code == 200
+    finally:
+        stop_server(process, client)
