@@ -1,20 +1,27 @@
-"""Load test of ``toolkit serve`` on loopback: the digits CNN under N concurrent clients.
+"""Serving load, side by side: toolkit serve (unbatched and with adaptive batching), MLServer with
+an onnxruntime runtime, KServe's model server around onnxruntime, and a bare Starlette endpoint,
+on the digits CNN (the same ONNX file, one process, one onnxruntime thread each), with wrk as the
+load generator (a C client: a Python client would share the 2 cores and measure itself).
 
-Exports the digits_cnn pipeline's model, starts ``toolkit serve`` as its own process, and
-runs ``--clients`` concurrent clients (one connection each) for ``--seconds``, each sending
-one-row Open Inference Protocol requests back to back. Prints requests/s, p50 / p99
-latency and the errors: non-200 answers and answers that differ from the same row run
-serially in-process (onnxruntime#22967 reports wrong results under a shared session); then the
-same rows through ``OnnxModel`` in this process (no HTTP), for comparison.
+Each server is checked first: its answer to a row must equal onnxruntime's in this process. Then
+rounds, interleaved across servers, at each concurrency (one wrk thread, c connections, one-row
+V2 requests back to back); the table shows the median over rounds of requests/s, p50 and p99.
+MLServer and KServe run from their own virtual environments (they conflict with each other and
+are never imported by toolkit): --mlserver-python / --kserve-python name their interpreters.
 
-    python benchmarks/serving_load.py [--clients 20] [--seconds 30] [--workers 1]
+    python benchmarks/serving_load.py [--seconds 10] [--rounds 3] [--concurrency 1 8 32]
+        [--mlserver-python /work/anchor-mlserver/bin/python] [--kserve-python /work/anchor-kserve/bin/python]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
+import os
+import re
+import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +35,9 @@ import numpy as np
 from toolkit.jobs import discover, load_pipeline
 from toolkit.onnx import export, load
 
+HERE = Path(__file__).resolve().parent
+ANCHORS = HERE / "serving_anchors"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -35,116 +45,147 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def client(
-    url: str, work: list[tuple[dict, list]], deadline: float, latencies: list[float], errors: list[str]
-) -> None:
-    """Send the (body, expected probabilities) pairs in turn until the deadline; a non-200
-    answer, or one that differs from the serial in-process answer, is an error."""
-    async with httpx.AsyncClient(timeout=30) as http:
-        k = 0
-        while time.perf_counter() < deadline:
-            body, expected = work[k % len(work)]
-            started = time.perf_counter()
-            response = await http.post(url, json=body)
-            latencies.append(time.perf_counter() - started)
-            if response.status_code != 200:
-                errors.append(f"status {response.status_code}")
-            else:
-                got = next(o["data"] for o in response.json()["outputs"] if o["name"] == "probabilities")
-                if got != expected:
-                    errors.append("answer differs from the serial one")
-            k += 1
+def servers(root: Path, args) -> dict[str, callable]:
+    """{label: (port) -> command} of every server this run compares."""
+    toolkit = [sys.executable, "-m", "toolkit.cli", "serve", str(root), "--threads", "1", "--quiet"]
+    table = {
+        "toolkit serve": lambda port: [*toolkit, "--port", str(port)],
+        "toolkit serve, batching": lambda port: [
+            *toolkit,
+            "--port",
+            str(port),
+            "--max-batch-size",
+            "32",
+            "--max-queue-delay-us",
+            str(args.queue_delay_us),
+        ],
+        "bare Starlette (no model)": lambda port: [sys.executable, str(ANCHORS / "bare_starlette.py"), str(port)],
+    }
+    if args.mlserver_python:
+        table["MLServer 1.7.1"] = lambda port: mlserver_command(root, port, args.mlserver_python)
+    if args.kserve_python:
+        model = str(root / "digits_cnn" / "model.onnx")
+        table["KServe 0.21.0"] = lambda port: [args.kserve_python, str(ANCHORS / "kserve_server.py"), model, str(port)]
+    return table
 
 
-async def load_test(
-    url: str, work: list[tuple[dict, list]], clients: int, seconds: float
-) -> tuple[list[float], list[str], float]:
-    latencies: list[float] = []
-    errors: list[str] = []
-    started = time.perf_counter()
-    deadline = started + seconds
-    await asyncio.gather(*(client(url, work[i::clients] or work, deadline, latencies, errors) for i in range(clients)))
-    return latencies, errors, time.perf_counter() - started
+def mlserver_command(root: Path, port: int, python: str) -> list[str]:
+    folder = root / f"mlserver-{port}"
+    model = folder / "digits_cnn"
+    model.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ANCHORS / "mlserver_runtime.py", folder / "runtime.py")
+    settings = {"http_port": port, "grpc_port": free_port(), "metrics_port": free_port(), "parallel_workers": 0}
+    (folder / "settings.json").write_text(json.dumps(settings))
+    model_settings = {
+        "name": "digits_cnn",
+        "implementation": "runtime.OnnxRuntime",
+        "parameters": {"uri": str(root / "digits_cnn" / "model.onnx")},
+    }
+    (model / "model-settings.json").write_text(json.dumps(model_settings))
+    return [str(Path(python).with_name("mlserver")), "start", str(folder)]
 
 
-def wait_until_live(base: str, process: subprocess.Popen) -> None:
-    for _ in range(300):
+def start(command: list[str], port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=Path(command[-1]).parent, env=env)
+    for _ in range(600):
         try:
-            if httpx.get(base + "/v2/health/live").status_code == 200:
-                return
+            if httpx.get(f"http://127.0.0.1:{port}/v2/health/live", timeout=2).status_code == 200:
+                return process
         except httpx.TransportError:
-            time.sleep(0.1)
+            pass
         if process.poll() is not None:
-            raise RuntimeError(process.stderr.read().decode())
-    raise RuntimeError("server did not come up")
+            raise RuntimeError(f"{command} exited: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{command} did not come up")
+
+
+def wrk(url: str, body: str, connections: int, seconds: int, script: Path) -> tuple[float, float, float, int]:
+    """(requests/s, p50 ms, p99 ms, non-2xx) of one wrk run."""
+    run = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WRK_BODY": body},
+    )
+    out = run.stdout
+    if "Requests/sec" not in out:
+        raise RuntimeError(f"wrk failed on {url}: {out}{run.stderr}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def percentile(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rate, percentile("50"), percentile("99"), int(bad.group(1)) if bad else 0
+
+
+LUA = """wrk.method = "POST"
+wrk.body = os.getenv("WRK_BODY")
+wrk.headers["Content-Type"] = "application/json"
+"""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--queue-delay-us", type=int, default=0)
+    parser.add_argument("--mlserver-python")
+    parser.add_argument("--kserve-python")
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
     warnings.simplefilter("ignore")
-    pipelines = discover(Path(__file__).resolve().parents[1] / "pipelines")
-    job = load_pipeline(pipelines["digits_cnn"]).run(full=False)
-    rows = np.asarray(job.X_test, dtype=np.float32)
-    bodies = [{"inputs": [{"name": "X", "shape": [1, 64], "datatype": "FP32", "data": row.tolist()}]} for row in rows]
-    with tempfile.TemporaryDirectory() as root:
-        export(job.model, Path(root) / "digits_cnn")
-        serial = load(Path(root) / "digits_cnn", intra_op_num_threads=1)
-        # The answers concurrent requests must give: the same rows run one at a time in-process.
-        work = [
-            (body, serial.session.run(["probabilities"], serial.prepare(row[None, :]))[0].reshape(-1).tolist())
-            for body, row in zip(bodies, rows)
-        ]
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        # --quiet: no access line per request (a pipe nobody reads would fill up and stall the server).
-        command = [
-            sys.executable,
-            "-m",
-            "toolkit.cli",
-            "serve",
-            root,
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-            "--threads",
-            "1",
-            "--quiet",
-        ]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    job = load_pipeline(discover(HERE.parent / "pipelines")["digits_cnn"]).run(full=False)
+    row = np.asarray(job.X_test, dtype=np.float32)[:1]
+    body = json.dumps({"inputs": [{"name": "X", "shape": [1, 64], "datatype": "FP32", "data": row[0].tolist()}]})
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        export(job.model, root / "digits_cnn")
+        expected = load(root / "digits_cnn", intra_op_num_threads=1).run(row)["probabilities"].reshape(-1)
+        script = root / "post.lua"
+        script.write_text(LUA)
+        table = servers(root, args)
+        results = {(label, c): [] for label in table for c in args.concurrency}
+        running = {}
         try:
-            wait_until_live(base, process)
-            latencies, errors, elapsed = asyncio.run(
-                load_test(base + "/v2/models/digits_cnn/infer", work, args.clients, args.seconds)
-            )
+            for label, command in table.items():
+                port = free_port()
+                running[label] = (start(command(port), port, root / f"{len(running)}.log"), port)
+                answer = httpx.post(
+                    f"http://127.0.0.1:{port}/v2/models/digits_cnn/infer",
+                    content=body,
+                    headers={"Content-Type": "application/json"},
+                ).json()
+                if "no model" not in label:
+                    if "outputs" not in answer:
+                        raise RuntimeError(f"{label} answered {answer}")
+                    got = next(o for o in answer["outputs"] if o["name"] == "probabilities")["data"]
+                    np.testing.assert_allclose(np.ravel(got), expected, rtol=1e-6, err_msg=label)
+            for _ in range(args.rounds):
+                for c in args.concurrency:
+                    for label, (_, port) in running.items():
+                        url = f"http://127.0.0.1:{port}/v2/models/digits_cnn/infer"
+                        results[(label, c)].append(wrk(url, body, c, args.seconds, script))
         finally:
-            process.terminate()
-            process.wait(timeout=30)
-        ms = np.asarray(latencies) * 1e3
-        print(
-            f"HTTP  {args.clients} clients, {args.workers} worker(s), {elapsed:.0f} s: "
-            f"{len(latencies) / elapsed:8.1f} requests/s   "
-            f"p50 {np.percentile(ms, 50):.2f} ms   p99 {np.percentile(ms, 99):.2f} ms   errors {len(errors)} of "
-            f"{len(latencies)} "
-            f"(non-200 or differing from the serial answer){': ' + errors[0] if errors else ''}"
-        )
-        model = load(Path(root) / "digits_cnn", intra_op_num_threads=1)
-        in_process = []
-        started = time.perf_counter()
-        while time.perf_counter() - started < min(args.seconds, 10):
-            row = rows[len(in_process) % len(rows)][None, :]
-            t = time.perf_counter()
-            model.run(row)
-            in_process.append(time.perf_counter() - t)
-        ms = np.asarray(in_process) * 1e3
-        print(
-            f"OnnxModel in-process, one thread: {len(in_process) / sum(in_process):8.1f} rows/s   p50 "
-            f"{np.percentile(ms, 50):.3f} ms   p99 {np.percentile(ms, 99):.3f} ms"
-        )
+            for process, _ in running.values():
+                process.terminate()
+                process.wait(timeout=30)
+    print(f"\none-row digits CNN requests, wrk -t1, {args.seconds:g} s rounds, median of {args.rounds} interleaved")
+    header = "".join(f" | c={c}: req/s, p50, p99 ms" for c in args.concurrency)
+    print(f"{'server':28s}{header}")
+    for label in table:
+        cells = []
+        for c in args.concurrency:
+            runs = results[(label, c)]
+            rate, p50, p99 = (statistics.median(r[i] for r in runs) for i in range(3))
+            errors = sum(r[3] for r in runs)
+            cells.append(f" | {rate:7.0f}, {p50:5.2f}, {p99:6.2f}" + (f" ({errors} non-2xx)" if errors else ""))
+        print(f"{label:28s}{''.join(cells)}")
 
 
 if __name__ == "__main__":

@@ -613,6 +613,7 @@ def test_repository_index_load_unload_swapped_exports_and_a_corrupt_graph(fitted
 
         assert client.get("/v2/models/swap").json()["inputs"][0]["shape"] == [-1, 13]
         export(models["cancer_mlp"][0], root / "swap")  # another export swapped in, no restart
+        time.sleep(0.3)  # model.json is looked at every 0.25 s at most
         assert client.get("/v2/models/swap").json()["inputs"][0]["shape"] == [-1, frame.shape[1]]
         assert client.post("/v2/models/swap/infer", json=request).status_code == 200
     finally:

@@ -10,6 +10,7 @@ at discovery. Folders holding several graphs (a VAE's encoder and decoder) offer
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from toolkit.serving._format import METADATA_FILE, read_metadata, shape_text
 from toolkit.serving._model import OnnxModel
 
 LOG = logging.getLogger("toolkit.serving")
+RECHECK_SECONDS = 0.25
 
 # Open Inference Protocol (V2) tensor datatypes of the dtypes model.json and onnxruntime use.
 OIP_DATATYPES = {
@@ -184,7 +186,8 @@ class ModelRepository:
     A folder whose graph cannot be read (truncated, corrupt, a digest that does not match) is
     listed as unavailable with its reason while the others serve. A folder replaced on disk
     (an export swapped in: its model.json changes) is read again at its next request, without
-    a restart. ``prepare(served)`` runs on every model made (the server starts its batching).
+    a restart (model.json is looked at no more than every RECHECK_SECONDS per folder).
+    ``prepare(served)`` runs on every model made (the server starts its batching).
     """
 
     def __init__(self, directory: str | Path, *, intra_op_num_threads: int | None = None, prepare=None) -> None:
@@ -195,6 +198,7 @@ class ModelRepository:
         self.models: dict[str, ServedModel] = {}
         self.unavailable: dict[str, Unavailable] = {}
         self.stamps: dict[str, tuple[int, int] | None] = {}
+        self.checked: dict[str, float] = {}  # when each folder's model.json was last looked at
         for folder in sorted(self.root.iterdir()):
             if (folder / METADATA_FILE).is_file():
                 self.load_folder(folder.name)
@@ -262,10 +266,12 @@ class ModelRepository:
         replaced on disk is read again first."""
         served = self.models.get(name)
         if served is not None:
-            folder = served.model.folder.name
-            if _stamp(served.model.folder) != self.stamps.get(folder):
-                self.load_folder(folder)
-                served = self.models.get(name)
+            folder, now = served.model.folder.name, time.monotonic()
+            if now - self.checked.get(folder, 0.0) > RECHECK_SECONDS:
+                self.checked[folder] = now
+                if _stamp(served.model.folder) != self.stamps.get(folder):
+                    self.load_folder(folder)
+                    served = self.models.get(name)
         if served is not None:
             return served
         if name in self.unavailable:
@@ -383,7 +389,7 @@ def _numeric(data, name: str, expected: str) -> np.ndarray:
         flat = data
     else:
         flat = _flat(data)
-        if any(value is True or value is False for value in flat):
+        if bool in set(map(type, flat)):
             raise ValueError(f"input {name!r} is {expected}: JSON booleans (true / false) are not numbers here")
     try:
         values = np.asarray(flat, dtype=np.float64).reshape(-1)

@@ -91,6 +91,7 @@ class Metrics:
     """Prometheus series of one app (its own registry, so apps in one process do not clash)."""
 
     def __init__(self) -> None:
+        self._series: dict[tuple, tuple] = {}
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "toolkit_requests",
@@ -125,10 +126,17 @@ class Metrics:
         self.batch_requests.labels(model).observe(n_requests)
 
     def observe(self, model: str, endpoint: str, code: int, seconds: float) -> None:
-        self.requests.labels(model, endpoint, str(code)).inc()
-        self.latency.labels(model, endpoint).observe(seconds)
-        if code >= 400:
-            self.errors.labels(model, endpoint).inc()
+        series = self._series.get((model, endpoint, code))
+        if series is None:  # labels() validates and looks up on every call: done once per series
+            series = self._series[(model, endpoint, code)] = (
+                self.requests.labels(model, endpoint, str(code)),
+                self.latency.labels(model, endpoint),
+                self.errors.labels(model, endpoint) if code >= 400 else None,
+            )
+        series[0].inc()
+        series[1].observe(seconds)
+        if series[2] is not None:
+            series[2].inc()
 
 
 # Requests of at most this many input values run on the event loop itself: for them the hop to a
@@ -412,12 +420,12 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     routes = [
+        Route("/v2/models/{name}/infer", endpoint("infer", infer), methods=["POST"]),  # first: the hot path
         Route("/v2/health/live", endpoint("live", live)),
         Route("/v2/health/ready", endpoint("ready", ready)),
         Route("/v2", endpoint("server", server_metadata)),
         Route("/v2/models/{name}", endpoint("metadata", model_metadata)),
         Route("/v2/models/{name}/ready", endpoint("ready", model_ready)),
-        Route("/v2/models/{name}/infer", endpoint("infer", infer), methods=["POST"]),
         Route("/v2/models/{name}/predict", endpoint("predict", predict), methods=["POST"]),
         Route("/v2/repository/index", endpoint("repository", repository_index), methods=["POST"]),
         Route("/v2/repository/models/{name}/load", endpoint("repository", repository_load), methods=["POST"]),
