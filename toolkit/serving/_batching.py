@@ -47,6 +47,9 @@ class Batcher:
         Requests waiting at most; beyond, ``submit`` raises QueueFull.
     on_batch : callable (n_requests, n_rows), optional
         Told of every batch run (the server's metrics).
+    inline_elements : int
+        Batches of at most this many input values run on the event loop itself (the hop to
+        a worker thread costs more than running them); larger ones on a thread.
     """
 
     run: object
@@ -54,6 +57,7 @@ class Batcher:
     max_queue_delay_us: int
     max_queue_size: int
     on_batch: object | None = None
+    inline_elements: int = 4096
     queue: asyncio.Queue | None = None
     task: asyncio.Task | None = None
     waiting: list = field(default_factory=list)
@@ -103,7 +107,10 @@ class Batcher:
                 continue
             stacked = {name: np.concatenate([p.feed[name] for p in batch]) for name in batch[0].feed}
             try:
-                outputs = await loop.run_in_executor(None, self.run, stacked)
+                if sum(value.size for value in stacked.values()) <= self.inline_elements:
+                    outputs = self.run(stacked)  # small: the hop to a thread costs more than the run
+                else:
+                    outputs = await loop.run_in_executor(None, self.run, stacked)
             except Exception as error:  # noqa: BLE001 - every request of the batch gets its error
                 for pending in batch:
                     if not pending.future.done():
