@@ -670,25 +670,31 @@ def test_a_client_that_disconnects_mid_request_leaves_the_server_serving(fitted,
         stop_server(process, client)
 
 
-def test_a_full_queue_answers_503_with_retry_after_and_the_rest_are_served(fitted, tmp_path):
+def test_a_full_queue_answers_503_with_retry_after_and_the_rest_are_served(fitted):
+    """The app in this process, its batcher's runs slowed down (on a thread, 50 ms each) so that
+    32 concurrent requests overflow a queue of 4."""
+    import asyncio
+
+    from toolkit.serving import ServerSettings, create_app
+
     _, models = fitted
     _, frame = models["cancer_mlp"]
-    options = ("--max-batch-size", "2", "--max-queue-delay-us", "200000", "--max-queue-size", "4", "--quiet")
-    process, client = start_server(fitted[0], tmp_path / "full.log", *options)
+    settings = ServerSettings(max_batch_size=2, max_queue_size=4)
+    app = create_app(fitted[0], settings)
+    batcher = app.state.models["cancer_mlp"].batcher
+    run = batcher.run
+    batcher.run, batcher.inline_elements = (lambda feed: time.sleep(0.05) or run(feed)), 0
     request = {"inputs": [tensor("X", frame.iloc[:1].to_numpy())]}
-    barrier = threading.Barrier(32)
 
-    def ask(_):
-        with httpx.Client(base_url=client.base_url, timeout=30) as own:
-            barrier.wait()
-            return own.post("/v2/models/cancer_mlp/infer", json=request)
+    async def load():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            url = "/v2/models/cancer_mlp/infer"
+            answers = await asyncio.gather(*(client.post(url, json=request) for _ in range(32)))
+            return answers, await client.post(url, json=request)
 
-    try:
-        with ThreadPoolExecutor(32) as pool:
-            answers = list(pool.map(ask, range(32)))
-        busy = [a for a in answers if a.status_code == 503]
-        assert busy and all(a.headers["retry-after"] == "1" and "is busy" in a.json()["error"] for a in busy)
-        assert all(a.status_code == 200 for a in answers if a not in busy)
-        assert client.post("/v2/models/cancer_mlp/infer", json=request).status_code == 200
-    finally:
-        stop_server(process, client)
+    answers, after = asyncio.run(load())
+    busy = [a for a in answers if a.status_code == 503]
+    assert busy and all(a.headers["retry-after"] == "1" and "is busy" in a.json()["error"] for a in busy)
+    assert all(a.status_code == 200 for a in answers if a not in busy) and len(busy) < 32
+    assert after.status_code == 200  # the server stays up
