@@ -4,10 +4,11 @@ stacked along the batch axis into one onnxruntime run, and the outputs split bac
 A request waits at most ``max_queue_delay_us`` for others to join it (0: only those already
 queued join), and a batch holds at most ``max_batch_size`` rows; while a batch runs on its
 thread, the next one gathers. Requests are validated and cast one by one before they queue
-(a bad request fails alone); the batch is the concatenation of their prepared arrays, so each
-answer is what the request alone would have produced, up to onnxruntime's kernels, which may
-round differently at another batch size (tested: the digits and tabular graphs answer bit for
-bit alike). More than ``max_queue_size`` requests waiting makes the next one fail fast with
+(a bad request fails alone); the batch is the concatenation of their prepared arrays. Some of
+onnxruntime's kernels round differently at another batch size (float64 GEMMs: the mixture
+graph), so the server batches a graph only when a start-up probe finds its answers bit for bit
+alike at batch sizes 1 to 8 (``ServedModel.answers_alike_at_any_batch_size``): batching never
+changes an answer. More than ``max_queue_size`` requests waiting makes the next one fail fast with
 ``QueueFull`` (the server answers 503 with Retry-After, as Triton does) instead of growing.
 """
 
