@@ -46,7 +46,7 @@ class Batcher:
         How long the first request of a batch waits for others, in microseconds.
     max_queue_size : int
         Requests waiting at most; beyond, ``submit`` raises QueueFull.
-    on_batch : callable (n_requests, n_rows), optional
+    on_batch : callable (n_requests), optional
         Told of every batch run (the server's metrics).
     inline_elements : int
         Batches of at most this many input values run on the event loop itself (the hop to
@@ -118,7 +118,7 @@ class Batcher:
                         pending.future.set_exception(error)
                 continue
             if self.on_batch is not None:
-                self.on_batch(len(batch), len(next(iter(stacked.values()))))
+                self.on_batch(len(batch))
             start = 0
             for pending in batch:
                 stop = start + pending.rows

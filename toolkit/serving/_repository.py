@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +52,15 @@ class ServedModel:
     model: OnnxModel
     batcher: Batcher | None = None
 
-    @property
+    @cached_property
     def output_names(self) -> list[str]:
+        """The graph's outputs in session order (read once: every request needs them)."""
         return [o.name for o in self.model.session.get_outputs()]
+
+    @cached_property
+    def output_index(self) -> dict[str, int]:
+        """Each output's position among ``output_names``."""
+        return {name: position for position, name in enumerate(self.output_names)}
 
     @property
     def batchable(self) -> bool:

@@ -121,7 +121,7 @@ class Metrics:
             registry=self.registry,
         )
 
-    def record_batch(self, model: str, n_requests: int, n_rows: int) -> None:
+    def record_batch(self, model: str, n_requests: int) -> None:
         self.batches.labels(model).inc()
         self.batch_requests.labels(model).observe(n_requests)
 
@@ -165,7 +165,7 @@ def check_length(size: int, limit: int) -> None:
         raise RequestError(413, f"request body is over this server's limit of {limit} bytes")
 
 
-def parse_body(body: bytearray, binary_header: str | None) -> dict:
+def parse_body(body: bytearray, header: str | None) -> dict:
     """The body as a JSON object, 400 if malformed (413 above the limit is the reader's).
 
     With Triton's binary tensor extension (an ``Inference-Header-Content-Length`` header) the
@@ -173,12 +173,11 @@ def parse_body(body: bytearray, binary_header: str | None) -> dict:
     ``binary_data_size`` take their bytes, in order, from the rest: they come back as the
     input's ``data`` (bytes) for :func:`decode_tensor`.
     """
-    header = binary_header
     if header is not None and (not header.isdigit() or int(header) > len(body)):
         raise RequestError(400, f"{BINARY_HEADER} is {header!r}; the body has {len(body)} bytes")
     json_size = len(body) if header is None else int(header)
     try:
-        payload = json.loads(bytes(body[:json_size]) if header is not None else bytes(body))
+        payload = json.loads(bytes(body[:json_size]))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RequestError(400, f"malformed JSON: {error}") from None
     if not isinstance(payload, dict):
@@ -254,7 +253,7 @@ def infer_feed(served: ServedModel, payload: dict, settings: ServerSettings) -> 
         feed = {i["name"]: decode_tensor(specs[i["name"]], i, settings.max_rows) for i in inputs}
     except ValueError as error:
         raise RequestError(400, str(error)) from None
-    available = [o.name for o in served.model.session.get_outputs()]
+    available = served.output_names
     requested = payload.get("outputs")
     if requested is None:
         return feed, available
@@ -290,8 +289,7 @@ async def run_batched(served: ServedModel, feed: dict, names: list[str]) -> list
         raise RequestError(503, f"model {served.name!r} is busy: {error}; retry shortly", retry_after=1) from None
     except Exception as error:  # onnxruntime's refusal of the stacked batch
         raise RequestError(400, f"the model could not run on these inputs: {error}") from None
-    index = {name: position for position, name in enumerate(served.output_names)}
-    return [outputs[index[name]] for name in names]
+    return [outputs[served.output_index[name]] for name in names]
 
 
 def records_frame(served: ServedModel, payload: dict, settings: ServerSettings) -> pd.DataFrame:
@@ -327,7 +325,7 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
     def prepare(served: ServedModel) -> None:
         served.start_batching(settings.max_batch_size, settings.max_queue_delay_us, settings.max_queue_size)
         if served.batcher is not None:
-            served.batcher.on_batch = lambda n, rows, name=served.name: metrics.record_batch(name, n, rows)
+            served.batcher.on_batch = lambda n, name=served.name: metrics.record_batch(name, n)
 
     repository = ModelRepository(directory, intra_op_num_threads=settings.intra_op_num_threads, prepare=prepare)
     models = repository.models
@@ -456,7 +454,7 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         served = lookup(request.path_params["name"])
         payload = await read_json(request, settings.max_body_bytes)
         frame = records_frame(served, payload, settings)
-        names = [o.name for o in served.model.session.get_outputs()]
+        names = served.output_names
         outputs = await run_in_threadpool(run_graph, served, frame, names)
         return JSONResponse(
             {
