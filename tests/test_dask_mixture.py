@@ -170,3 +170,15 @@ def test_a_cluster_lost_mid_fit_raises_and_leaves_the_estimator_as_it_was(monkey
             fitted.set_params(tol=0.0, max_iter=50).fit(da.from_array(X, chunks=2_000))
     np.testing.assert_array_equal(fitted.means_, before[0])
     np.testing.assert_array_equal(fitted.predict(X), before[1])
+
+
+def test_a_client_without_the_compiled_kernel_fits_by_the_torch_pass_on_the_workers(client, monkeypatch):
+    from toolkit.mixture import _fused_pass, _kernel_pass
+
+    monkeypatch.setattr(_kernel_pass, "kernel", None)
+    monkeypatch.setattr(_fused_pass, "kernel", None)
+    X = overlapping_blobs(n=12_000)
+    options = {"tol": 1e-6, "max_iter": 300, **starting_point(X, "diag"), "covariance_type": "diag"}
+    in_memory = GaussianMixture(3, **options).fit(X)
+    on_cluster = GaussianMixture(3, **options).fit(da.from_array(X, chunks=(3_000, 4)))
+    assert_same_fit(in_memory, on_cluster)

@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 from toolkit._dask import ClusterRunner, dask_rows
+from toolkit.mixture import _kernel_pass
 from toolkit.mixture._kernel_pass import KernelArguments, kernel_pass, runs_here
 
 INIT_SAMPLE_ROWS = 100_000  # rows drawn (at random) for data-driven initialisations
@@ -37,12 +38,17 @@ def block_sums(rows: np.ndarray, block: int, start: int) -> np.ndarray:
     return rows.sum(axis=0, dtype=np.float64)
 
 
+def kernel_built() -> bool:
+    """Whether this process has the compiled kernel (its layout is needed to make its arguments)."""
+    return _kernel_pass.kernel is not None
+
+
 def block_statistics(
-    rows: np.ndarray, block: int, start: int, arguments: KernelArguments, torch_state: tuple, dtype: str
+    rows: np.ndarray, block: int, start: int, arguments: KernelArguments | None, torch_state: tuple, dtype: str
 ) -> np.ndarray:
     """[summed log-likelihood, resp' z flattened] of one block under the current mixture."""
     rows = np.ascontiguousarray(rows, dtype=dtype)
-    if runs_here():
+    if arguments is not None and runs_here():
         moments = arguments.moments_buffer()[0]
         total = kernel_pass(rows, arguments, moments)
         statistics = arguments.statistics(moments)
@@ -130,16 +136,18 @@ class DaskRows:
         import torch
 
         from toolkit.mixture._fused_pass import kernel_arguments
+        from toolkit.mixture._gaussian_math import MomentFeatures
 
-        features = model._moment_features(torch.zeros((1, self.n_features)), torch.float64)
-        k, width = model.n_components, features.width
+        features = MomentFeatures(0, self.n_features, model.covariance_type, torch.float64, torch.device("cpu"))
+        k, width = model.n_components, features.width  # the layout only: no buffers
         iteration = [0]
 
         def run():
             iteration[0] += 1
             state = [t.detach().cpu().double() for t in model._state()]
             shift = model._shift.detach().cpu().double()
-            arguments = kernel_arguments(*state, shift, model.covariance_type)
+            # None where this client has no kernel build: the workers then take the torch pass
+            arguments = kernel_arguments(*state, shift, model.covariance_type) if kernel_built() else None
             torch_state = (*(t.numpy() for t in state), shift.numpy(), model.covariance_type, model.batch_size)
             summed = self._per_block(
                 block_statistics,
