@@ -1,4 +1,4 @@
-"""Serving load, side by side: toolkit serve (unbatched and with adaptive batching), MLServer with
+"""Serving load, side by side: toolkit serve (as installed: adaptive batching, and unbatched), MLServer with
 an onnxruntime runtime, KServe's model server around onnxruntime, and a bare Starlette endpoint,
 on the digits CNN (the same ONNX file, one process, one onnxruntime thread each), with wrk as the
 load generator (a C client: a Python client would share the 2 cores and measure itself).
@@ -49,16 +49,14 @@ def servers(root: Path, args) -> dict[str, callable]:
     """{label: (port) -> command} of every server this run compares."""
     toolkit = [sys.executable, "-m", "toolkit.cli", "serve", str(root), "--threads", "1", "--quiet"]
     table = {
-        "toolkit serve": lambda port: [*toolkit, "--port", str(port)],
-        "toolkit serve, batching": lambda port: [
+        "toolkit serve (batching)": lambda port: [
             *toolkit,
             "--port",
             str(port),
-            "--max-batch-size",
-            "32",
             "--max-queue-delay-us",
             str(args.queue_delay_us),
         ],
+        "toolkit serve, unbatched": lambda port: [*toolkit, "--port", str(port), "--max-batch-size", "0"],
         "bare Starlette (no model)": lambda port: [sys.executable, str(ANCHORS / "bare_starlette.py"), str(port)],
     }
     if args.mlserver_python:

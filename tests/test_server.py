@@ -537,8 +537,8 @@ def test_tritonclient_http_drives_the_server(server, fitted):
 
 
 # ------------------------------------------------------------- adaptive batching
-def test_adaptive_batching_answers_64_concurrent_clients_as_each_alone(server, fitted, tmp_path):
-    """64 clients at once against a batching server: every answer equals, bit for bit, the
+def test_adaptive_batching_answers_64_concurrent_clients_as_each_alone(fitted, tmp_path):
+    """64 clients at once against a batching server: every answer equals, bit for bit, an
     unbatched server's answer to the same request sent alone; the metrics show batches for the
     graph whose answers do not depend on the batch size, and none for the one whose do."""
     _, models = fitted
@@ -547,7 +547,11 @@ def test_adaptive_batching_answers_64_concurrent_clients_as_each_alone(server, f
     requests = [
         ("cancer_mlp", {"inputs": [tensor("X", frame.iloc[[i % len(frame)]].to_numpy())]}) for i in range(48)
     ] + [("wine_gmm", {"inputs": [tensor("X", X[i : i + 1 + i % 3], "FP64")]}) for i in range(16)]
-    serial = [server.post(f"/v2/models/{name}/infer", json=body).json()["outputs"] for name, body in requests]
+    process, unbatched = start_server(fitted[0], tmp_path / "unbatched.log", "--max-batch-size", "0", "--quiet")
+    try:
+        serial = [unbatched.post(f"/v2/models/{name}/infer", json=body).json()["outputs"] for name, body in requests]
+    finally:
+        stop_server(process, unbatched)
     process, client = start_server(
         fitted[0], tmp_path / "batching.log", "--max-batch-size", "64", "--max-queue-delay-us", "20000", "--quiet"
     )
@@ -622,12 +626,12 @@ def test_repository_index_load_unload_swapped_exports_and_a_corrupt_graph(fitted
 
 # ------------------------------------------------------------------- survival
 def test_sigterm_drains_the_requests_in_flight_then_exits_0(fitted, tmp_path):
-    """Requests held in the batcher's queue (a 0.5 s delay) when SIGTERM arrives all get their answers."""
+    """Requests held in the batcher's queue (a 3 s delay) when SIGTERM arrives all get their answers."""
     _, models = fitted
     _, frame = models["cancer_mlp"]
     log = tmp_path / "drain.log"
     process, client = start_server(
-        fitted[0], log, "--max-batch-size", "64", "--max-queue-delay-us", "500000", "--log-level", "warning"
+        fitted[0], log, "--max-batch-size", "64", "--max-queue-delay-us", "3000000", "--log-level", "warning"
     )
     request = {"inputs": [tensor("X", frame.iloc[:1].to_numpy())]}
 
@@ -635,10 +639,18 @@ def test_sigterm_drains_the_requests_in_flight_then_exits_0(fitted, tmp_path):
         with httpx.Client(base_url=client.base_url, timeout=30) as own:
             return own.post("/v2/models/cancer_mlp/infer", json=request).status_code
 
+    def queued() -> float:
+        metric = 'toolkit_queued_requests{model="cancer_mlp"}'
+        line = next(li for li in client.get("/metrics").text.splitlines() if li.startswith(metric))
+        return float(line.rsplit(" ", 1)[1])
+
     try:
         with ThreadPoolExecutor(8) as pool:
             answers = pool.map(ask, range(8))
-            time.sleep(0.25)  # every request is queued, none answered yet
+            deadline = time.time() + 10
+            while queued() < 8 and time.time() < deadline:
+                time.sleep(0.05)
+            assert queued() == 8  # every request is queued, none answered yet
             process.send_signal(signal.SIGTERM)
             assert list(answers) == [200] * 8
         assert process.wait(timeout=20) == 0

@@ -101,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-batch-size",
         type=int,
-        default=0,
+        default=32,
         help="adaptive batching: stack concurrent requests for a model into one run of at most this many rows "
-        "(default: 0, off; a model.json's serving.max_batch_size overrides it for that model)",
+        "(default: 32; 0: off; a model.json's serving.max_batch_size overrides it for that model; graphs whose "
+        "answers would change with the batch size are never batched)",
     )
     serve.add_argument(
         "--max-queue-delay-us",

@@ -10,6 +10,7 @@ at discovery. Folders holding several graphs (a VAE's encoder and decoder) offer
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -304,6 +305,7 @@ def discover_models(directory: str | Path, *, intra_op_num_threads: int | None =
 # anchors, MLServer and KServe, cast between them); a value that does not fit the input's width
 # is refused by name.
 FLOAT_WIDTHS = {"FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
+FLOAT_LARGEST = {name: float(np.finfo(dtype).max) for name, dtype in FLOAT_WIDTHS.items()}
 INTEGER_WIDTHS = {
     f"{kind}{bits}": np.dtype(f"{kind[0].lower() if kind == 'UINT' else ''}int{bits}")
     for kind in ("INT", "UINT")
@@ -322,11 +324,12 @@ def _castable(sent: str, expected: str) -> bool:
 
 def decode_tensor(spec: dict, request_input: dict, max_rows: int) -> np.ndarray:
     """An OIP request tensor {"name", "shape", "datatype", "data"} as the array the graph's
-    input ``spec`` takes; ValueError naming the problem otherwise.
+    input ``spec`` takes (its dtype and shape, ready for ``session.run``); ValueError naming the
+    problem otherwise.
 
     A float datatype of another width than the input's (FP64 data for an FP32 input) is cast,
     as are integer widths; a value out of the input's range is refused by name, as are JSON
-    booleans sent for a numeric input.
+    booleans, strings and nulls sent for a numeric input, NaN and infinity.
     """
     name = request_input.get("name")
     expected = OIP_DATATYPES[spec["dtype"]]
@@ -353,8 +356,13 @@ def decode_tensor(spec: dict, request_input: dict, max_rows: int) -> np.ndarray:
     if shape and shape[0] > max_rows:
         raise ValueError(f"input {name!r} has {shape[0]} rows; this server takes at most {max_rows} per request")
     values = np.asarray(data, dtype=object).reshape(-1) if expected == "BYTES" else _numeric(data, name, expected)
-    if values.size != int(np.prod(shape)):
-        raise ValueError(f"input {name!r}: shape {shape} holds {int(np.prod(shape))} values but data has {values.size}")
+    if values.size != math.prod(shape):
+        raise ValueError(f"input {name!r}: shape {shape} holds {math.prod(shape)} values but data has {values.size}")
+    if any(fixed is not None and fixed != size for fixed, size in zip(spec["shape"], shape)):
+        raise ValueError(
+            f"input {name!r} has shape {shape_text(shape)}; the model expects {shape_text(spec['shape'])} "
+            "(-1: any size)"
+        )
     return values.reshape(shape)
 
 
@@ -391,38 +399,52 @@ def _flat(data: list) -> list:
     return data
 
 
-def _numeric(data, name: str, expected: str) -> np.ndarray:
-    if isinstance(data, np.ndarray):  # decoded from binary
+NUMBER_TYPES = {int, float}
+
+
+def _numeric(data: list | np.ndarray, name: str, expected: str) -> np.ndarray:
+    """The flat values of a numeric input, in the numpy dtype of its ``expected`` datatype.
+
+    JSON data is flattened and its element types looked at once (numbers only); when the sum
+    of their magnitudes is finite and within the input's float width, no value can be NaN,
+    infinite or overflow it, and they are converted straight to it. Otherwise (and for binary
+    data) they are read at float64 and checked value by value, to say which problem it is.
+    """
+    if isinstance(data, np.ndarray):  # decoded from binary: typed already
         flat = data
     else:
         flat = _flat(data)
-        if bool in set(map(type, flat)):
-            raise ValueError(f"input {name!r} is {expected}: JSON booleans (true / false) are not numbers here")
-    try:
-        values = np.asarray(flat, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise ValueError(f"input {name!r}: data must be numbers (nested lists of one depth are fine)") from None
+        types = set(map(type, flat))
+        if not types <= NUMBER_TYPES:
+            if bool in types:
+                raise ValueError(f"input {name!r} is {expected}: JSON booleans (true / false) are not numbers here")
+            if type(None) in types:
+                raise ValueError(f"input {name!r} contains NaN, infinity or null")
+            raise ValueError(f"input {name!r}: data must be numbers (nested lists of one depth are fine)")
+    if expected in FLOAT_WIDTHS:
+        largest = FLOAT_LARGEST[expected]
+        if isinstance(flat, list) and sum(map(abs, flat)) <= largest:  # all finite, none can overflow the width
+            return np.array(flat, dtype=FLOAT_WIDTHS[expected])
+    values = np.asarray(flat, dtype=np.float64).reshape(-1)
     if not np.isfinite(values).all():
         raise ValueError(f"input {name!r} contains NaN, infinity or null")
     if expected in FLOAT_WIDTHS:
-        largest = float(np.finfo(FLOAT_WIDTHS[expected]).max)
         too_large = np.abs(values) > largest
         if too_large.any():
             raise ValueError(
                 f"input {name!r}: the value {values[too_large][0]:g} overflows {expected} (largest magnitude "
                 f"{largest:.4g})"
             )
-    elif expected in INTEGER_WIDTHS:
-        if not np.array_equal(values, np.round(values)):
-            raise ValueError(f"input {name!r} is {expected} but data holds non-integers")
-        bounds = np.iinfo(INTEGER_WIDTHS[expected])
-        outside = (values < bounds.min) | (values > bounds.max)
-        if outside.any():
-            raise ValueError(
-                f"input {name!r}: the value {values[outside][0]:.0f} does not fit {expected} "
-                f"[{bounds.min}, {bounds.max}]"
-            )
-    return values
+        return values.astype(FLOAT_WIDTHS[expected])
+    if not np.array_equal(values, np.round(values)):
+        raise ValueError(f"input {name!r} is {expected} but data holds non-integers")
+    bounds = np.iinfo(INTEGER_WIDTHS[expected])
+    outside = (values < bounds.min) | (values > bounds.max)
+    if outside.any():
+        raise ValueError(
+            f"input {name!r}: the value {values[outside][0]:.0f} does not fit {expected} [{bounds.min}, {bounds.max}]"
+        )
+    return values.astype(INTEGER_WIDTHS[expected])
 
 
 def output_datatype(value: np.ndarray) -> str:
@@ -433,14 +455,16 @@ def output_datatype(value: np.ndarray) -> str:
 
 
 def encode_tensor(name: str, value: np.ndarray) -> dict:
-    """An output array as an OIP response tensor (row-major flattened data)."""
+    """An output array as an OIP response tensor (row-major flattened data). Numeric data stays
+    a contiguous array, which the server's JSON encoder (orjson) writes without a Python value
+    per element: float32 values in their shortest float32 form, NaN as null."""
     datatype = output_datatype(value)
-    data = value.reshape(-1).tolist()
+    flat = value.reshape(-1)
     return {
         "name": name,
         "datatype": datatype,
         "shape": list(value.shape),
-        "data": [str(v) for v in data] if datatype == "BYTES" else data,
+        "data": [str(v) for v in flat.tolist()] if datatype == "BYTES" else np.ascontiguousarray(flat),
     }
 
 

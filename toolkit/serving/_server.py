@@ -12,7 +12,8 @@ thread-safe).
 
 from __future__ import annotations
 
-import json
+import itertools
+import re
 import signal
 import time
 import uuid
@@ -20,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -60,7 +63,7 @@ class ServerSettings:
         onnxruntime threads per session (None: onnxruntime's default).
     max_batch_size : int
         Adaptive batching (``_batching.py``): concurrent requests for a model stacked into one
-        run of at most this many rows; 0 or 1: off. A model.json's ``serving`` entry
+        run of at most this many rows (default 32); 0 or 1: off. A model.json's ``serving`` entry
         (``{"max_batch_size": .., "max_queue_delay_us": ..}``) overrides it for its model;
         graphs without a free batch axis on every input and output are never batched.
     max_queue_delay_us : int
@@ -72,7 +75,7 @@ class ServerSettings:
     max_rows: int = 10_000
     max_body_bytes: int = 16 * 2**20
     intra_op_num_threads: int | None = None
-    max_batch_size: int = 0
+    max_batch_size: int = 32
     max_queue_delay_us: int = 0
     max_queue_size: int = 1024
 
@@ -113,6 +116,9 @@ class Metrics:
         )
 
         self.batches = Counter("toolkit_batches", "Adaptive batches run, by model", ["model"], registry=self.registry)
+        self.queued = Gauge(
+            "toolkit_queued_requests", "Requests waiting in a model's batching queue", ["model"], registry=self.registry
+        )
         self.batch_requests = Histogram(
             "toolkit_batch_requests",
             "Requests per adaptive batch, by model",
@@ -143,6 +149,7 @@ class Metrics:
 # worker thread and back (~180 us measured) costs more than the run (~50 us for a digits row).
 INLINE_ELEMENTS = 4096
 BINARY_HEADER = "inference-header-content-length"  # Triton's binary tensor extension
+NON_JSON_NUMBER = re.compile(rb"\bNaN\b|\bInfinity\b")  # what Python's json.dumps writes for them
 
 
 async def read_json(request: Request, limit: int) -> dict:
@@ -177,9 +184,10 @@ def parse_body(body: bytearray, header: str | None) -> dict:
         raise RequestError(400, f"{BINARY_HEADER} is {header!r}; the body has {len(body)} bytes")
     json_size = len(body) if header is None else int(header)
     try:
-        payload = json.loads(bytes(body[:json_size]))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RequestError(400, f"malformed JSON: {error}") from None
+        payload = orjson.loads(memoryview(body)[:json_size])
+    except orjson.JSONDecodeError as error:
+        hint = " (NaN and Infinity are not JSON numbers)" if NON_JSON_NUMBER.search(body, 0, json_size) else ""
+        raise RequestError(400, f"malformed JSON{hint}: {error}") from None
     if not isinstance(payload, dict):
         raise RequestError(400, f"the body must be a JSON object, got {type(payload).__name__}")
     if header is not None:
@@ -214,8 +222,9 @@ def binary_outputs(payload: dict, names: list[str]) -> set[str]:
 
 
 def json_bytes(content) -> bytes:
-    """JSON as Starlette's JSONResponse writes it."""
-    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON, numpy arrays included (written by orjson, ~15x faster than ``json``
+    on an inference answer, which weighs on every request)."""
+    return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def infer_response(body: dict, names: list[str], outputs: list[np.ndarray], binary: set[str]) -> tuple:
@@ -266,25 +275,26 @@ def infer_feed(served: ServedModel, payload: dict, settings: ServerSettings) -> 
     return feed, names
 
 
-def run_graph(served: ServedModel, feed: dict | pd.DataFrame, names: list[str]) -> list[np.ndarray]:
-    """Run the session on checked inputs; the model's own checks and onnxruntime's refusals are 400s."""
+def prepared_feed(served: ServedModel, X: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The graph's feed from records, checked by the model (its refusals are 400s)."""
     try:
-        prepared = served.model.prepare(feed)
-        return served.model.session.run(names, prepared)
+        return served.model.prepare(X)
     except (TypeError, ValueError) as error:
         raise RequestError(400, str(error)) from None
+
+
+def run_graph(served: ServedModel, feed: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+    """Run the session on a checked feed; onnxruntime's refusals are 400s with its reason."""
+    try:
+        return served.model.session.run(names, feed)
     except Exception as error:  # onnxruntime's InvalidArgument, Fail, ... carry the reason
         raise RequestError(400, f"the model could not run on these inputs: {error}") from None
 
 
-async def run_batched(served: ServedModel, feed: dict, names: list[str]) -> list[np.ndarray]:
-    """The request's outputs from its model's batcher: validated here, run stacked with others."""
+async def run_batched(served: ServedModel, feed: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+    """The request's outputs from its model's batcher: run stacked with other checked requests."""
     try:
-        prepared = served.model.prepare(feed)
-    except (TypeError, ValueError) as error:
-        raise RequestError(400, str(error)) from None
-    try:
-        outputs = await served.batcher.submit(prepared)
+        outputs = await served.batcher.submit(feed)
     except QueueFull as error:
         raise RequestError(503, f"model {served.name!r} is busy: {error}; retry shortly", retry_after=1) from None
     except Exception as error:  # onnxruntime's refusal of the stacked batch
@@ -326,8 +336,10 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         served.start_batching(settings.max_batch_size, settings.max_queue_delay_us, settings.max_queue_size)
         if served.batcher is not None:
             served.batcher.on_batch = lambda n, name=served.name: metrics.record_batch(name, n)
+            metrics.queued.labels(served.name).set_function(lambda batcher=served.batcher: len(batcher.pending))
 
     repository = ModelRepository(directory, intra_op_num_threads=settings.intra_op_num_threads, prepare=prepare)
+    id_prefix, counter = uuid.uuid4().hex[:16], itertools.count(1)  # ids of requests that send none
     models = repository.models
 
     def lookup(name: str) -> ServedModel:
@@ -411,7 +423,7 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
             outputs = run_graph(served, feed, names)
         else:
             outputs = await run_in_threadpool(run_graph, served, feed, names)
-        body = {"model_name": served.name, "id": payload["id"] if "id" in payload else uuid.uuid4().hex}
+        body = {"model_name": served.name, "id": payload["id"] if "id" in payload else f"{id_prefix}-{next(counter)}"}
         return infer_response(body, names, outputs, binary_outputs(payload, names))
 
     async def infer(request: Request) -> Response:
@@ -455,7 +467,7 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         payload = await read_json(request, settings.max_body_bytes)
         frame = records_frame(served, payload, settings)
         names = served.output_names
-        outputs = await run_in_threadpool(run_graph, served, frame, names)
+        outputs = await run_in_threadpool(lambda: run_graph(served, prepared_feed(served, frame), names))
         return JSONResponse(
             {
                 "model_name": served.name,
@@ -522,7 +534,7 @@ def app_from_environment() -> FastInfer:
         max_rows=int(os.environ.get("TOOLKIT_SERVE_MAX_ROWS", ServerSettings.max_rows)),
         max_body_bytes=int(os.environ.get("TOOLKIT_SERVE_MAX_BODY_BYTES", ServerSettings.max_body_bytes)),
         intra_op_num_threads=int(threads) if threads else None,
-        max_batch_size=int(os.environ.get("TOOLKIT_SERVE_MAX_BATCH_SIZE", 0)),
+        max_batch_size=int(os.environ.get("TOOLKIT_SERVE_MAX_BATCH_SIZE", ServerSettings.max_batch_size)),
         max_queue_delay_us=int(os.environ.get("TOOLKIT_SERVE_MAX_QUEUE_DELAY_US", 0)),
         max_queue_size=int(os.environ.get("TOOLKIT_SERVE_MAX_QUEUE_SIZE", ServerSettings.max_queue_size)),
     )
