@@ -624,6 +624,56 @@ def test_repository_index_load_unload_swapped_exports_and_a_corrupt_graph(fitted
         stop_server(process, client)
 
 
+def test_folders_that_keep_versions_serve_each_version_and_the_highest_by_default(fitted, tmp_path):
+    import shutil
+
+    import tritonclient.http as triton_http
+
+    exports, models = fitted
+    root = tmp_path / "models"
+    shutil.copytree(exports / "cancer_mlp", root / "plain")
+    shutil.copytree(exports / "cancer_mlp", root / "versioned" / "1")
+    shutil.copytree(exports / "wine_gmm", root / "versioned" / "2")
+    _, frame = models["cancer_mlp"]
+    _, X = models["wine_gmm"]
+    cancer = {"inputs": [tensor("X", frame.iloc[:2].to_numpy())]}
+    wine = {"inputs": [tensor("X", X[:2], "FP64")]}
+    process, client = start_server(root, tmp_path / "versions.log", "--quiet")
+    try:
+        latest = client.get("/v2/models/versioned").json()
+        assert latest["versions"] == ["1", "2"] and latest["inputs"][0]["shape"] == [-1, 13]
+        assert client.get("/v2/models/versioned/versions/1").json()["inputs"][0]["shape"] == [-1, frame.shape[1]]
+        assert client.get("/v2/models/versioned/versions/1/ready").json()["ready"] is True
+        answer = client.post("/v2/models/versioned/versions/1/infer", json=cancer).json()
+        assert answer["model_version"] == "1"
+        np.testing.assert_array_equal(
+            outputs(client.post("/v2/models/plain/infer", json=cancer))["label"],
+            np.asarray(answer["outputs"][0]["data"]),
+        )
+        assert client.post("/v2/models/versioned/infer", json=wine).json()["model_version"] == "2"
+        missing = client.get("/v2/models/versioned/versions/3")
+        assert missing.status_code == 404 and "has no version '3'; it has ['1', '2']" in missing.json()["error"]
+        assert client.post("/v2/models/versioned/versions/3/infer", json=wine).status_code == 404
+        assert client.get("/v2/models/plain/versions/1").json()["versions"] == ["1"]
+        assert client.get("/v2/models/plain/versions/2").status_code == 404
+        index = [(e["name"], e["version"], e["state"]) for e in client.post("/v2/repository/index").json()]
+        assert index == [("plain", "1", "READY"), ("versioned", "1", "READY"), ("versioned", "2", "READY")]
+
+        triton = triton_http.InferenceServerClient(client.base_url.netloc.decode())
+        assert triton.get_model_metadata("versioned", model_version="1")["inputs"][0]["datatype"] == "FP32"
+        row = triton_http.InferInput("X", [2, frame.shape[1]], "FP32")
+        row.set_data_from_numpy(frame.iloc[:2].to_numpy(np.float32))
+        result = triton.infer("versioned", [row], model_version="1")
+        np.testing.assert_array_equal(result.as_numpy("label"), np.asarray(answer["outputs"][0]["data"]))
+
+        export(models["cancer_mlp"][0], root / "versioned" / "3")  # a new version, no restart
+        time.sleep(0.3)  # model.json files are looked at every 0.25 s at most
+        assert client.get("/v2/models/versioned").json()["versions"] == ["1", "2", "3"]
+        assert client.post("/v2/models/versioned/infer", json=cancer).json()["model_version"] == "3"
+    finally:
+        stop_server(process, client)
+
+
 # ------------------------------------------------------------------- survival
 def test_sigterm_drains_the_requests_in_flight_then_exits_0(fitted, tmp_path):
     """Requests held in the batcher's queue (a 3 s delay) when SIGTERM arrives all get their answers."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -47,11 +47,18 @@ ORT_TYPES = {
 
 @dataclass
 class ServedModel:
-    """One graph a server offers: its name, the loaded model and its OIP metadata."""
+    """One graph a server offers: its name and version, the loaded model and its OIP metadata.
+
+    ``folder`` is the repository folder it came from (for a folder that keeps versions, the
+    folder above the version's); ``versions`` lists every version of the name being served.
+    """
 
     name: str
     model: OnnxModel
     batcher: Batcher | None = None
+    version: str = "1"
+    folder: str = ""
+    versions: list[str] = field(default_factory=lambda: ["1"])
 
     @cached_property
     def output_names(self) -> list[str]:
@@ -133,7 +140,7 @@ class ServedModel:
         ]
         return {
             "name": self.name,
-            "versions": [],
+            "versions": self.versions,
             "platform": "onnxruntime_onnx",
             "inputs": inputs,
             "outputs": outputs,
@@ -167,11 +174,25 @@ class ServedModel:
             if self.takes_records
             else ""
         )
-        return f"{self.name}: {tensors(metadata['inputs'])}{named} -> {tensors(metadata['outputs'])}"
+        versions = f" (version {self.version} of {', '.join(self.versions)})" if len(self.versions) > 1 else ""
+        return f"{self.name}{versions}: {tensors(metadata['inputs'])}{named} -> {tensors(metadata['outputs'])}"
 
 
-def _stamp(folder: Path) -> tuple[int, int] | None:
-    """(inode, mtime) of the folder's model.json: an export swapped in changes it (None: gone)."""
+def _version_folders(folder: Path) -> list[Path]:
+    """The version folders of a folder that keeps versions (Triton's layout: ``<model>/<n>/``,
+    each an export folder), lowest number first; [] for anything else."""
+    if (folder / METADATA_FILE).is_file() or not folder.is_dir():
+        return []
+    numbered = [child for child in folder.iterdir() if child.name.isdigit() and (child / METADATA_FILE).is_file()]
+    return sorted(numbered, key=lambda child: int(child.name))
+
+
+def _stamp(folder: Path) -> tuple | None:
+    """(inode, mtime) of the folder's model.json, or of each version's: an export swapped in,
+    or a version added or removed, changes it (None: gone)."""
+    versions = _version_folders(folder)
+    if versions:
+        return tuple((child.name, _stamp(child)) for child in versions)
     try:
         status = (folder / METADATA_FILE).stat()
     except OSError:
@@ -181,21 +202,26 @@ def _stamp(folder: Path) -> tuple[int, int] | None:
 
 @dataclass
 class Unavailable:
-    """A folder the server found but does not serve: why (a damaged graph, unloaded)."""
+    """A model the server found but does not serve: its folder, version and why (a damaged
+    graph, unloaded)."""
 
     folder: str
     reason: str
+    version: str = "1"
 
 
 class ModelRepository:
     """The models of a server: every export folder directly under ``directory``, by name, with
     the V2 model-repository extension's index, load and unload.
 
-    A folder whose graph cannot be read (truncated, corrupt, a digest that does not match) is
-    listed as unavailable with its reason while the others serve. A folder replaced on disk
-    (an export swapped in: its model.json changes) is read again at its next request, without
-    a restart (model.json is looked at no more than every RECHECK_SECONDS per folder).
-    ``prepare(served)`` runs on every model made (the server starts its batching).
+    A folder that keeps versions (no model.json of its own, export folders named by number
+    inside: ``digits_cnn/1``, ``digits_cnn/2``) serves each version, the highest by default. A
+    folder whose graph cannot be read (truncated, corrupt, a digest that does not match) is
+    listed as unavailable with its reason while the others serve. A folder replaced on disk (an
+    export swapped in: its model.json changes; a version added or removed) is read again at its
+    next request, without a restart (model.json is looked at no more than every
+    RECHECK_SECONDS per folder). ``prepare(served)`` runs on every model made (the server
+    starts its batching).
     """
 
     def __init__(self, directory: str | Path, *, intra_op_num_threads: int | None = None, prepare=None) -> None:
@@ -203,30 +229,36 @@ class ModelRepository:
         if not self.root.is_dir():
             raise FileNotFoundError(f"{directory} is not a directory of exported models")
         self.intra_op_num_threads, self.prepare = intra_op_num_threads, prepare
-        self.models: dict[str, ServedModel] = {}
+        self.models: dict[str, ServedModel] = {}  # name: its highest version
+        self.versions: dict[str, dict[str, ServedModel]] = {}  # name: {version: model}
         self.unavailable: dict[str, Unavailable] = {}
-        self.stamps: dict[str, tuple[int, int] | None] = {}
+        self.stamps: dict[str, tuple | None] = {}
         self.checked: dict[str, float] = {}  # when each folder's model.json was last looked at
         for folder in sorted(self.root.iterdir()):
-            if (folder / METADATA_FILE).is_file():
+            if (folder / METADATA_FILE).is_file() or _version_folders(folder):
                 self.load_folder(folder.name)
 
     def _folder(self, name: str) -> str:
         """The folder a model or folder name refers to."""
         served = self.models.get(name)
         if served is not None:
-            return served.model.folder.name
+            return served.folder
         if name in self.unavailable:
             return self.unavailable[name].folder
         return name.split(".", 1)[0] if not (self.root / name).is_dir() else name
 
-    def load_folder(self, folder_name: str) -> list[str]:
-        """(Re)load one export folder's graphs; returns the names now served from it."""
-        for name in [n for n, m in self.models.items() if m.model.folder.name == folder_name]:
-            del self.models[name]
+    def _forget(self, folder_name: str) -> None:
+        for name in [n for n, m in self.models.items() if m.folder == folder_name]:
+            del self.models[name], self.versions[name]
         for name in [n for n, u in self.unavailable.items() if u.folder == folder_name]:
             del self.unavailable[name]
-        listed = {path.name for path in self.root.iterdir() if (path / METADATA_FILE).is_file()}
+
+    def load_folder(self, folder_name: str) -> list[str]:
+        """(Re)load one export folder's graphs (every version's); returns the names now served from it."""
+        self._forget(folder_name)
+        listed = {
+            path.name for path in self.root.iterdir() if (path / METADATA_FILE).is_file() or _version_folders(path)
+        }
         if folder_name not in listed:  # names are matched against the listing: no path is built from a request
             raise KeyError(folder_name)
         folder = self.root / folder_name
@@ -235,49 +267,64 @@ class ModelRepository:
             LOG.warning("refusing %s: it resolves to %s, outside %s", folder_name, resolved, self.root)
             return []
         self.stamps[folder_name] = _stamp(folder)
+        versions = [(child.name, child) for child in _version_folders(folder)] or [("1", folder)]
+        loaded = {}
+        for version, version_folder in versions:
+            for name, served in self._load_version(folder_name, version, version_folder):
+                self.versions.setdefault(name, {})[version] = served
+                loaded[name] = served  # the highest version last
+        for name, served in loaded.items():
+            self.models[name] = served
+            for each in self.versions[name].values():
+                each.versions = list(self.versions[name])
+        return list(loaded)
+
+    def _load_version(self, folder_name: str, version: str, folder: Path) -> list[tuple[str, ServedModel]]:
+        """(name, model) of each graph of one export folder that loads."""
         try:
             graphs = read_metadata(folder)["graphs"]
         except ValueError as error:  # one unreadable folder must not take the others down
-            LOG.warning("skipping %s: %s", folder_name, error)
+            LOG.warning("skipping %s: %s", folder.relative_to(self.root), error)
             return []
-        loaded = []
+        served = []
         for graph in graphs:
             name = folder_name if len(graphs) == 1 else f"{folder_name}.{graph}"
             try:
                 model = OnnxModel(folder, graph=graph, intra_op_num_threads=self.intra_op_num_threads)
             except Exception as error:  # noqa: BLE001 - a truncated or corrupt graph: not ready, with its reason
-                LOG.warning("%s is not ready: %s", name, error)
-                self.unavailable[name] = Unavailable(folder_name, f"its graph could not be loaded: {error}")
+                LOG.warning("%s (version %s) is not ready: %s", name, version, error)
+                self.unavailable[name] = Unavailable(folder_name, f"its graph could not be loaded: {error}", version)
                 continue
             if self.root not in (folder / model.entry["file"]).resolve().parents:
                 LOG.warning("refusing %s: its graph file resolves outside %s", name, self.root)
                 continue
-            served = ServedModel(name, model)
+            model_served = ServedModel(name, model, version=version, folder=folder_name)
             if self.prepare is not None:
-                self.prepare(served)
-            self.models[name] = served
-            loaded.append(name)
-        return loaded
+                self.prepare(model_served)
+            served.append((name, model_served))
+        return served
 
     def unload(self, name: str) -> None:
-        """Stop serving a model (all graphs of its folder) until it is loaded again."""
+        """Stop serving a model (all graphs and versions of its folder) until it is loaded again."""
         folder = self._folder(name)
-        names = [n for n, m in self.models.items() if m.model.folder.name == folder]
+        names = [n for n, m in self.models.items() if m.folder == folder]
         if not names and not any(u.folder == folder for u in self.unavailable.values()):
             raise KeyError(name)
         for served in names:
-            del self.models[served]
-            self.unavailable[served] = Unavailable(folder, "unloaded (POST .../load to serve it again)")
+            version = self.models[served].version
+            del self.models[served], self.versions[served]
+            self.unavailable[served] = Unavailable(folder, "unloaded (POST .../load to serve it again)", version)
 
     def get(self, name: str) -> ServedModel:
-        """The served model; KeyError when unknown, LookupError(reason) when not ready. A folder
-        replaced on disk is read again first."""
+        """The served model (its highest version: ``versions[name]`` has every one); KeyError
+        when unknown, LookupError(reason) when not ready. A folder replaced on disk is read
+        again first."""
         served = self.models.get(name)
         if served is not None:
-            folder, now = served.model.folder.name, time.monotonic()
+            folder, now = served.folder, time.monotonic()
             if now - self.checked.get(folder, 0.0) > RECHECK_SECONDS:
                 self.checked[folder] = now
-                if _stamp(served.model.folder) != self.stamps.get(folder):
+                if _stamp(self.root / folder) != self.stamps.get(folder):
                     self.load_folder(folder)
                     served = self.models.get(name)
         if served is not None:
@@ -287,13 +334,17 @@ class ModelRepository:
         raise KeyError(name)
 
     def index(self) -> list[dict]:
-        """``POST /v2/repository/index``: every model with its state and, when not ready, why."""
-        entries = [{"name": name, "version": "1", "state": "READY", "reason": ""} for name in self.models]
+        """``POST /v2/repository/index``: every model version with its state and, when not ready, why."""
+        entries = [
+            {"name": name, "version": version, "state": "READY", "reason": ""}
+            for name, versions in self.versions.items()
+            for version in versions
+        ]
         entries += [
-            {"name": name, "version": "1", "state": "UNAVAILABLE", "reason": entry.reason}
+            {"name": name, "version": entry.version, "state": "UNAVAILABLE", "reason": entry.reason}
             for name, entry in self.unavailable.items()
         ]
-        return sorted(entries, key=lambda entry: entry["name"])
+        return sorted(entries, key=lambda entry: (entry["name"], int(entry["version"])))
 
 
 def discover_models(directory: str | Path, *, intra_op_num_threads: int | None = None) -> dict[str, ServedModel]:

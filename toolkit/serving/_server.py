@@ -342,13 +342,20 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
     id_prefix, counter = uuid.uuid4().hex[:16], itertools.count(1)  # ids of requests that send none
     models = repository.models
 
-    def lookup(name: str) -> ServedModel:
+    def lookup(name: str, version: str | None = None) -> ServedModel:
+        """The model a request names (its highest version unless it names one)."""
         try:
-            return repository.get(name)
+            served = repository.get(name)
         except KeyError:
             raise RequestError(404, f"unknown model {name!r}; this server has {sorted(models)}") from None
         except LookupError as reason:
             raise RequestError(503, f"model {name!r} is not ready: {reason}") from None
+        if version is None:
+            return served
+        versions = repository.versions[name]
+        if version not in versions:
+            raise RequestError(404, f"model {name!r} has no version {version!r}; it has {list(versions)}")
+        return versions[version]
 
     def endpoint(kind: str, handler):
         async def wrapped(request: Request) -> Response:
@@ -382,12 +389,12 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         )
 
     async def model_metadata(request: Request) -> Response:
-        return JSONResponse(lookup(request.path_params["name"]).metadata())
+        return JSONResponse(lookup(request.path_params["name"], request.path_params.get("version")).metadata())
 
     async def model_ready(request: Request) -> Response:
         name = request.path_params["name"]
         try:
-            lookup(name)
+            lookup(name, request.path_params.get("version"))
         except RequestError as error:
             if error.status != 503:
                 raise
@@ -413,9 +420,9 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
             raise RequestError(404, f"unknown model {name!r}; this server has {sorted(models)}") from None
         return JSONResponse({"name": name, "unloaded": True})
 
-    async def answer_infer(name: str, payload: dict) -> tuple:
+    async def answer_infer(name: str, version: str | None, payload: dict) -> tuple:
         """(content, media type, headers) of the answer to an inference request."""
-        served = lookup(name)
+        served = lookup(name, version)
         feed, names = infer_feed(served, payload, settings)
         if served.batcher is not None:
             outputs = await run_batched(served, feed, names)
@@ -423,15 +430,21 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
             outputs = run_graph(served, feed, names)
         else:
             outputs = await run_in_threadpool(run_graph, served, feed, names)
-        body = {"model_name": served.name, "id": payload["id"] if "id" in payload else f"{id_prefix}-{next(counter)}"}
+        body = {
+            "model_name": served.name,
+            "model_version": served.version,
+            "id": payload["id"] if "id" in payload else f"{id_prefix}-{next(counter)}",
+        }
         return infer_response(body, names, outputs, binary_outputs(payload, names))
 
     async def infer(request: Request) -> Response:
         payload = await read_json(request, settings.max_body_bytes)
-        content, media_type, headers = await answer_infer(request.path_params["name"], payload)
+        content, media_type, headers = await answer_infer(
+            request.path_params["name"], request.path_params.get("version"), payload
+        )
         return Response(content, media_type=media_type, headers=headers)
 
-    async def fast_infer(name: str, scope, receive, send) -> None:
+    async def fast_infer(name: str, version: str | None, scope, receive, send) -> None:
         """POST /v2/models/{name}/infer straight on ASGI, without Starlette's routing, Request and
         Response objects (~40 us a request): the same answers, errors and metrics."""
         started = time.perf_counter()
@@ -451,7 +464,7 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
                     break
             binary = headers.get(BINARY_HEADER.encode())
             payload = parse_body(body, binary.decode() if binary is not None else None)
-            content, media_type, extra = await answer_infer(name, payload)
+            content, media_type, extra = await answer_infer(name, version, payload)
             status = 200
         except RequestError as error:
             status, content, media_type = error.status, json_bytes({"error": str(error)}), "application/json"
@@ -486,6 +499,9 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         Route("/v2", endpoint("server", server_metadata)),
         Route("/v2/models/{name}", endpoint("metadata", model_metadata)),
         Route("/v2/models/{name}/ready", endpoint("ready", model_ready)),
+        Route("/v2/models/{name}/versions/{version}", endpoint("metadata", model_metadata)),
+        Route("/v2/models/{name}/versions/{version}/ready", endpoint("ready", model_ready)),
+        Route("/v2/models/{name}/versions/{version}/infer", endpoint("infer", infer), methods=["POST"]),
         Route("/v2/models/{name}/predict", endpoint("predict", predict), methods=["POST"]),
         Route("/v2/repository/index", endpoint("repository", repository_index), methods=["POST"]),
         Route("/v2/repository/models/{name}/load", endpoint("repository", repository_load), methods=["POST"]),
@@ -510,18 +526,22 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
 
 
 class FastInfer:
-    """The server's ASGI app: POST /v2/models/{name}/infer goes to ``infer`` (raw ASGI), every
-    other request to the Starlette ``app`` (whose ``state`` this exposes)."""
+    """The server's ASGI app: POST /v2/models/{name}[/versions/{version}]/infer goes to ``infer``
+    (raw ASGI), every other request to the Starlette ``app`` (whose ``state`` this exposes)."""
 
     def __init__(self, app: Starlette, infer) -> None:
         self.app, self.infer, self.state = app, infer, app.state
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            parts = scope["path"].split("/")  # "", "v2", "models", name, "infer"
-            if len(parts) == 5 and parts[1] == "v2" and parts[2] == "models" and parts[4] == "infer" and parts[3]:
-                await self.infer(parts[3], scope, receive, send)
-                return
+            parts = scope["path"].split("/")  # "", "v2", "models", name, ["versions", version,] "infer"
+            if parts[-1] == "infer" and parts[1:3] == ["v2", "models"] and parts[3]:
+                if len(parts) == 5:
+                    await self.infer(parts[3], None, scope, receive, send)
+                    return
+                if len(parts) == 7 and parts[4] == "versions" and parts[5]:
+                    await self.infer(parts[3], parts[5], scope, receive, send)
+                    return
         await self.app(scope, receive, send)
 
 
