@@ -130,3 +130,19 @@ def test_a_full_queue_refuses_at_once():
             task.cancel()
 
     asyncio.run(go())
+
+
+def test_only_graphs_whose_outputs_have_fixed_axes_besides_the_batch_are_batchable():
+    from types import SimpleNamespace
+
+    from toolkit.serving._repository import ServedModel
+
+    def served(*output_shapes):
+        outputs = [SimpleNamespace(name=f"y{i}", shape=list(shape)) for i, shape in enumerate(output_shapes)]
+        session = SimpleNamespace(get_outputs=lambda: outputs)
+        model = SimpleNamespace(inputs=[{"name": "X", "shape": [None, 3], "dtype": "float32"}], session=session)
+        return ServedModel("m", model)
+
+    assert served(["N", 10], ["N"]).batchable
+    assert not served(["N", "steps"]).batchable  # its length could be the whole batch's
+    assert not served([1, 10]).batchable  # no batch axis

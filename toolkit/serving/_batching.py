@@ -13,7 +13,7 @@ prepared arrays, and a batch that onnxruntime refuses is run again request by re
 that only the requests that fail alone get an error. Some of onnxruntime's kernels round
 differently at another batch size (float64 GEMMs: the mixture graph), so the server batches
 a graph only when a start-up probe finds its answers bit for bit alike at batch sizes 1 to 8
-(``ServedModel.answers_alike_at_any_batch_size``): batching never changes an answer. More
+(``ServedModel.batching_problem``): batching never changes an answer. More
 than ``max_queue_size`` requests waiting makes the next one fail fast with ``QueueFull`` (the
 server answers 503 with Retry-After, as Triton does) instead of growing.
 """

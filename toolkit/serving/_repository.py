@@ -72,9 +72,14 @@ class ServedModel:
 
     @property
     def batchable(self) -> bool:
-        """Whether requests can be stacked: every input and output has a free first (batch) axis."""
+        """Whether requests can be stacked: every input and output has a free first (batch) axis,
+        and the outputs' other axes are fixed (a free one, as the steps of a caption decoder that
+        stops when every row has ended, could take its size from the whole batch)."""
         inputs = all(spec["shape"] and spec["shape"][0] is None for spec in self.model.inputs)
-        outputs = all(out.shape and not isinstance(out.shape[0], int) for out in self.model.session.get_outputs())
+        outputs = all(
+            out.shape and not isinstance(out.shape[0], int) and all(isinstance(d, int) for d in out.shape[1:])
+            for out in self.model.session.get_outputs()
+        )
         return inputs and outputs
 
     def start_batching(self, max_batch_size: int, max_queue_delay_us: int, max_queue_size: int) -> None:
@@ -84,40 +89,44 @@ class ServedModel:
         if size <= 1 or not self.batchable:
             self.batcher = None
             return
-        if not self.answers_alike_at_any_batch_size():
-            LOG.warning(
-                "%s is served unbatched: onnxruntime's answers for a row differ in the last bits between batch "
-                "sizes 1 and 8 for this graph, and batching must not change an answer",
-                self.name,
-            )
+        problem = self.batching_problem()
+        if problem:
+            LOG.warning("%s is served unbatched: %s", self.name, problem)
             self.batcher = None
             return
         delay = int(own.get("max_queue_delay_us", max_queue_delay_us))
         session, names = self.model.session, self.output_names
         self.batcher = Batcher(lambda feed: session.run(names, feed), size, delay, max_queue_size)
 
-    def answers_alike_at_any_batch_size(self, rows: int = 8) -> bool:
-        """Whether ``rows`` random rows run together give, bit for bit, what each gives alone and
-        in uneven splits (3 + 5). Some graphs' kernels (float64 GEMMs, reductions) round
-        differently at another batch size; those are not batched."""
+    def batching_problem(self, rows: int = 8) -> str | None:
+        """Why this graph's requests must not be stacked (None: they may). A probe runs ``rows``
+        random rows together, each alone and in uneven splits (3 + 5): some graphs' kernels
+        (float64 GEMMs, reductions) round differently at another batch size, and batching
+        must never change an answer."""
         rng = np.random.default_rng(0)
         feed = {}
         for spec in self.model.inputs:
             shape = (rows, *(1 if d is None else d for d in spec["shape"][1:]))
             if spec["dtype"] == "string":
-                return False  # no probe values that the graph is sure to accept
+                return "the start-up probe has no values its string input is sure to accept"
             values = rng.integers(0, 10, shape) if spec["dtype"].startswith("int") else rng.normal(size=shape)
             feed[spec["name"]] = values.astype(ORT_NUMPY[spec["dtype"]])
         try:
             together = self.model.session.run(None, feed)
             parts = [(0, 1), (1, 2), (2, 5), (5, rows)]
             apart = [self.model.session.run(None, {k: v[a:b] for k, v in feed.items()}) for a, b in parts]
-        except Exception:  # noqa: BLE001 - a graph the probe cannot feed is not batched
-            return False
-        return all(
-            np.array_equal(whole[a:b], piece[i], equal_nan=True)
+        except Exception as error:  # noqa: BLE001 - a graph the probe cannot feed is not batched
+            return f"the graph did not run on the start-up probe's random rows ({error})"
+        alike = all(
+            np.array_equal(whole[a:b], piece[i], equal_nan=whole.dtype.kind in "fc")
             for (a, b), piece in zip(parts, apart)
             for i, whole in enumerate(together)
+        )
+        if alike:
+            return None
+        return (
+            "onnxruntime's answers for a row differ in the last bits between batch sizes 1 and 8 for this graph, "
+            "and batching must not change an answer"
         )
 
     def metadata(self) -> dict:
