@@ -5,9 +5,10 @@ readiness, and ``POST /v2/models/{name}/infer`` with named, typed, shaped tensor
 it, ``POST /v2/models/{name}/predict`` takes DataFrame-shaped ``{"records": [...]}`` and
 ``GET /metrics`` gives Prometheus counters and latency histograms per model.
 
-Every bad request gets a 4xx with ``{"error": "..."}`` naming the problem; inference runs
-in Starlette's thread pool on onnxruntime sessions shared by all requests (``run`` is
-thread-safe).
+Every bad request gets a 4xx with ``{"error": "..."}`` naming the problem. Concurrent
+requests for a model are batched (``_batching.py``) unless the graph's answers would change;
+small runs go on the event loop itself, larger ones to a worker thread, on onnxruntime
+sessions shared by all requests (``run`` is thread-safe).
 """
 
 from __future__ import annotations
@@ -297,7 +298,7 @@ async def run_batched(served: ServedModel, feed: dict[str, np.ndarray], names: l
         outputs = await served.batcher.submit(feed)
     except QueueFull as error:
         raise RequestError(503, f"model {served.name!r} is busy: {error}; retry shortly", retry_after=1) from None
-    except Exception as error:  # onnxruntime's refusal of the stacked batch
+    except Exception as error:  # onnxruntime's refusal of this request (a refused batch is rerun request by request)
         raise RequestError(400, f"the model could not run on these inputs: {error}") from None
     return [outputs[served.output_index[name]] for name in names]
 
