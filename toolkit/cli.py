@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--list", action="store_true", help="list the pipelines, what each does and its quick / full time, and exit"
     )
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="pipelines run at a time, each in a worker process with its share of the cores (default: 2 where "
+        "there are 2 cores or more; 1: one after the other, with progress bars)",
+    )
     serve = commands.add_parser(
         "serve",
         help="serve exported models over HTTP (Open Inference Protocol V2)",
@@ -211,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
     from toolkit.jobs._runner import run_all  # torch, onnx: only once the arguments parse
 
     try:
-        return run_all(args.names, directory, args.out, full=args.full).exit_code
+        return run_all(args.names, directory, args.out, full=args.full, jobs=args.jobs).exit_code
     except ValueError as error:
         print(f"toolkit: {error}", file=sys.stderr)
         return 2
