@@ -102,6 +102,38 @@ def test_rows_stream_and_a_loss_or_a_failure_is_said(tmp_path, capsys):
     ]
 
 
+SLEEPY_JOB = """
+import time
+from pathlib import Path
+
+def run(full=False):
+    started = time.time()
+    time.sleep({seconds})
+    Path({marks!r}).joinpath(Path(__file__).stem).write_text(f"{{started}} {{time.time()}}")
+    model, X, y = fitted()
+    return Job(model, X, "accuracy", model.score(X, y), Baseline("coin", 0.5))
+"""
+
+
+def test_pipelines_run_two_at_a_time_and_a_worker_that_dies_is_a_failed_row(tmp_path, capsys):
+    """Two workers: the two pipelines' sleeps overlap in time, and a pipeline whose process is
+    killed gets a FAIL row that says so instead of taking the run down."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    sleepy = SLEEPY_JOB.format(seconds=3, marks=str(marks))
+    jobs = write_jobs(tmp_path / "jobs", {"a": sleepy, "b": sleepy})
+    assert main(["run", "--pipelines", str(jobs), "--out", str(tmp_path / "out"), "--jobs", "2"]) == 0
+    (a_start, a_end), (b_start, b_end) = (map(float, (marks / n).read_text().split()) for n in "ab")
+    assert a_start < b_end and b_start < a_end  # they ran at the same time
+
+    killed = "import os, signal\n\ndef run(full=False):\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+    dying = write_jobs(tmp_path / "dying", {"fine": SLEEPY_JOB.format(seconds=0, marks=str(marks)), "killed": killed})
+    assert main(["run", "--pipelines", str(dying), "--out", str(tmp_path / "out2"), "--jobs", "2"]) == 1
+    assert "the worker process running killed died" in capsys.readouterr().out
+    results = json.loads((tmp_path / "out2" / "results.json").read_text())
+    assert [r["name"] for r in results["rows"]] == ["fine", "killed"] and results["finished"] is True
+
+
 def test_ctrl_c_keeps_the_finished_rows(tmp_path):
     """SIGINT during the third pipeline: exit 130, the two finished rows printed and in results.json."""
     jobs = write_jobs(

@@ -20,6 +20,7 @@ import sys
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -257,6 +258,15 @@ class InProcess:
         pass
 
 
+def job_outcome(name: str, future: Future) -> Outcome:
+    """A finished job's row; a FAIL row naming the cause when its worker process died (killed
+    for memory, a crash in native code), which takes the pool and the jobs after it down too."""
+    try:
+        return future.result()
+    except BrokenProcessPool as error:
+        return Outcome(name, problem=f"the worker process running {name} died ({error})")
+
+
 def start_worker(threads: int) -> None:
     """A worker process's set-up: torch's threads, no progress bars (two workers' bars would
     garble each other; the start and result lines remain), and SIGINT left to the parent,
@@ -364,7 +374,7 @@ def run_all(
                     running[name] = executor.submit(run_job, name, available[name], out, full=full)
                 done = wait(list(running.values()), return_when=FIRST_COMPLETED).done
                 for name in [n for n, future in running.items() if future in done]:
-                    outcome = running.pop(name).result()
+                    outcome = job_outcome(name, running.pop(name))
                     run.outcomes.append(outcome)
                     run.outcomes.sort(key=lambda o: order[o.name])  # results.json and the closing table in run order
                     print(row_line(outcome, widths), file=stream)
