@@ -232,11 +232,6 @@ class ResultsFile:
 
 
 # ------------------------------------------------------------------------------ the workers
-def expected_seconds(path: Path, setting: str) -> float:
-    """A pipeline's catalogued time in a setting (0 when it gives none)."""
-    return describe(path).seconds.get(setting, 0.0)
-
-
 def default_jobs() -> int:
     """Pipelines run at a time: two where there are two cores or more. Their nets are small, and
     torch uses a second thread on one poorly: on 2 cores, two pipelines of one thread each
@@ -355,15 +350,17 @@ def run_all(
     widths = streaming_widths(selected)
     print("\n".join(header_lines(widths)), file=stream, flush=True)
     order = {name: position for position, name in enumerate(selected)}
+    infos = {name: describe(available[name]) for name in selected}
     # The longest first (their catalogued times), so that no long pipeline starts last while the
     # other worker idles: a run's length is then about its work over the workers.
-    queue, running = sorted(enumerate(selected, 1), key=lambda item: -expected_seconds(available[item[1]], setting)), {}
+    queue = sorted(enumerate(selected, 1), key=lambda item: -infos[item[1]].seconds.get(setting, 0.0))
+    running = {}
     with job_executor(min(jobs or default_jobs(), len(selected))) as (executor, slots):
         try:
             while queue or running:
                 while queue and len(running) < slots:
                     index, name = queue.pop(0)
-                    info = describe(available[name])
+                    info = infos[name]
                     expected = f", about {info.seconds[setting]:.0f} s on 2 cores" if setting in info.seconds else ""
                     print(
                         f"[{index}/{len(selected)}] {name}: {info.summary} ({setting}{expected})",

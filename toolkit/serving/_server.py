@@ -39,7 +39,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import toolkit
-from toolkit.serving._batching import QueueFull
+from toolkit.serving._batching import INLINE_ELEMENTS, QueueFull
 from toolkit.serving._model import column_mismatch
 from toolkit.serving._repository import (
     ModelRepository,
@@ -146,9 +146,6 @@ class Metrics:
             series[2].inc()
 
 
-# Requests of at most this many input values run on the event loop itself: for them the hop to a
-# worker thread and back (~180 us measured) costs more than the run (~50 us for a digits row).
-INLINE_ELEMENTS = 4096
 BINARY_HEADER = "inference-header-content-length"  # Triton's binary tensor extension
 NON_JSON_NUMBER = re.compile(rb"\bNaN\b|\bInfinity\b")  # what Python's json.dumps writes for them
 
