@@ -160,7 +160,7 @@ def test_export_refuses_what_it_cannot_export(tmp_path):
     with pytest.raises(NotFittedError):
         export(MLPClassifier(), tmp_path)
     X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
-    with pytest.raises(TypeError, match="LogisticRegression is not a toolkit estimator"):
+    with pytest.raises(TypeError, match="LogisticRegression does not implement the export protocol"):
         export(LogisticRegression().fit(X, y), tmp_path)
     assert not any(tmp_path.iterdir())
 

@@ -403,7 +403,7 @@ class BaseNeuralNet(BaseEstimator):
         check_is_fitted(self, "module_")
         return pd.DataFrame(summarize(self.module_, self.net_shape_)).set_index("layer")
 
-    def _inference_spec(self) -> InferenceSpec:
+    def __onnx_spec__(self) -> InferenceSpec:
         """The net with input reshaping and output post-processing, on CPU in eval mode."""
         check_is_fitted(self, "module_")
         net = nn.Sequential(

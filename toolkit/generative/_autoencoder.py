@@ -152,7 +152,7 @@ class AutoEncoder(BaseAutoEncoder):
         rebuilt = np.asarray(self.inverse_transform(self.transform(X))).reshape(len(original), -1)
         return -float(((rebuilt - original) ** 2).sum(axis=1).mean())
 
-    def _inference_spec(self) -> list[InferenceSpec]:
+    def __onnx_spec__(self) -> list[InferenceSpec]:
         """Two graphs: ``encoder`` (X -> z) and ``decoder`` (Z -> reconstruction in the input's units)."""
         check_is_fitted(self, "module_")
         net = self._exportable_module()
@@ -163,7 +163,7 @@ class AutoEncoder(BaseAutoEncoder):
             InferenceSpec(
                 module=encoder.eval(),
                 sample_shape=self.input_shape_,
-                outputs=[OutputSpec("z", "transform", 2)],
+                outputs=[OutputSpec("z", self.transform, 2)],
                 example=np.zeros((2, *self.input_shape_), dtype=np.float32),
                 feature_names=feature_names,
                 graph="encoder",
@@ -171,10 +171,10 @@ class AutoEncoder(BaseAutoEncoder):
             InferenceSpec(
                 module=decoder.eval(),
                 sample_shape=(self.latent_dim,),
-                outputs=[OutputSpec("reconstruction", "inverse_transform", 1 + len(self.input_shape_))],
+                outputs=[OutputSpec("reconstruction", self.inverse_transform, 1 + len(self.input_shape_))],
                 example=np.zeros((2, self.latent_dim), dtype=np.float32),
                 input_name="Z",
                 graph="decoder",
-                input_method="transform",
+                input_method=self.transform,
             ),
         ]

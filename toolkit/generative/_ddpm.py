@@ -487,7 +487,7 @@ class DDPM(BaseGenerativeNet):
         return self.sampling_noise(min(len(X), 8), random_state=0, n_sampling_steps=n_sampling_steps)
 
     # ------------------------------------------------------------------- export
-    def _inference_spec(
+    def __onnx_spec__(
         self, sampler: str = "ddpm", n_sampling_steps: int | None = None, eta: float = 0.0
     ) -> list[InferenceSpec]:
         """Two graphs: ``denoiser`` (X_t, t) -> eps in the net's scale, and ``sampler``:
@@ -520,12 +520,12 @@ class DDPM(BaseGenerativeNet):
             InferenceSpec(
                 module=denoiser,
                 sample_shape=tuple(self.net_shape_),
-                outputs=[OutputSpec("eps", "predict_noise", n_net)],
+                outputs=[OutputSpec("eps", self.predict_noise, n_net)],
                 example=np.zeros((2, *self.net_shape_), dtype=np.float32),
                 input_name="X_t",
                 extra_inputs=(InputSpec("t", (), np.zeros(2, dtype=np.int64)),),
                 graph="denoiser",
-                input_method="diffuse",
+                input_method=self.diffuse,
             ),
             InferenceSpec(
                 module=None,
@@ -533,7 +533,7 @@ class DDPM(BaseGenerativeNet):
                 outputs=[
                     OutputSpec(
                         "samples",
-                        "sample_from_noise",
+                        self.sample_from_noise,
                         1 + len(self.input_shape_),
                         kwargs=settings,
                         tolerance=sampler_tolerance,
@@ -549,7 +549,7 @@ class DDPM(BaseGenerativeNet):
                     ),
                 ),
                 graph="sampler",
-                input_method="_sampler_validation_inputs",
+                input_method=self._sampler_validation_inputs,
                 input_kwargs={"n_sampling_steps": n_sampling_steps},
                 build=build,
             ),

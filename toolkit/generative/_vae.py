@@ -311,7 +311,7 @@ class VAE(BaseAutoEncoder):
         return float(self.elbo(X)["elbo"].mean())
 
     # ------------------------------------------------------------------- export
-    def _inference_spec(self) -> list[InferenceSpec]:
+    def __onnx_spec__(self) -> list[InferenceSpec]:
         """Two graphs: ``encoder`` (X -> mean, log_var) and ``decoder`` (Z -> E[x | z] in input units)."""
         check_is_fitted(self, "module_")
         model = self._exportable_module()
@@ -327,7 +327,7 @@ class VAE(BaseAutoEncoder):
             InferenceSpec(
                 module=encoder.eval(),
                 sample_shape=self.input_shape_,
-                outputs=[OutputSpec("mean", "transform", 2), OutputSpec("log_var", "encode", 2, item=1)],
+                outputs=[OutputSpec("mean", self.transform, 2), OutputSpec("log_var", self.encode, 2, item=1)],
                 example=np.zeros((2, *self.input_shape_), dtype=np.float32),
                 feature_names=feature_names,
                 graph="encoder",
@@ -335,11 +335,11 @@ class VAE(BaseAutoEncoder):
             InferenceSpec(
                 module=decoder.eval(),
                 sample_shape=(self.latent_dim,),
-                outputs=[OutputSpec("reconstruction", "inverse_transform", 1 + len(self.input_shape_))],
+                outputs=[OutputSpec("reconstruction", self.inverse_transform, 1 + len(self.input_shape_))],
                 example=np.zeros((2, self.latent_dim), dtype=np.float32),
                 input_name="Z",
                 graph="decoder",
-                input_method="transform",
+                input_method=self.transform,
             ),
         ]
 

@@ -33,7 +33,7 @@ from toolkit.jobs._job import VERDICTS, Job
 from toolkit.jobs._report import TRAINING_FIGURE, ReportError, build_report
 from toolkit.onnx import export, load, validate
 from toolkit.onnx._files import atomic_write_files, json_bytes
-from toolkit.onnx._validate import graph_feed, graph_inputs
+from toolkit.onnx._validate import graph_checks, graph_feed
 from toolkit.serving import read_metadata
 
 RESULTS_FILE = "results.json"
@@ -107,10 +107,11 @@ def model_name(model) -> str:
 def batch1_latency_ms(folder: Path, estimator, X_test, repeats: int = 200) -> float:
     """Median wall time of one onnxruntime run of the export's first graph on a single row
     (for a VAE the encoder, for a diffusion model the denoiser), in milliseconds."""
-    graph, entry = next(iter(read_metadata(folder)["graphs"].items()))
+    metadata = read_metadata(folder)
+    graph = next(iter(metadata["graphs"]))
     model = load(folder, graph=graph, intra_op_num_threads=1)
     row = X_test.iloc[:1] if hasattr(X_test, "iloc") else X_test[:1]
-    feed = model.prepare(graph_feed(model, graph_inputs(estimator, entry, row)))
+    feed = model.prepare(graph_feed(model, graph_checks(estimator, metadata)[graph].inputs(row)))
     return timed(lambda: model.session.run(None, feed), repeats=repeats, warmup=10)[1] * 1e3
 
 

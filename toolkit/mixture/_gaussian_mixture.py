@@ -516,7 +516,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         labels = np.concatenate([np.full(n, k, dtype=int) for k, n in enumerate(counts)])
         return np.vstack(draws), labels
 
-    def _inference_spec(self):
+    def __onnx_spec__(self):
         """Component, posterior and log-density as a module in the fit's dtype (skl2onnx's
         output names ``label``, ``probabilities``, ``score_samples``)."""
         from toolkit._export_spec import InferenceSpec, OutputSpec
@@ -529,11 +529,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             module=module.eval(),
             sample_shape=(n_features,),
             outputs=[
-                OutputSpec("label", "predict", 1, exact=True),
-                OutputSpec("probabilities", "predict_proba", 2, tolerance=tolerance),
+                OutputSpec("label", self.predict, 1, exact=True),
+                OutputSpec("probabilities", self.predict_proba, 2, tolerance=tolerance),
                 OutputSpec(
                     "score_samples",
-                    "score_samples",
+                    self.score_samples,
                     1,
                     tolerance={"atol": tolerance["atol"], "rtol": tolerance["rtol"]},
                 ),

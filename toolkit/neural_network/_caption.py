@@ -441,7 +441,7 @@ class CaptionGenerator(BaseNeuralNet):
         return sacrebleu.corpus_bleu(hypotheses, streams).score / 100
 
     # ------------------------------------------------------------------- export
-    def _inference_spec(self) -> list[InferenceSpec]:
+    def __onnx_spec__(self) -> list[InferenceSpec]:
         """ONE graph, ``model``: the encoder, then a Loop of greedy steps (see
         :func:`toolkit.neural_network._caption_graph.greedy_decoder_graph`); outputs ``tokens``
         (= ``predict_tokens``) and ``captions`` (= ``predict``)."""
@@ -458,7 +458,7 @@ class CaptionGenerator(BaseNeuralNet):
         encoder = InferenceSpec(
             module=nn.Sequential(InputReshape(self.net_shape_), module),
             sample_shape=self.input_shape_,
-            outputs=[OutputSpec(f"state{k}", "", 2) for k in range(n_state)],
+            outputs=[OutputSpec(f"state{k}", None, 2) for k in range(n_state)],
             example=example,
             graph="encoder",
         )
@@ -466,7 +466,8 @@ class CaptionGenerator(BaseNeuralNet):
         step = InferenceSpec(
             module=GreedyStep(module.decoder),
             sample_shape=(),
-            outputs=[OutputSpec("next_word", "", 1)] + [OutputSpec(f"next_state{k}", "", 2) for k in range(n_state)],
+            outputs=[OutputSpec("next_word", None, 1)]
+            + [OutputSpec(f"next_state{k}", None, 2) for k in range(n_state)],
             example=np.zeros(2, dtype=np.int64),
             input_name="word",
             dtype="int64",
@@ -479,8 +480,8 @@ class CaptionGenerator(BaseNeuralNet):
                 module=None,
                 sample_shape=self.input_shape_,
                 outputs=[
-                    OutputSpec("tokens", "predict_tokens", 2, exact=True),
-                    OutputSpec("captions", "predict", 1, exact=True),
+                    OutputSpec("tokens", self.predict_tokens, 2, exact=True),
+                    OutputSpec("captions", self.predict, 1, exact=True),
                 ],
                 example=example,
                 feature_names=[str(c) for c in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None,

@@ -49,7 +49,7 @@ class NeuralClassifierMixin(ClassifierMixin):
         return [ClassifierOutput()]
 
     def _output_specs(self) -> list[OutputSpec]:
-        return [OutputSpec("label", "predict", 1, exact=True), OutputSpec("probabilities", "predict_proba", 2)]
+        return [OutputSpec("label", self.predict, 1, exact=True), OutputSpec("probabilities", self.predict_proba, 2)]
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities.
@@ -141,7 +141,7 @@ class NeuralRegressorMixin(RegressorMixin):
         return [AffineOutput(torch.from_numpy(self.target_scale_), torch.from_numpy(self.target_mean_))]
 
     def _output_specs(self) -> list[OutputSpec]:
-        return [OutputSpec("variable", "predict", self.target_ndim_)]
+        return [OutputSpec("variable", self.predict, self.target_ndim_)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,6 +1,7 @@
 """``export``: a fitted estimator, or a fitted Pipeline around toolkit estimators, to ONNX + model.json.
 
-Every family goes the same way: the estimator's ``_inference_spec()`` gives a torch module
+Every family goes the same way: the estimator's ``__onnx_spec__()`` (the export protocol,
+:mod:`toolkit._export_spec`) gives a torch module
 per graph (input reshaping, the net, softmax / argmax), which ``torch.onnx.export`` turns
 into a graph with a dynamic batch axis (or a function builds a graph from those, as a
 diffusion sampler's Loop). Class indices are mapped to the original labels by a ``Gather``
@@ -10,7 +11,7 @@ appended to the graph. A Pipeline becomes ONE graph: see :mod:`toolkit.onnx._pip
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +20,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 import toolkit
-from toolkit._export_spec import InferenceSpec
+from toolkit._export_spec import InferenceSpec, inference_specs
 from toolkit.onnx._files import atomic_write_files, json_bytes
 from toolkit.onnx._pipeline import is_toolkit, pipeline_graph
-from toolkit.onnx._torch_graph import (
-    append_label_lookup,
-    inference_specs,
-    torch_to_onnx,
-)
+from toolkit.onnx._torch_graph import append_label_lookup, torch_to_onnx
 from toolkit.serving._format import METADATA_FILE, file_digest, read_metadata
 
 
@@ -83,7 +80,12 @@ def pipeline_graphs(pipeline: Pipeline, options: dict) -> list[Graph]:
     elif not any(is_toolkit(step) for _, step in pipeline.steps):
         raise TypeError("the Pipeline has no toolkit estimator; export it with skl2onnx directly")
     graph = pipeline_graph(pipeline, spec)
-    outputs = [o for o in graph.spec.outputs if hasattr(pipeline, o.method)]
+    # each output compared with the Pipeline's method of the same name (the whole chain, not the step)
+    outputs = [
+        replace(o, method=getattr(pipeline, o.method_name))
+        for o in graph.spec.outputs
+        if hasattr(pipeline, o.method_name)
+    ]
     name = spec.graph if spec is not None else "model"
     return [Graph(name, graph.model, graph.spec, graph.inputs, graph.feature_names, outputs)]
 
@@ -170,14 +172,14 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
             "file": f"{graph.name}.onnx",
             "sha256": file_digest(files[f"{graph.name}.onnx"]),
             "inputs": graph.inputs,
-            "input_method": spec.input_method,
+            "input_method": None if spec.input_method is None else spec.input_method.__name__,
             "input_kwargs": json_safe(spec.input_kwargs),
             "feature_names": graph.feature_names,
             "classes": None if spec.classes is None else np.asarray(spec.classes).tolist(),
             "outputs": [
                 {
                     "name": o.name,
-                    "method": o.method,
+                    "method": o.method_name,
                     "item": o.item,
                     "ndim": o.ndim,
                     "exact": o.exact,

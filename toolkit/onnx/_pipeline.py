@@ -20,13 +20,8 @@ from onnx import TensorProto, helper
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from toolkit._export_spec import InferenceSpec, OutputSpec
-from toolkit.onnx._torch_graph import (
-    OPSET,
-    append_label_lookup,
-    inference_specs,
-    torch_to_onnx,
-)
+from toolkit._export_spec import InferenceSpec, OutputSpec, SupportsOnnxExport, inference_specs
+from toolkit.onnx._torch_graph import OPSET, append_label_lookup, torch_to_onnx
 
 ML_OPSET = 3
 # skl2onnx's output names and the Pipeline methods they equal.
@@ -43,7 +38,8 @@ class Part:
 
 
 def is_toolkit(step) -> bool:
-    return hasattr(step, "_inference_spec")
+    """Whether a step exports through the export protocol (else skl2onnx converts it)."""
+    return isinstance(step, SupportsOnnxExport)
 
 
 def _string_columns(transformer) -> bool:
@@ -128,14 +124,27 @@ def join(parts: list[Part]) -> onnx.ModelProto:
     """Merge the parts in order; each part's output feeds the next part's input."""
     model = parts[0].model
     for k, (before, after) in enumerate(zip(parts, parts[1:])):
+        # The earlier part's outputs end inside the joined graph: prefixed, so that none clashes
+        # with a name of the next part's (a step's own "variable" beside the next step's).
+        model = onnx.compose.add_prefix(
+            model,
+            f"out{k}_",
+            rename_nodes=False,
+            rename_edges=False,
+            rename_inputs=False,
+            rename_outputs=True,
+            rename_initializers=False,
+            rename_value_infos=False,
+        )
+        source = f"out{k}_{before.output_name}"
         nxt = onnx.compose.add_prefix(after.model, f"s{k + 1}_", rename_inputs=True, rename_outputs=False)
         nxt_input = f"s{k + 1}_{after.input_name}"
-        produced = _elem_type(model, before.output_name, output=True)
+        produced = _elem_type(model, source, output=True)
         if _elem_type(nxt, nxt_input, output=False) != produced:
             _cast_input(nxt, nxt_input, produced)
         nxt.ir_version = model.ir_version = max(model.ir_version, nxt.ir_version)
         keep = [o.name for o in nxt.graph.output]
-        model = onnx.compose.merge_models(model, nxt, io_map=[(before.output_name, nxt_input)], outputs=keep)
+        model = onnx.compose.merge_models(model, nxt, io_map=[(source, nxt_input)], outputs=keep)
     return model
 
 
@@ -177,7 +186,7 @@ def pipeline_graph(pipeline: Pipeline, final_spec: InferenceSpec | None) -> Pipe
             model = torch_to_onnx(step_spec)
             if step_spec.classes is not None:
                 append_label_lookup(model, step_spec.classes)
-            output = None if last else next(o.name for o in step_spec.outputs if o.method == "transform")
+            output = None if last else next(o.name for o in step_spec.outputs if o.method_name == "transform")
             parts.append(Part(model, step_spec.input_name, output))
             start += 1
             continue
@@ -203,7 +212,7 @@ def pipeline_graph(pipeline: Pipeline, final_spec: InferenceSpec | None) -> Pipe
 
 def _transform_spec(name: str, step) -> InferenceSpec:
     for spec in inference_specs(step, {}):
-        if spec.input_method is None and any(o.method == "transform" for o in spec.outputs):
+        if spec.input_method is None and any(o.method_name == "transform" for o in spec.outputs):
             return spec
     raise TypeError(
         f"Pipeline step {name!r} ({type(step).__name__}) is not a transformer: only the last step may predict"
@@ -220,6 +229,6 @@ def _sklearn_final_spec(pipeline: Pipeline, model: onnx.ModelProto) -> Inference
             method = "predict" if hasattr(pipeline, "predict") else "transform"
             ndim = 2
             exact = False
-        outputs.append(OutputSpec(value.name, method, ndim, exact=exact))
+        outputs.append(OutputSpec(value.name, getattr(pipeline, method), ndim, exact=exact))
     classes = getattr(pipeline, "classes_", None)
     return InferenceSpec(module=None, sample_shape=(), outputs=outputs, example=np.zeros((1, 1)), classes=classes)

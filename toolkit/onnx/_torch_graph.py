@@ -19,17 +19,6 @@ from toolkit._export_spec import InferenceSpec
 OPSET = 20
 
 
-def inference_specs(estimator, options: dict) -> list[InferenceSpec]:
-    """The estimator's inference specs (one per graph), or a TypeError naming a class that has none."""
-    if not hasattr(estimator, "_inference_spec"):
-        raise TypeError(
-            f"{type(estimator).__name__} is not a toolkit estimator and cannot be exported on its own; "
-            "export a Pipeline whose last step is a toolkit estimator"
-        )
-    specs = estimator._inference_spec(**options)
-    return list(specs) if isinstance(specs, (list, tuple)) else [specs]
-
-
 def torch_to_onnx(spec: InferenceSpec) -> onnx.ModelProto:
     """Export ``spec.module`` with torch's exporter (dynamo), with a dynamic batch axis."""
     output_names = [o.name for o in spec.outputs]

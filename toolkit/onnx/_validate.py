@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.pipeline import Pipeline
 
+from toolkit._export_spec import OutputSpec, inference_specs
 from toolkit.onnx._files import atomic_write_files, json_bytes
 from toolkit.serving import METADATA_FILE, OnnxModel, read_metadata
 
@@ -109,14 +112,40 @@ def compare(name: str, method: str, exact: bool, got: np.ndarray, want: np.ndarr
     )
 
 
-def graph_inputs(estimator, entry: dict, X) -> tuple:
-    """The inputs of a graph for the estimator's inputs X: X itself, or what the graph's
-    ``input_method`` makes of it (e.g. a decoder's latent points)."""
-    method = entry.get("input_method")
-    if method is None:
-        return (X,)
-    inputs = getattr(estimator, method)(X, **(entry.get("input_kwargs") or {}))
-    return inputs if isinstance(inputs, tuple) else (inputs,)
+@dataclass
+class GraphCheck:
+    """What validation compares for one graph of an export: how X becomes the graph's inputs,
+    and the callable each output must equal."""
+
+    inputs: Callable[[object], tuple]
+    outputs: dict[str, OutputSpec]
+
+
+def graph_checks(estimator, metadata: dict) -> dict[str, GraphCheck]:
+    """{graph: GraphCheck} for an export of ``estimator``: from its export protocol, called with
+    the options ``model.json`` records; for a Pipeline, each output against the Pipeline's own
+    method of the name ``model.json`` records (``predict``, ``predict_proba``, ...)."""
+    if isinstance(estimator, Pipeline):
+        return {
+            graph: GraphCheck(
+                lambda X: (X,),
+                {
+                    o["name"]: OutputSpec(
+                        o["name"],
+                        getattr(estimator, o["method"]),
+                        o["ndim"],
+                        exact=o["exact"],
+                        kwargs=o.get("kwargs") or {},
+                        tolerance=o.get("tolerance"),
+                        item=o.get("item"),
+                    )
+                    for o in entry["outputs"]
+                },
+            )
+            for graph, entry in metadata["graphs"].items()
+        }
+    specs = inference_specs(estimator, metadata.get("options") or {})
+    return {spec.graph: GraphCheck(spec.graph_inputs, {o.name: o for o in spec.outputs}) for spec in specs}
 
 
 def graph_feed(model: OnnxModel, inputs: tuple):
@@ -147,9 +176,9 @@ def validate(
     Each graph runs under onnxruntime (CUDA first when available, else CPU) over all of
     its inputs cut into batches of each size in ``batch_sizes`` (a size larger than the
     inputs becomes their length); every output is compared with the estimator's own
-    method (``predict``, ``predict_proba``, ...) on the same rows. A graph that does not
-    read X directly (a VAE's decoder, a diffusion sampler) gets its inputs from the
-    estimator method its ``input_method`` names, called on X. The report is written into
+    callable its export spec names (``predict``, ``predict_proba``, ...) on the same rows. A
+    graph that does not read X directly (a VAE's decoder, a diffusion sampler) gets its inputs
+    from its spec's ``input_method``, called on X. The report is written into
     ``model.json``.
 
     Parameters
@@ -181,21 +210,24 @@ def validate(
     if len(X) == 0:
         raise ValueError("validate needs at least one row of X")
     several = len(metadata["graphs"]) > 1
+    checks_by_graph = graph_checks(estimator, metadata)
     report = None
-    for graph, entry in metadata["graphs"].items():
+    for graph in metadata["graphs"]:
         model = OnnxModel(folder, graph=graph, providers=providers)
-        inputs = graph_inputs(estimator, entry, X)
+        check = checks_by_graph[graph]
+        inputs = check.inputs(X)
         n_rows = len(inputs[0])
         sizes = sorted({min(size, n_rows) for size in batch_sizes})
         if report is None:
             report = ValidationReport(provider=model.provider, batch_sizes=sizes, n_rows=n_rows)
-        for name, output in model.outputs.items():
-            want = getattr(estimator, output["method"])(*inputs, **output.get("kwargs", {}))
-            want = np.asarray(want if output.get("item") is None else want[output["item"]])
+        for name in model.outputs:
+            output = check.outputs[name]
+            want = output.method(*inputs, **output.kwargs)
+            want = np.asarray(want if output.item is None else want[output.item])
             key = f"{graph}.{name}" if several else name
             tolerance = {
                 **PROVIDER_TOLERANCE.get(model.provider, DEFAULT_TOLERANCE),
-                **(output.get("tolerance") or {}),
+                **(output.tolerance or {}),
                 **(tolerances or {}).get(key, {}),
             }
             checks = []
@@ -206,7 +238,7 @@ def validate(
                         for a in range(0, n_rows, size)
                     ]
                 )
-                checks.append(compare(name, output["method"], output["exact"], got, want, tolerance))
+                checks.append(compare(name, output.method_name, output.exact, got, want, tolerance))
             report.outputs[key] = max(checks, key=lambda c: (not c.passed, c.mismatches, c.max_abs_error))
     metadata["validation"] = report.to_dict()
     atomic_write_files(folder, {METADATA_FILE: json_bytes(metadata)})

@@ -735,7 +735,7 @@ class ARForecaster(BaseEstimator):
         future = recent if per_series else recent[0]
         return X, np.broadcast_to(future, (len(X), *future.shape)).copy()
 
-    def _inference_spec(self, horizon: int = 10, coverage: float = 0.95):
+    def __onnx_spec__(self, horizon: int = 10, coverage: float = 0.95):
         """The forecast recursion for ``horizon`` steps with ``coverage`` intervals, in float64."""
         import torch
 
@@ -772,7 +772,7 @@ class ARForecaster(BaseEstimator):
         outputs = [
             OutputSpec(
                 name,
-                "predict_from_windows",
+                self.predict_from_windows,
                 2 if single else 3,
                 kwargs={"horizon": horizon, "part": part, "coverage": coverage},
                 tolerance=tight,
@@ -780,7 +780,7 @@ class ARForecaster(BaseEstimator):
             for name, part in (("forecast", "mean"), ("lower", "lower"), ("upper", "upper"))
         ]
         if self._exog is not None:
-            kwargs = {"input_method": "_validation_inputs", "input_kwargs": {"horizon": horizon}}
+            kwargs = {"input_method": self._validation_inputs, "input_kwargs": {"horizon": horizon}}
         return InferenceSpec(
             module=module.eval(),
             sample_shape=example.shape[2:] if single else example.shape[1:],
