@@ -448,6 +448,17 @@ def test_bad_exogenous_input_gets_clear_errors():
         model.predict_from_windows(np.zeros((1, 2)), np.zeros((1, 3, 1)), horizon=3)
 
 
+def last_windows(model) -> np.ndarray:
+    """The windows that forecast from the end of the fitted series, from public attributes: per
+    series the last p values, then (with terms beyond the constant) the position n."""
+    values = np.asarray(model.endog_, dtype=np.float64).T.reshape(-1, len(model.index_))  # (S, n)
+    window = values[:, -max(model.lags_) :]
+    deterministic = [n for n in model.params_.index if ".L" not in n and n not in (model.exog_names_ or [])]
+    if set(deterministic) - {"const"}:
+        window = np.c_[window, np.full(len(window), len(model.index_))]
+    return window  # (S, w)
+
+
 @pytest.mark.parametrize(
     "settings, exog, panel",
     [
@@ -470,9 +481,10 @@ def test_onnx_forecaster_with_seasonal_terms_and_exog(settings, exog, panel, tmp
     )
     model = ARForecaster(**settings).fit(y, X)
     export(model, tmp_path, horizon=6)
-    report = validate(model, tmp_path, np.stack([model._last_windows()] * 3) if panel else model._last_windows())
+    last = last_windows(model)
+    report = validate(model, tmp_path, np.stack([last] * 3) if panel else last)
     assert report.passed and report.max_abs_error < 1e-8
-    window = model._last_windows()[None] if panel else model._last_windows()
+    window = last[None] if panel else last
     future = None
     if X is not None:
         rows = np.arange(6.0)[:, None]

@@ -4,7 +4,9 @@ The top-level package imports nothing heavy, so that ``toolkit.serving`` can be 
 a machine with onnxruntime, numpy and pandas only.
 """
 
-__version__ = "0.1.0"
+from toolkit._version import __version__
+
+__all__ = ["__version__", "show_config"]
 
 
 def show_config(mode: str = "stdout"):

@@ -6,7 +6,7 @@ import importlib.metadata
 import platform
 import sys
 
-import toolkit
+from toolkit._version import __version__
 
 DISTRIBUTIONS = ("torch", "onnxruntime", "numpy", "scikit-learn", "scipy", "pandas", "onnx", "skl2onnx")
 
@@ -69,7 +69,7 @@ def _ar_pass() -> str:
 def config() -> dict:
     """What :func:`show_config` prints, as a dict."""
     return {
-        "toolkit": toolkit.__version__,
+        "toolkit": __version__,
         "python": f"{platform.python_version()} ({sys.executable})",
         "platform": f"{platform.system()} {platform.machine()}",
         "versions": {name: _version(name) for name in DISTRIBUTIONS},

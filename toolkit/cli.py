@@ -11,7 +11,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import toolkit
+from toolkit._version import __version__
 
 DESCRIPTION = (
     "Fit, export and validate the pipelines in pipelines/ (toolkit run), serve exported models over HTTP "
@@ -31,7 +31,7 @@ def default_pipelines_dir() -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toolkit", description=DESCRIPTION)
-    parser.add_argument("--version", action="version", version=f"toolkit {toolkit.__version__}")
+    parser.add_argument("--version", action="version", version=f"toolkit {__version__}")
     commands = parser.add_subparsers(
         dest="command",
         required=True,
@@ -236,7 +236,9 @@ def report(args: argparse.Namespace) -> int:
 
 
 def info(args: argparse.Namespace) -> int:
-    toolkit.show_config()
+    from toolkit._config import show_config
+
+    show_config()
     return 0
 
 

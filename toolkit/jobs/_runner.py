@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import toolkit
 from toolkit._timing import timed
+from toolkit._version import __version__
 from toolkit.jobs._catalog import describe, discover, load_pipeline
 from toolkit.jobs._figures import training_curves
 from toolkit.jobs._job import VERDICTS, Job
@@ -221,7 +221,7 @@ class ResultsFile:
 
     def save(self, run: Run, *, finished: bool) -> None:
         document = {
-            "toolkit_version": toolkit.__version__,
+            "toolkit_version": __version__,
             "setting": self.setting,
             "started": self.started,
             "finished": finished,

@@ -19,8 +19,8 @@ import onnx
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-import toolkit
 from toolkit._export_spec import InferenceSpec, inference_specs
+from toolkit._version import __version__
 from toolkit.onnx._files import atomic_write_files, json_bytes
 from toolkit.onnx._pipeline import is_toolkit, pipeline_graph
 from toolkit.onnx._torch_graph import append_label_lookup, torch_to_onnx
@@ -163,7 +163,7 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
     extra_metadata: dict = {}
     for graph in graphs:
         model = graph.model
-        model.producer_name, model.producer_version = "toolkit", toolkit.__version__
+        model.producer_name, model.producer_version = "toolkit", __version__
         onnx.checker.check_model(model, full_check=True)
         spec = graph.spec
         extra_metadata |= spec.metadata
@@ -191,7 +191,7 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
             "opset": {entry.domain or "ai.onnx": entry.version for entry in model.opset_import},
         }
     metadata = {
-        "toolkit_version": toolkit.__version__,
+        "toolkit_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "estimator": json_safe(estimator),
         "graphs": entries,

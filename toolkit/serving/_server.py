@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-import toolkit
+from toolkit._version import __version__
 from toolkit.serving._batching import INLINE_ELEMENTS, QueueFull
 from toolkit.serving._model import column_mismatch
 from toolkit.serving._repository import (
@@ -380,7 +380,7 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         return JSONResponse(
             {
                 "name": "toolkit",
-                "version": toolkit.__version__,
+                "version": __version__,
                 "extensions": ["binary_tensor_data", "model_repository", "predict_records", "metrics"],
                 "models": sorted(models),
             }

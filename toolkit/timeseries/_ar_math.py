@@ -321,6 +321,23 @@ def forecast_recursion(history: np.ndarray, ar: np.ndarray, lags: list[int], off
     return path[:, p:]
 
 
+def dynamic_predictions(
+    history: np.ndarray, ar: np.ndarray, lags: list[int], offsets: np.ndarray, first: int, predicted_from: int
+) -> np.ndarray:
+    """Predictions at positions first..T-1 (T = offsets' length; NaN before ``first``), as
+    AutoReg's ``predict(dynamic=...)``: the prediction at t reads y at t - lag, observed
+    (``history`` (M, n)) before ``predicted_from``, its own earlier prediction from there on;
+    (M, T)."""
+    predictions = np.full(offsets.shape, np.nan)
+    for t in range(first, offsets.shape[1]):
+        value = offsets[:, t]
+        for offset, lag in enumerate(lags):
+            source = predictions if t - lag >= predicted_from else history
+            value = value + ar[:, offset] * source[:, t - lag]
+        predictions[:, t] = value
+    return predictions
+
+
 def psi_weights(ar: np.ndarray, lags: list[int], horizon: int) -> np.ndarray:
     """MA(inf) weights psi_0..psi_{horizon-1} (psi_0 = 1, psi_j = sum_i phi_i psi_{j-i}) of the AR
     coefficients ``ar`` (M, len(lags)); (M, horizon)."""

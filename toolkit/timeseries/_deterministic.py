@@ -10,6 +10,8 @@ positions alone, so statsmodels is not needed unless the user passes a process o
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -110,3 +112,20 @@ class DeterministicTerms:
             future = np.asarray(self.process.out_of_sample(stop - self.n_fit), dtype=np.float64)
             return np.concatenate([self._in_sample, future])[start:stop]
         return self._columns_at(np.arange(start, stop))
+
+
+def deterministic_terms(trend: str, seasonal: bool, period: int | None, process, index: pd.Index) -> DeterministicTerms:
+    """The terms of ``ARForecaster(trend=, seasonal=, period=, deterministic=)`` fitted on ``index``."""
+    if process is not None:
+        if trend != "n" or seasonal:
+            warnings.warn(
+                'When using deterministic, trend must be "n" and seasonal must be False (they are ignored).',
+                UserWarning,
+                stacklevel=4,
+            )
+        if not (hasattr(process, "in_sample") and hasattr(process, "out_of_sample")):
+            raise TypeError("deterministic must be a DeterministicProcess (with in_sample and out_of_sample)")
+        return DeterministicTerms("n", process=process, n_fit=len(index))
+    if seasonal and period is None:
+        period = infer_period(index)
+    return DeterministicTerms(trend, period if seasonal else None)
