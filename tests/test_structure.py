@@ -170,3 +170,47 @@ def test_signature_parameter_table_and_docstring_agree(cls):
         f"{cls.__name__}: _parameter_constraints vs __init__"
     )
     assert documented == signature, f"{cls.__name__}: the docstring's parameters vs __init__, in order"
+
+
+def test_the_net_base_declares_every_hook_it_calls():
+    """Each ``self._name(...)`` that a class of toolkit/_net_estimator.py calls is defined on it
+    or a class it derives from (its hooks are declared where they are called), with a docstring."""
+    from toolkit import _net_estimator
+
+    tree = ast.parse(Path(_net_estimator.__file__).read_text())
+    for node in [n for n in tree.body if isinstance(n, ast.ClassDef)]:
+        cls = getattr(_net_estimator, node.name)
+        called = {
+            call.func.attr
+            for call in ast.walk(node)
+            if isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and isinstance(call.func.value, ast.Name)
+            and call.func.value.id == "self"
+            and call.func.attr.startswith("_")
+        }
+        undeclared = sorted(name for name in called if not hasattr(cls, name))
+        assert not undeclared, f"{node.name} calls hooks it does not declare: {undeclared}"
+        undocumented = sorted(name for name in called if not inspect.getdoc(getattr(cls, name)))
+        assert not undocumented, f"{node.name}'s hooks without a docstring: {undocumented}"
+
+
+@pytest.mark.parametrize("missing", ["_build_net", "_loss", "_encode_targets", "_output_specs"])
+def test_a_net_missing_an_abstract_hook_cannot_be_made(missing):
+    from toolkit._net_estimator import PredictorNet
+
+    hooks = {
+        "_net_shape": lambda self, shape: shape,
+        "_build_net": lambda self, shape, n: torch.nn.Linear(shape[0], n),
+        "_n_outputs": lambda self: 1,
+        "_loss": lambda self, outputs, targets: (outputs - targets).pow(2).mean(),
+        "_metric": lambda self, outputs, targets: 0.0,
+        "_encode_targets": lambda self, y, n, *, reset, classes=None: y,
+        "_output_layers": lambda self: [],
+        "_output_specs": lambda self: [],
+    }
+    complete = type("Complete", (PredictorNet,), hooks)
+    complete()
+    incomplete = type("Incomplete", (PredictorNet,), {k: v for k, v in hooks.items() if k != missing})
+    with pytest.raises(TypeError, match=f"Can't instantiate abstract class Incomplete .*{missing}"):
+        incomplete()

@@ -1,13 +1,36 @@
-"""The base of every torch-backed estimator: parameter checks, fit / partial_fit, inference.
+"""The base of every torch-backed estimator: parameter checks, training, inference, export.
 
-Subclasses fill in three hooks about their inputs and their net:
+:class:`BaseNeuralNet` owns the algorithm (initialisation, the training loop, warm start,
+data parallelism, checks of predict-time inputs); subclasses fill in hooks, declared on the
+class that calls them. The abstract ones are enforced (``ABCMeta``: a class missing one cannot
+be instantiated, and the error names it); the others have defaults.
 
-- ``_net_shape(sample_shape)``: the per-sample shape the net reads, from the input's;
-- ``_sample_shape_matches(sample_shape)``: whether a predict-time input fits;
-- ``_build_net(net_shape, n_outputs)``: a fresh ``nn.Module``.
+=============================  ===============  ==============================================
+hook                           declared on      what it gives
+=============================  ===============  ==============================================
+``_net_shape(sample_shape)``   BaseNeuralNet    abstract: the per-sample shape the net reads
+``_build_net(shape, n_out)``   BaseNeuralNet    abstract: a freshly initialised ``nn.Module``
+``_n_outputs()``               BaseNeuralNet    abstract: the net's output width (0: none)
+``_loss(outputs, targets)``    BaseNeuralNet    abstract: the training loss (a scalar tensor)
+``_metric(outputs, targets)``  BaseNeuralNet    abstract: the score history_ records (a float)
+``__onnx_spec__(**options)``   BaseNeuralNet    abstract: the export protocol's spec
+``_sample_shape_matches``      BaseNeuralNet    whether a predict-time sample shape fits
+``_free_net_shape()``          BaseNeuralNet    ``net_shape_`` with -1 on axes free at predict
+``_free_input_shape()``        BaseNeuralNet    ``input_shape_`` with None on free axes
+``_budget(n_batches)``         BaseNeuralNet    (epochs, optimizer steps or None) of a fit
+``_budget_text()``             BaseNeuralNet    that budget as the user set it, for messages
+``_ema_decay()``               BaseNeuralNet    decay of the weights' moving average (0: none)
+``_internal_callbacks(n)``     BaseNeuralNet    the estimator's own callbacks, run first
+``_stratify(targets)``         BaseNeuralNet    labels to stratify the validation split by
+``_check_parameters()``        BaseNeuralNet    checks the constraint table cannot express
+``_encode_targets(y, n, ..)``  SupervisedNet    abstract: y as the training targets
+``_output_layers()``           PredictorNet     abstract: modules after the net in the export
+``_output_specs()``            PredictorNet     abstract: the export's outputs
+=============================  ===============  ==============================================
 
-and a target mixin (:class:`NeuralClassifierMixin`, :class:`NeuralRegressorMixin`) fills in
-the targets, loss, metric and outputs.
+:class:`SupervisedNet` adds ``fit(X, y)`` (the generative nets fit X alone); :class:`PredictorNet`
+exports the net with an output head (the classifiers and regressors, whose target mixins in
+``toolkit/neural_network/_mixins.py`` fill in the targets, loss, metric and head).
 """
 
 from __future__ import annotations
@@ -15,7 +38,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from abc import abstractmethod
+from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
@@ -119,8 +142,8 @@ TRAINING_PARAMETERS_DOC = """
 TRAINING_SCORE_ROWS = 1000
 
 
-class BaseNeuralNet(BaseEstimator):
-    """Base class of the torch-backed estimators (not for direct use)."""
+class BaseNeuralNet(BaseEstimator, metaclass=ABCMeta):
+    """Base class of the torch-backed estimators (not for direct use; see the hook table above)."""
 
     _scores_training = True  # history_ records train_metric (the generative nets: no score to record)
 
@@ -156,15 +179,44 @@ class BaseNeuralNet(BaseEstimator):
 
     @abstractmethod
     def _build_net(self, net_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
-        """A freshly initialised net for inputs of ``net_shape``."""
+        """A freshly initialised net for inputs of ``net_shape`` and ``n_outputs`` outputs."""
+
+    @abstractmethod
+    def _n_outputs(self) -> int:
+        """The net's output width, known once the targets are encoded (0: sized by the input alone)."""
+
+    @abstractmethod
+    def _loss(self, outputs, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss of a batch: the net's outputs against the targets; a scalar tensor."""
+
+    @abstractmethod
+    def _metric(self, outputs, targets: torch.Tensor) -> float:
+        """The score ``history_`` records for a batch in eval mode (accuracy, R^2, ...)."""
+
+    @abstractmethod
+    def __onnx_spec__(self, **options) -> InferenceSpec | list[InferenceSpec]:
+        """The export protocol (:mod:`toolkit._export_spec`): the graphs of the fitted net."""
 
     def _sample_shape_matches(self, sample_shape: tuple[int, ...]) -> bool:
+        """Whether a predict-time sample shape fits the fitted net (default: equal to the fit's)."""
         return sample_shape == self.input_shape_
+
+    def _free_net_shape(self) -> tuple[int, ...]:
+        """``net_shape_`` with -1 on any axis allowed to vary at predict time."""
+        return self.net_shape_
+
+    def _free_input_shape(self) -> tuple[int | None, ...]:
+        """``input_shape_`` with None on any axis allowed to vary at predict time."""
+        return self.input_shape_
 
     def _budget(self, n_batches: int) -> tuple[int, int | None]:
         """(epochs, optimizer steps or None) a fit runs at most, for ``n_batches`` batches per
         epoch: ``max_epochs`` here; the generative nets count in steps by default."""
         return self.max_epochs, None
+
+    def _budget_text(self) -> str:
+        """The training budget as the user set it, for messages."""
+        return f"max_epochs={self.max_epochs}"
 
     def _ema_decay(self) -> float:
         """Decay of the moving average of the weights that inference uses; 0: none."""
@@ -174,59 +226,22 @@ class BaseNeuralNet(BaseEstimator):
         """Callbacks of the estimator's own that run before the user's (e.g. a warm-up)."""
         return []
 
-    def _inference_net(self) -> nn.Module:
-        """The net inference runs, in eval mode: the moving average of the weights when there
-        is one (``ema_``), else the trained weights themselves."""
-        net = self.ema_.module if getattr(self, "ema_", None) is not None else self.module_
-        return net.eval()
+    def _stratify(self, targets: np.ndarray) -> np.ndarray | None:
+        """Labels to stratify the early-stopping split by (None: a plain random split)."""
+        return None
 
     def _check_parameters(self) -> None:
         """Checks across parameters that the constraint table cannot express."""
         self._validate_params()
         resolve_device(self.device)
 
+    def _inference_net(self) -> nn.Module:
+        """The net inference runs, in eval mode: the moving average of the weights when there
+        is one (``ema_``), else the trained weights themselves."""
+        net = self.ema_.module if getattr(self, "ema_", None) is not None else self.module_
+        return net.eval()
+
     # ------------------------------------------------------------- fitting
-    def fit(self, X, y):
-        """Train the net on (X, y) from fresh weights (or the fitted ones with ``warm_start``).
-
-        Parameters
-        ----------
-        X : array-like or DataFrame
-            Inputs in one of the layouts the estimator documents.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Targets.
-
-        Returns
-        -------
-        self
-        """
-        self._check_parameters()
-        with restored_on_failure(self):
-            continuing = self.warm_start and hasattr(self, "module_")
-            X, targets = self._training_data(X, y, reset=not continuing)
-            if not continuing:
-                self._initialize()
-            self._train(X, targets, max_epochs=self.max_epochs, partial=False)
-        return self
-
-    def _partial_fit(self, X, y, classes=None):
-        self._check_parameters()
-        first = not hasattr(self, "module_")
-        X, targets = self._training_data(X, y, reset=first, classes=classes)
-        if first:
-            self._initialize()
-        self._train(X, targets, max_epochs=1, partial=True)
-        return self
-
-    def _training_data(self, X, y, *, reset: bool, classes=None) -> tuple[np.ndarray, np.ndarray]:
-        """Validated inputs (n_samples, *net_shape_) and encoded targets for training."""
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-        X = self._check_X(X, reset=reset)
-        if len(X) < 2:
-            raise ValueError(f"n_samples={len(X)}: training needs at least 2 samples")
-        return X, self._encode_targets(y, len(X), reset=reset, classes=classes)
-
     def _initialize(self) -> None:
         """Create ``module_``, ``optimizer_`` and ``history_`` for a fresh fit."""
         self.seed_ = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -250,6 +265,8 @@ class BaseNeuralNet(BaseEstimator):
         self.optimizer_steps_ = 0
 
     def _train(self, X: np.ndarray, targets: np.ndarray, *, max_epochs: int, partial: bool) -> None:
+        """Train on checked inputs and targets: here, in this rank of a launched data-parallel
+        job, or by launching one (``distributed="ddp"``)."""
         if self.distributed == "ddp" and not partial:
             if not in_launched_worker():
                 launch_data_parallel(self, X, targets, max_epochs)
@@ -284,6 +301,9 @@ class BaseNeuralNet(BaseEstimator):
         shard: tuple[int, int] | None = None,
         trainer: nn.Module | None = None,
     ) -> None:
+        """Train for ``max_epochs`` (or the fit's budget) with the one training loop: the
+        early-stopping split, the scheduler, the stopping rule and the ConvergenceWarning;
+        ``shard`` (rank, world) and ``trainer`` (the DDP wrapper) for a data-parallel rank."""
         seed = self.seed_ + len(self.history_)
         validation = None
         if self.early_stopping and not partial:
@@ -345,14 +365,8 @@ class BaseNeuralNet(BaseEstimator):
                 stacklevel=3,
             )
 
-    def _budget_text(self) -> str:
-        """The training budget as the user set it, for messages."""
-        return f"max_epochs={self.max_epochs}"
-
-    def _stratify(self, targets: np.ndarray) -> np.ndarray | None:
-        return None
-
     def _to_tensor(self, array: np.ndarray) -> torch.Tensor:
+        """An array as a tensor on the fit's device."""
         array = np.ascontiguousarray(array)
         # torch cannot share a read-only buffer (a memmap opened "r"): such inputs are copied.
         return torch.from_numpy(array if array.flags.writeable else array.copy()).to(self.device_)
@@ -371,14 +385,6 @@ class BaseNeuralNet(BaseEstimator):
                 f"on samples of shape {self.input_shape_}"
             )
         return X.reshape((len(X),) + self._free_net_shape())
-
-    def _free_net_shape(self) -> tuple[int, ...]:
-        """``net_shape_`` with -1 on any axis allowed to vary at predict time."""
-        return self.net_shape_
-
-    def _free_input_shape(self) -> tuple[int | None, ...]:
-        """``input_shape_`` with None on any axis allowed to vary at predict time."""
-        return self.input_shape_
 
     # ----------------------------------------------------------- inference
     @torch.no_grad()
@@ -402,6 +408,69 @@ class BaseNeuralNet(BaseEstimator):
         """
         check_is_fitted(self, "module_")
         return pd.DataFrame(summarize(self.module_, self.net_shape_)).set_index("layer")
+
+
+class SupervisedNet(BaseNeuralNet):
+    """A net trained on (X, y) (not for direct use): ``fit`` and ``partial_fit``'s training."""
+
+    @abstractmethod
+    def _encode_targets(self, y, n_samples: int, *, reset: bool, classes=None) -> np.ndarray:
+        """y as the training targets, checked against ``n_samples`` rows; ``reset`` learns the
+        encoding (``classes_``, target scaling), else applies the fitted one."""
+
+    def fit(self, X, y):
+        """Train the net on (X, y) from fresh weights (or the fitted ones with ``warm_start``).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            Inputs in one of the layouts the estimator documents.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+
+        Returns
+        -------
+        self
+        """
+        self._check_parameters()
+        with restored_on_failure(self):
+            continuing = self.warm_start and hasattr(self, "module_")
+            X, targets = self._training_data(X, y, reset=not continuing)
+            if not continuing:
+                self._initialize()
+            self._train(X, targets, max_epochs=self.max_epochs, partial=False)
+        return self
+
+    def _partial_fit(self, X, y, classes=None):
+        self._check_parameters()
+        first = not hasattr(self, "module_")
+        X, targets = self._training_data(X, y, reset=first, classes=classes)
+        if first:
+            self._initialize()
+        self._train(X, targets, max_epochs=1, partial=True)
+        return self
+
+    def _training_data(self, X, y, *, reset: bool, classes=None) -> tuple[np.ndarray, np.ndarray]:
+        """Validated inputs (n_samples, *net_shape_) and encoded targets for training."""
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        X = self._check_X(X, reset=reset)
+        if len(X) < 2:
+            raise ValueError(f"n_samples={len(X)}: training needs at least 2 samples")
+        return X, self._encode_targets(y, len(X), reset=reset, classes=classes)
+
+
+class PredictorNet(SupervisedNet):
+    """A classifier or regressor net (not for direct use): exported as the net followed by an
+    output head (softmax and argmax, or the targets' scale)."""
+
+    @abstractmethod
+    def _output_layers(self) -> list[nn.Module]:
+        """The modules that follow the net in the exported graph."""
+
+    @abstractmethod
+    def _output_specs(self) -> list:
+        """The exported graph's outputs (``OutputSpec``), in the order the head gives them."""
 
     def __onnx_spec__(self) -> InferenceSpec:
         """The net with input reshaping and output post-processing, on CPU in eval mode."""

@@ -15,7 +15,7 @@ from torch import nn
 
 from toolkit._export_spec import InferenceSpec, InputSpec, OutputSpec
 from toolkit._input_checks import check_positive_ints, image_net_shape
-from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet
+from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet, SupervisedNet
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._text import tokenize
 from toolkit._training import inference_batches
@@ -52,7 +52,7 @@ def render(tokens: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
     return np.asarray(captions, dtype=object)
 
 
-class CaptionGenerator(BaseNeuralNet):
+class CaptionGenerator(SupervisedNet):
     __doc__ = (
         """Image captioner: a CNN encoder (or given feature rows) and a recurrent decoder.
 

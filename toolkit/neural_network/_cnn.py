@@ -7,14 +7,14 @@ from numbers import Integral, Real
 from torch import nn
 
 from toolkit._input_checks import check_positive_ints, image_net_shape
-from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet
+from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet, PredictorNet
 from toolkit._param_validation import Interval, StrOptions
 from toolkit.neural_network._mixins import NeuralClassifierMixin, NeuralRegressorMixin
 from toolkit.nn.cnn import HEADS, ConvNet, per_block
 from toolkit.nn.layers import ACTIVATIONS
 
 
-class _CNNBase(BaseNeuralNet):
+class _CNNBase(PredictorNet):
     _parameter_constraints: dict = {
         **BaseNeuralNet._parameter_constraints,
         "channels": ["array-like"],

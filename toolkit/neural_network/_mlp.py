@@ -7,14 +7,14 @@ from numbers import Integral, Real
 from torch import nn
 
 from toolkit._input_checks import check_positive_ints
-from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet
+from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet, PredictorNet
 from toolkit._param_validation import Interval, StrOptions
 from toolkit.neural_network._mixins import NeuralClassifierMixin, NeuralRegressorMixin
 from toolkit.nn.layers import ACTIVATIONS
 from toolkit.nn.mlp import DenseNet
 
 
-class _MLPBase(BaseNeuralNet):
+class _MLPBase(PredictorNet):
     _parameter_constraints: dict = {
         **BaseNeuralNet._parameter_constraints,
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],

@@ -6,7 +6,7 @@ from numbers import Integral, Real
 
 from torch import nn
 
-from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet
+from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet, PredictorNet
 from toolkit._param_validation import Interval, StrOptions
 from toolkit.neural_network._mixins import NeuralClassifierMixin, NeuralRegressorMixin
 from toolkit.nn.rnn import CELLS, RecurrentNet
@@ -34,7 +34,7 @@ def sequence_net_shape(sample_shape: tuple[int, ...], sequence_length) -> tuple[
     raise ValueError(f"X must hold sequences as (N, T, D) or flat rows (N, T*D); got samples of shape {sample_shape}")
 
 
-class _RNNBase(BaseNeuralNet):
+class _RNNBase(PredictorNet):
     _parameter_constraints: dict = {
         **BaseNeuralNet._parameter_constraints,
         "hidden_size": [Interval(Integral, 1, None, closed="left")],
