@@ -13,35 +13,14 @@ import torch
 from numpydoc.docscrape import ClassDoc
 
 import toolkit
-from toolkit.generative import DDPM, VAE, AutoEncoder
-from toolkit.mixture import GaussianMixture
-from toolkit.neural_network import (
-    CaptionGenerator,
-    CNNClassifier,
-    CNNRegressor,
-    MLPClassifier,
-    MLPRegressor,
-    RNNClassifier,
-    RNNRegressor,
-)
-from toolkit.timeseries import ARForecaster
+from toolkit import all_estimators
+from toolkit._net_estimator import BaseNeuralNet
+from toolkit.neural_network import MLPClassifier
 
 PACKAGE = Path(toolkit.__file__).parent
 FAMILIES = ("neural_network", "mixture", "timeseries", "generative")
-ESTIMATORS = [
-    MLPClassifier,
-    MLPRegressor,
-    CNNClassifier,
-    CNNRegressor,
-    RNNClassifier,
-    RNNRegressor,
-    CaptionGenerator,
-    VAE,
-    DDPM,
-    AutoEncoder,
-    GaussianMixture,
-    ARForecaster,
-]
+ESTIMATORS = [cls for _, cls in all_estimators()]
+NETS = [cls for cls in ESTIMATORS if issubclass(cls, BaseNeuralNet)]
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -214,3 +193,66 @@ def test_a_net_missing_an_abstract_hook_cannot_be_made(missing):
     incomplete = type("Incomplete", (PredictorNet,), {k: v for k, v in hooks.items() if k != missing})
     with pytest.raises(TypeError, match=f"Can't instantiate abstract class Incomplete .*{missing}"):
         incomplete()
+
+
+def test_the_registry_finds_every_family_and_kind():
+    names = [name for name, _ in all_estimators()]
+    assert {"ARForecaster", "GaussianMixture", "MLPClassifier", "VAE", "DDPM", "CaptionGenerator"} <= set(names)
+    assert names == sorted(names) and len(NETS) == 10
+    assert [name for name, _ in all_estimators("density")] == ["GaussianMixture"]
+    with pytest.raises(ValueError, match="type_filter must be one of"):
+        all_estimators("cluster")
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)
+def test_every_public_estimators_docstring_is_a_literal_in_its_class_body(cls):
+    """IDE hovers, help() and static analysers read the class body's first string, not a
+    ``__doc__`` computed at import."""
+    node = next(
+        n
+        for n in ast.parse(Path(inspect.getsourcefile(cls)).read_text()).body
+        if getattr(n, "name", "") == cls.__name__
+    )
+    assigned = [
+        n for n in node.body if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__doc__" for t in n.targets)
+    ]
+    assert not assigned and ast.get_docstring(node) == inspect.getdoc(cls)
+
+
+def parameter_entries(cls) -> dict[str, tuple[str, str]]:
+    return {entry.name: (entry.type, " ".join(entry.desc)) for entry in ClassDoc(cls)["Parameters"]}
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)
+def test_documented_defaults_are_the_signatures(cls):
+    signature = inspect.signature(cls.__init__).parameters
+    for entry in ClassDoc(cls)["Parameters"]:
+        if "default=" not in entry.type:
+            continue
+        names = [name.strip() for name in entry.name.split(",")]
+        text = entry.type.split("default=", 1)[1].strip()
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        values = value if len(names) > 1 else (value,)  # "kernel_size, stride : ..., default=3, 1"
+        for name, default in zip(names, values, strict=True):
+            said = f"{cls.__name__}.{name}: the docstring says {default!r}"
+            assert default == signature[name].default, f"{said}, the signature {signature[name].default!r}"
+
+
+# The generative nets' budget: in optimizer steps, with a moving average and their own stopping rule.
+GENERATIVE_BUDGET = {"max_epochs", "n_iter_no_change", "early_stopping"}
+
+
+@pytest.mark.parametrize("cls", NETS, ids=lambda cls: cls.__name__)
+def test_the_shared_training_parameters_read_the_same_in_every_net(cls):
+    """The training parameters every net shares (BaseNeuralNet's table) are documented in each
+    class body: the text must be the same everywhere (the generative budget aside)."""
+    reference = parameter_entries(MLPClassifier)
+    entries = parameter_entries(cls)
+    generative = cls._budget is not BaseNeuralNet._budget
+    for name in BaseNeuralNet._parameter_constraints:
+        if generative and name in GENERATIVE_BUDGET:
+            continue
+        assert entries[name] == reference[name], f"{cls.__name__}.{name} is documented differently"

@@ -6,7 +6,7 @@ a machine with onnxruntime, numpy and pandas only.
 
 from toolkit._version import __version__
 
-__all__ = ["__version__", "show_config"]
+__all__ = ["__version__", "all_estimators", "show_config"]
 
 
 def show_config(mode: str = "stdout"):
@@ -15,6 +15,13 @@ def show_config(mode: str = "stdout"):
     from toolkit._config import show_config as show
 
     return show(mode)
+
+
+def all_estimators(type_filter: str | None = None) -> list[tuple[str, type]]:
+    """(name, class) of every public estimator (see :func:`toolkit._registry.all_estimators`)."""
+    from toolkit._registry import all_estimators as find
+
+    return find(type_filter)
 
 
 def __getattr__(name: str):

@@ -9,15 +9,13 @@ from torch import nn
 
 from toolkit._export_spec import InferenceSpec, OutputSpec
 from toolkit._training import inference_batches
-from toolkit.generative._base import generative_training_doc
-from toolkit.generative._latent import ARCHITECTURE_DOC, BaseAutoEncoder
+from toolkit.generative._latent import BaseAutoEncoder
 from toolkit.nn.heads import InputReshape
 from toolkit.nn.vae import AutoEncoderNet
 
 
 class AutoEncoder(BaseAutoEncoder):
-    __doc__ = (
-        """Plain auto-encoder: x -> z = f(x) -> x' = g(z), fitted by minimising ||x - x'||^2.
+    """Plain auto-encoder: x -> z = f(x) -> x' = g(z), fitted by minimising ||x - x'||^2.
 
     The notes' auto-encoder, dense or convolutional (the same encoders and decoders as
     :class:`VAE`, without the noise and the KL term): a non-linear counterpart of PCA whose
@@ -35,13 +33,89 @@ class AutoEncoder(BaseAutoEncoder):
 
     Parameters
     ----------
-"""
-        + ARCHITECTURE_DOC
-        + """    image_shape : (H, W) or (C, H, W), optional
+    latent_dim : int, default=2
+    architecture : {"mlp", "conv"}, default="mlp"
+        "conv" reads images: stride-2 convolutions down, upsampling + convolutions up.
+    hidden : sequence of int, default=(256, 128)
+        Hidden widths of the "mlp" encoder (the decoder mirrors them).
+    channels : sequence of int, default=(32, 64)
+        Channels of the "conv" encoder's levels (the decoder mirrors them).
+    image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
-"""
-        + generative_training_doc(max_steps=10_000, ema_decay=0.0, patience=20)
-    )
+    optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
+    learning_rate : float, default=1e-3
+    momentum : float, default=0.9
+        Momentum of "sgd" and "rmsprop".
+    nesterov : bool, default=False
+        Nesterov momentum for "sgd".
+    weight_decay : float, default=0.0
+        L2 penalty (decoupled weight decay for "adamw").
+    weight_scale : float or None, default=None
+        None keeps the default initialisation (Kaiming-normal weights, zero biases); a float
+        draws every weight matrix of the linear, convolutional and recurrent layers from
+        N(0, weight_scale^2) with zero biases, as the notes' initialisation experiments do.
+    batch_size : int or "auto", default="auto"
+        "auto" is min(200, n_samples).
+    max_epochs : int or None, default=None
+        The budget in epochs when given; otherwise ``max_steps`` sets it.
+    max_steps : int, default=10000
+        Optimizer steps per fit when ``max_epochs`` is None: a budget that does not shrink
+        with the data (2,000 rows at batch 200 are only 10 steps an epoch).
+    ema_decay : float in [0, 1), default=0.0
+        Sampling, scoring and export use an exponential moving average of the weights,
+        updated after every step (w_ema <- d w_ema + (1 - d) w, d = min(ema_decay,
+        (1 + k) / (10 + k)) at the k-th, diffusers' warm-up; the first step copies w), as
+        diffusion code bases do; 0 uses the trained weights themselves.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the training data (stratified for classifiers),
+        stop when its loss has not improved by ``tol`` for ``n_iter_no_change`` epochs (and
+        with ``restore_best_weights`` return to the best epoch's weights). Without it, the
+        training loss is watched the same way.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int or None, default=20
+        The loss is deterministic, so the held-out loss is a clean signal: without a stop a
+        net of the default size overfits a data set of digits' size (held-out error rises
+        again after a few hundred epochs). None trains for the whole budget.
+    tol : float, default=1e-4
+    lr_schedule : str, (str, dict), callable or None, default=None
+        Learning rate per epoch: None keeps ``learning_rate``; "step", "exponential",
+        "cosine" or "plateau" (torch's StepLR, ExponentialLR, CosineAnnealingLR over
+        ``max_epochs``, ReduceLROnPlateau on the watched loss), optionally with options as
+        ("step", {"step_size": 10, "gamma": 0.5}); or a callable taking the optimizer and
+        returning a torch scheduler. ``history_`` records each epoch's rate.
+    max_grad_norm : float or None, default=None
+        Clip the gradients' global L2 norm to this before each optimizer step.
+    restore_best_weights : bool, default=True
+        With ``early_stopping``, end with the weights of the epoch with the lowest
+        validation loss (False: the last epoch's).
+    callbacks : list of objects or None, default=None
+        Objects with any of ``on_train_begin(estimator, history)``,
+        ``on_epoch_end(estimator, history)`` and ``on_train_end(estimator, history)``;
+        ``history`` is ``history_``, and ``on_epoch_end`` returning True stops training.
+        ``history_`` holds one dict per epoch: ``epoch``, ``train_loss`` (the mean over the
+        epoch's batches), ``train_metric`` (the score, accuracy for classifiers and R^2 for
+        regressors, of up to 1,000 training rows in eval mode after the epoch; NaN for the
+        generative nets), ``valid_loss`` and ``valid_metric`` (the held-out split's, NaN
+        without ``early_stopping``), ``learning_rate`` and ``duration`` in seconds.
+    device : str, default="auto"
+        "auto" is CUDA when torch sees a GPU, else "cpu"; or any torch device string.
+    distributed : {None, "ddp"}, default=None
+        "ddp": data-parallel training with torch's DistributedDataParallel in ``n_procs``
+        processes started by torch's elastic launcher (gloo on the CPU, NCCL on CUDA, one GPU
+        per process); ``batch_size`` stays the global batch, split evenly across processes,
+        and the fitted estimator comes back to this process. Under ``torchrun`` (across
+        machines) ``fit`` joins the job instead and trains this rank's shard. A worker that
+        fails makes ``fit`` raise ``toolkit.DataParallelError``, the estimator left as it was.
+        ``partial_fit`` always trains in this process. See toolkit/_distributed.py.
+    n_procs : int, default=2
+        Processes of a ``distributed="ddp"`` fit launched from this process.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, shuffling, dropout and the validation split; bit-for-bit on CPU.
+    verbose : bool, default=False
+        A tqdm bar over epochs showing train and validation loss.
+    warm_start : bool, default=False
+        Continue from the fitted weights and optimizer state on the next ``fit``.
+    """
 
     def __init__(
         self,

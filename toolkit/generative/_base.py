@@ -20,49 +20,9 @@ from torch import nn
 
 from toolkit._fit_state import restored_on_failure
 from toolkit._input_checks import image_net_shape
-from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet
+from toolkit._net_estimator import BaseNeuralNet
 from toolkit._param_validation import Interval
 from toolkit.nn.heads import AffineOutput, DataScaling
-
-
-def generative_training_doc(max_steps: int, ema_decay: float, patience: int | None = None) -> str:
-    """The training parameters' docs with the generative nets' budget in steps, moving average
-    of the weights, and no early stop by default (``patience`` None) or early stopping on a
-    held-out loss with that patience."""
-    budget = f"""    max_epochs : int or None, default=None
-        The budget in epochs when given; otherwise ``max_steps`` sets it.
-    max_steps : int, default={max_steps}
-        Optimizer steps per fit when ``max_epochs`` is None: a budget that does not shrink
-        with the data (2,000 rows at batch 200 are only 10 steps an epoch).
-    ema_decay : float in [0, 1), default={ema_decay}
-        Sampling, scoring and export use an exponential moving average of the weights,
-        updated after every step (w_ema <- d w_ema + (1 - d) w, d = min(ema_decay,
-        (1 + k) / (10 + k)) at the k-th, diffusers' warm-up; the first step copies w), as
-        diffusion code bases do; 0 uses the trained weights themselves.
-"""
-    if patience is None:
-        stopping = {
-            "    n_iter_no_change : int, default=10\n": """    n_iter_no_change : int or None, default=None
-        None trains for the whole budget: the loss of a generative net is noisy (the DDPM's
-        draws t and the noise anew each batch) and sample quality keeps improving after it
-        flattens, so a patience rule on it stops too soon. An int restores the rule.
-"""
-        }
-    else:
-        stopping = {
-            "    early_stopping : bool, default=False\n": "    early_stopping : bool, default=True\n",
-            "    n_iter_no_change : int, default=10\n": f"""    n_iter_no_change : int or None, default={patience}
-        The loss is deterministic, so the held-out loss is a clean signal: without a stop a
-        net of the default size overfits a data set of digits' size (held-out error rises
-        again after a few hundred epochs). None trains for the whole budget.
-""",
-        }
-    replaced = {"    max_epochs : int, default=200\n": budget, **stopping}
-    doc = TRAINING_PARAMETERS_DOC
-    for old, new in replaced.items():
-        assert old in doc, old
-        doc = doc.replace(old, new)
-    return doc
 
 
 class BaseGenerativeNet(BaseNeuralNet):

@@ -17,7 +17,7 @@ from toolkit._input_checks import check_positive_ints
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._training import inference_batches
 from toolkit.generative import _variational_bound as vb
-from toolkit.generative._base import BaseGenerativeNet, generative_training_doc
+from toolkit.generative._base import BaseGenerativeNet
 from toolkit.generative._schedule import NoiseSchedule
 from toolkit.nn.diffusion import DiffusionObjective, MLPDenoiser, UNet
 
@@ -25,7 +25,7 @@ SAMPLERS = ("ddpm", "ddim")
 
 
 class DDPM(BaseGenerativeNet):
-    __doc__ = """Denoising diffusion probabilistic model: a net learns the noise eps(x_t, t) that the
+    """Denoising diffusion probabilistic model: a net learns the noise eps(x_t, t) that the
     forward process q(x_t | x_0) added; sampling runs the reverse process from N(0, I).
 
     The loss is the paper's simple objective E_(t, x_0, eps) ||eps - eps_theta(x_t, t)||^2.
@@ -59,7 +59,80 @@ class DDPM(BaseGenerativeNet):
         stay in range however few steps are taken. "auto" clips images and not rows.
     image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
-""" + generative_training_doc(max_steps=20_000, ema_decay=0.999)
+    optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
+    learning_rate : float, default=1e-3
+    momentum : float, default=0.9
+        Momentum of "sgd" and "rmsprop".
+    nesterov : bool, default=False
+        Nesterov momentum for "sgd".
+    weight_decay : float, default=0.0
+        L2 penalty (decoupled weight decay for "adamw").
+    weight_scale : float or None, default=None
+        None keeps the default initialisation (Kaiming-normal weights, zero biases); a float
+        draws every weight matrix of the linear, convolutional and recurrent layers from
+        N(0, weight_scale^2) with zero biases, as the notes' initialisation experiments do.
+    batch_size : int or "auto", default="auto"
+        "auto" is min(200, n_samples).
+    max_epochs : int or None, default=None
+        The budget in epochs when given; otherwise ``max_steps`` sets it.
+    max_steps : int, default=20000
+        Optimizer steps per fit when ``max_epochs`` is None: a budget that does not shrink
+        with the data (2,000 rows at batch 200 are only 10 steps an epoch).
+    ema_decay : float in [0, 1), default=0.999
+        Sampling, scoring and export use an exponential moving average of the weights,
+        updated after every step (w_ema <- d w_ema + (1 - d) w, d = min(ema_decay,
+        (1 + k) / (10 + k)) at the k-th, diffusers' warm-up; the first step copies w), as
+        diffusion code bases do; 0 uses the trained weights themselves.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for classifiers),
+        stop when its loss has not improved by ``tol`` for ``n_iter_no_change`` epochs (and
+        with ``restore_best_weights`` return to the best epoch's weights). Without it, the
+        training loss is watched the same way.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int or None, default=None
+        None trains for the whole budget: the loss of a generative net is noisy (the DDPM's
+        draws t and the noise anew each batch) and sample quality keeps improving after it
+        flattens, so a patience rule on it stops too soon. An int restores the rule.
+    tol : float, default=1e-4
+    lr_schedule : str, (str, dict), callable or None, default=None
+        Learning rate per epoch: None keeps ``learning_rate``; "step", "exponential",
+        "cosine" or "plateau" (torch's StepLR, ExponentialLR, CosineAnnealingLR over
+        ``max_epochs``, ReduceLROnPlateau on the watched loss), optionally with options as
+        ("step", {"step_size": 10, "gamma": 0.5}); or a callable taking the optimizer and
+        returning a torch scheduler. ``history_`` records each epoch's rate.
+    max_grad_norm : float or None, default=None
+        Clip the gradients' global L2 norm to this before each optimizer step.
+    restore_best_weights : bool, default=True
+        With ``early_stopping``, end with the weights of the epoch with the lowest
+        validation loss (False: the last epoch's).
+    callbacks : list of objects or None, default=None
+        Objects with any of ``on_train_begin(estimator, history)``,
+        ``on_epoch_end(estimator, history)`` and ``on_train_end(estimator, history)``;
+        ``history`` is ``history_``, and ``on_epoch_end`` returning True stops training.
+        ``history_`` holds one dict per epoch: ``epoch``, ``train_loss`` (the mean over the
+        epoch's batches), ``train_metric`` (the score, accuracy for classifiers and R^2 for
+        regressors, of up to 1,000 training rows in eval mode after the epoch; NaN for the
+        generative nets), ``valid_loss`` and ``valid_metric`` (the held-out split's, NaN
+        without ``early_stopping``), ``learning_rate`` and ``duration`` in seconds.
+    device : str, default="auto"
+        "auto" is CUDA when torch sees a GPU, else "cpu"; or any torch device string.
+    distributed : {None, "ddp"}, default=None
+        "ddp": data-parallel training with torch's DistributedDataParallel in ``n_procs``
+        processes started by torch's elastic launcher (gloo on the CPU, NCCL on CUDA, one GPU
+        per process); ``batch_size`` stays the global batch, split evenly across processes,
+        and the fitted estimator comes back to this process. Under ``torchrun`` (across
+        machines) ``fit`` joins the job instead and trains this rank's shard. A worker that
+        fails makes ``fit`` raise ``toolkit.DataParallelError``, the estimator left as it was.
+        ``partial_fit`` always trains in this process. See toolkit/_distributed.py.
+    n_procs : int, default=2
+        Processes of a ``distributed="ddp"`` fit launched from this process.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, shuffling, dropout and the validation split; bit-for-bit on CPU.
+    verbose : bool, default=False
+        A tqdm bar over epochs showing train and validation loss.
+    warm_start : bool, default=False
+        Continue from the fitted weights and optimizer state on the next ``fit``.
+    """
 
     _parameter_constraints: dict = {
         **BaseGenerativeNet._parameter_constraints,

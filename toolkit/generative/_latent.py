@@ -19,15 +19,6 @@ from toolkit._training import inference_batches
 from toolkit.generative._base import BaseGenerativeNet
 from toolkit.nn.vae import conv_decoder, conv_encoder, dense_decoder, dense_encoder
 
-ARCHITECTURE_DOC = """    latent_dim : int, default=2
-    architecture : {"mlp", "conv"}, default="mlp"
-        "conv" reads images: stride-2 convolutions down, upsampling + convolutions up.
-    hidden : sequence of int, default=(256, 128)
-        Hidden widths of the "mlp" encoder (the decoder mirrors them).
-    channels : sequence of int, default=(32, 64)
-        Channels of the "conv" encoder's levels (the decoder mirrors them).
-"""
-
 
 class BaseAutoEncoder(TransformerMixin, BaseGenerativeNet):
     """Base class of the auto-encoders (not for direct use).

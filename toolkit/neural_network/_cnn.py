@@ -7,7 +7,7 @@ from numbers import Integral, Real
 from torch import nn
 
 from toolkit._input_checks import check_positive_ints, image_net_shape
-from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet, PredictorNet
+from toolkit._net_estimator import BaseNeuralNet, PredictorNet
 from toolkit._param_validation import Interval, StrOptions
 from toolkit.neural_network._mixins import NeuralClassifierMixin, NeuralRegressorMixin
 from toolkit.nn.cnn import HEADS, ConvNet, per_block
@@ -142,8 +142,10 @@ class _CNNBase(PredictorNet):
         )
 
 
-_CNN_DOC = (
-    """
+class CNNClassifier(NeuralClassifierMixin, _CNNBase):
+    """Convolutional classifier: conv blocks, global average pooling (or flattening), dense
+    layers and a linear softmax head.
+
     X may be images (N, C, H, W), one-channel images (N, H, W), or flat rows (N, C*H*W)
     with ``image_shape`` (so a DataFrame of pixel columns works in a Pipeline).
 
@@ -170,27 +172,162 @@ _CNN_DOC = (
         is ``CNNClassifier((32,), norm=None, head="flatten", dense=(100,))``.
     image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
-"""
-    + TRAINING_PARAMETERS_DOC
-)
-
-
-class CNNClassifier(NeuralClassifierMixin, _CNNBase):
-    __doc__ = (
-        """Convolutional classifier: conv blocks, global average pooling (or flattening), dense
-    layers and a linear softmax head.
-"""
-        + _CNN_DOC
-    )
+    optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
+    learning_rate : float, default=1e-3
+    momentum : float, default=0.9
+        Momentum of "sgd" and "rmsprop".
+    nesterov : bool, default=False
+        Nesterov momentum for "sgd".
+    weight_decay : float, default=0.0
+        L2 penalty (decoupled weight decay for "adamw").
+    weight_scale : float or None, default=None
+        None keeps the default initialisation (Kaiming-normal weights, zero biases); a float
+        draws every weight matrix of the linear, convolutional and recurrent layers from
+        N(0, weight_scale^2) with zero biases, as the notes' initialisation experiments do.
+    batch_size : int or "auto", default="auto"
+        "auto" is min(200, n_samples).
+    max_epochs : int, default=200
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for classifiers),
+        stop when its loss has not improved by ``tol`` for ``n_iter_no_change`` epochs (and
+        with ``restore_best_weights`` return to the best epoch's weights). Without it, the
+        training loss is watched the same way.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
+    lr_schedule : str, (str, dict), callable or None, default=None
+        Learning rate per epoch: None keeps ``learning_rate``; "step", "exponential",
+        "cosine" or "plateau" (torch's StepLR, ExponentialLR, CosineAnnealingLR over
+        ``max_epochs``, ReduceLROnPlateau on the watched loss), optionally with options as
+        ("step", {"step_size": 10, "gamma": 0.5}); or a callable taking the optimizer and
+        returning a torch scheduler. ``history_`` records each epoch's rate.
+    max_grad_norm : float or None, default=None
+        Clip the gradients' global L2 norm to this before each optimizer step.
+    restore_best_weights : bool, default=True
+        With ``early_stopping``, end with the weights of the epoch with the lowest
+        validation loss (False: the last epoch's).
+    callbacks : list of objects or None, default=None
+        Objects with any of ``on_train_begin(estimator, history)``,
+        ``on_epoch_end(estimator, history)`` and ``on_train_end(estimator, history)``;
+        ``history`` is ``history_``, and ``on_epoch_end`` returning True stops training.
+        ``history_`` holds one dict per epoch: ``epoch``, ``train_loss`` (the mean over the
+        epoch's batches), ``train_metric`` (the score, accuracy for classifiers and R^2 for
+        regressors, of up to 1,000 training rows in eval mode after the epoch; NaN for the
+        generative nets), ``valid_loss`` and ``valid_metric`` (the held-out split's, NaN
+        without ``early_stopping``), ``learning_rate`` and ``duration`` in seconds.
+    device : str, default="auto"
+        "auto" is CUDA when torch sees a GPU, else "cpu"; or any torch device string.
+    distributed : {None, "ddp"}, default=None
+        "ddp": data-parallel training with torch's DistributedDataParallel in ``n_procs``
+        processes started by torch's elastic launcher (gloo on the CPU, NCCL on CUDA, one GPU
+        per process); ``batch_size`` stays the global batch, split evenly across processes,
+        and the fitted estimator comes back to this process. Under ``torchrun`` (across
+        machines) ``fit`` joins the job instead and trains this rank's shard. A worker that
+        fails makes ``fit`` raise ``toolkit.DataParallelError``, the estimator left as it was.
+        ``partial_fit`` always trains in this process. See toolkit/_distributed.py.
+    n_procs : int, default=2
+        Processes of a ``distributed="ddp"`` fit launched from this process.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, shuffling, dropout and the validation split; bit-for-bit on CPU.
+    verbose : bool, default=False
+        A tqdm bar over epochs showing train and validation loss.
+    warm_start : bool, default=False
+        Continue from the fitted weights and optimizer state on the next ``fit``.
+    """
 
 
 class CNNRegressor(NeuralRegressorMixin, _CNNBase):
-    __doc__ = (
-        """Convolutional regressor: conv blocks, global average pooling (or flattening), dense
+    """Convolutional regressor: conv blocks, global average pooling (or flattening), dense
     layers and a linear head.
-"""
-        + _CNN_DOC
-    )
+
+    X may be images (N, C, H, W), one-channel images (N, H, W), or flat rows (N, C*H*W)
+    with ``image_shape`` (so a DataFrame of pixel columns works in a Pipeline).
+
+    Parameters
+    ----------
+    channels : sequence of int, default=(32, 64)
+        Output channels of each conv block [conv -> norm -> activation -> pool -> dropout].
+    kernel_size, stride : int or sequence of int, default=3, 1
+    padding : int, "same" or a sequence of those, default="same"
+    norm : {"batch", "layer", "group", "instance"} or None, default="batch"
+    groups : int, default=8
+        Groups of ``norm="group"``.
+    activation : {"relu", "leaky_relu", "tanh", "sigmoid"}, default="relu"
+    pool : {"max", "avg"} or None, default="max"
+    pool_size : int, default=2
+        Window and stride of the pooling, never larger than the map it pools.
+    dropout : float, default=0.0
+    head : {"gap", "flatten"}, default="gap"
+        What the dense layers read: each channel's global average ("gap"), or every
+        position of the last maps flattened ("flatten").
+    dense : sequence of int, default=()
+        Widths of dense layers [linear -> activation -> dropout] before the output layer.
+        The notes' three-layer convnet (conv - relu - 2x2 max pool - affine - relu - affine)
+        is ``CNNClassifier((32,), norm=None, head="flatten", dense=(100,))``.
+    image_shape : (H, W) or (C, H, W), optional
+        Shape of one image when X holds flat rows.
+    optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
+    learning_rate : float, default=1e-3
+    momentum : float, default=0.9
+        Momentum of "sgd" and "rmsprop".
+    nesterov : bool, default=False
+        Nesterov momentum for "sgd".
+    weight_decay : float, default=0.0
+        L2 penalty (decoupled weight decay for "adamw").
+    weight_scale : float or None, default=None
+        None keeps the default initialisation (Kaiming-normal weights, zero biases); a float
+        draws every weight matrix of the linear, convolutional and recurrent layers from
+        N(0, weight_scale^2) with zero biases, as the notes' initialisation experiments do.
+    batch_size : int or "auto", default="auto"
+        "auto" is min(200, n_samples).
+    max_epochs : int, default=200
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for classifiers),
+        stop when its loss has not improved by ``tol`` for ``n_iter_no_change`` epochs (and
+        with ``restore_best_weights`` return to the best epoch's weights). Without it, the
+        training loss is watched the same way.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
+    lr_schedule : str, (str, dict), callable or None, default=None
+        Learning rate per epoch: None keeps ``learning_rate``; "step", "exponential",
+        "cosine" or "plateau" (torch's StepLR, ExponentialLR, CosineAnnealingLR over
+        ``max_epochs``, ReduceLROnPlateau on the watched loss), optionally with options as
+        ("step", {"step_size": 10, "gamma": 0.5}); or a callable taking the optimizer and
+        returning a torch scheduler. ``history_`` records each epoch's rate.
+    max_grad_norm : float or None, default=None
+        Clip the gradients' global L2 norm to this before each optimizer step.
+    restore_best_weights : bool, default=True
+        With ``early_stopping``, end with the weights of the epoch with the lowest
+        validation loss (False: the last epoch's).
+    callbacks : list of objects or None, default=None
+        Objects with any of ``on_train_begin(estimator, history)``,
+        ``on_epoch_end(estimator, history)`` and ``on_train_end(estimator, history)``;
+        ``history`` is ``history_``, and ``on_epoch_end`` returning True stops training.
+        ``history_`` holds one dict per epoch: ``epoch``, ``train_loss`` (the mean over the
+        epoch's batches), ``train_metric`` (the score, accuracy for classifiers and R^2 for
+        regressors, of up to 1,000 training rows in eval mode after the epoch; NaN for the
+        generative nets), ``valid_loss`` and ``valid_metric`` (the held-out split's, NaN
+        without ``early_stopping``), ``learning_rate`` and ``duration`` in seconds.
+    device : str, default="auto"
+        "auto" is CUDA when torch sees a GPU, else "cpu"; or any torch device string.
+    distributed : {None, "ddp"}, default=None
+        "ddp": data-parallel training with torch's DistributedDataParallel in ``n_procs``
+        processes started by torch's elastic launcher (gloo on the CPU, NCCL on CUDA, one GPU
+        per process); ``batch_size`` stays the global batch, split evenly across processes,
+        and the fitted estimator comes back to this process. Under ``torchrun`` (across
+        machines) ``fit`` joins the job instead and trains this rank's shard. A worker that
+        fails makes ``fit`` raise ``toolkit.DataParallelError``, the estimator left as it was.
+        ``partial_fit`` always trains in this process. See toolkit/_distributed.py.
+    n_procs : int, default=2
+        Processes of a ``distributed="ddp"`` fit launched from this process.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, shuffling, dropout and the validation split; bit-for-bit on CPU.
+    verbose : bool, default=False
+        A tqdm bar over epochs showing train and validation loss.
+    warm_start : bool, default=False
+        Continue from the fitted weights and optimizer state on the next ``fit``.
+    """
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

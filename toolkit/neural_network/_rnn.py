@@ -6,7 +6,7 @@ from numbers import Integral, Real
 
 from torch import nn
 
-from toolkit._net_estimator import TRAINING_PARAMETERS_DOC, BaseNeuralNet, PredictorNet
+from toolkit._net_estimator import BaseNeuralNet, PredictorNet
 from toolkit._param_validation import Interval, StrOptions
 from toolkit.neural_network._mixins import NeuralClassifierMixin, NeuralRegressorMixin
 from toolkit.nn.rnn import CELLS, RecurrentNet
@@ -137,8 +137,9 @@ class _RNNBase(PredictorNet):
         )
 
 
-_RNN_DOC = (
-    """
+class RNNClassifier(NeuralClassifierMixin, _RNNBase):
+    """Recurrent classifier: stacked RNN / LSTM / GRU layers, a softmax head on the last state.
+
     X may be sequences (N, T, D) or flat rows (N, T*D) with ``sequence_length=T``; sequences
     given as (N, T, D) may have another length T at predict time.
 
@@ -156,22 +157,149 @@ _RNN_DOC = (
     mask_value : float, optional
         Padding value: trailing steps equal to it in every feature are padding and do not
         change the output (pad variable-length sequences at the end).
-"""
-    + TRAINING_PARAMETERS_DOC
-)
-
-
-class RNNClassifier(NeuralClassifierMixin, _RNNBase):
-    __doc__ = (
-        """Recurrent classifier: stacked RNN / LSTM / GRU layers, a softmax head on the last state.
-"""
-        + _RNN_DOC
-    )
+    optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
+    learning_rate : float, default=1e-3
+    momentum : float, default=0.9
+        Momentum of "sgd" and "rmsprop".
+    nesterov : bool, default=False
+        Nesterov momentum for "sgd".
+    weight_decay : float, default=0.0
+        L2 penalty (decoupled weight decay for "adamw").
+    weight_scale : float or None, default=None
+        None keeps the default initialisation (Kaiming-normal weights, zero biases); a float
+        draws every weight matrix of the linear, convolutional and recurrent layers from
+        N(0, weight_scale^2) with zero biases, as the notes' initialisation experiments do.
+    batch_size : int or "auto", default="auto"
+        "auto" is min(200, n_samples).
+    max_epochs : int, default=200
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for classifiers),
+        stop when its loss has not improved by ``tol`` for ``n_iter_no_change`` epochs (and
+        with ``restore_best_weights`` return to the best epoch's weights). Without it, the
+        training loss is watched the same way.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
+    lr_schedule : str, (str, dict), callable or None, default=None
+        Learning rate per epoch: None keeps ``learning_rate``; "step", "exponential",
+        "cosine" or "plateau" (torch's StepLR, ExponentialLR, CosineAnnealingLR over
+        ``max_epochs``, ReduceLROnPlateau on the watched loss), optionally with options as
+        ("step", {"step_size": 10, "gamma": 0.5}); or a callable taking the optimizer and
+        returning a torch scheduler. ``history_`` records each epoch's rate.
+    max_grad_norm : float or None, default=None
+        Clip the gradients' global L2 norm to this before each optimizer step.
+    restore_best_weights : bool, default=True
+        With ``early_stopping``, end with the weights of the epoch with the lowest
+        validation loss (False: the last epoch's).
+    callbacks : list of objects or None, default=None
+        Objects with any of ``on_train_begin(estimator, history)``,
+        ``on_epoch_end(estimator, history)`` and ``on_train_end(estimator, history)``;
+        ``history`` is ``history_``, and ``on_epoch_end`` returning True stops training.
+        ``history_`` holds one dict per epoch: ``epoch``, ``train_loss`` (the mean over the
+        epoch's batches), ``train_metric`` (the score, accuracy for classifiers and R^2 for
+        regressors, of up to 1,000 training rows in eval mode after the epoch; NaN for the
+        generative nets), ``valid_loss`` and ``valid_metric`` (the held-out split's, NaN
+        without ``early_stopping``), ``learning_rate`` and ``duration`` in seconds.
+    device : str, default="auto"
+        "auto" is CUDA when torch sees a GPU, else "cpu"; or any torch device string.
+    distributed : {None, "ddp"}, default=None
+        "ddp": data-parallel training with torch's DistributedDataParallel in ``n_procs``
+        processes started by torch's elastic launcher (gloo on the CPU, NCCL on CUDA, one GPU
+        per process); ``batch_size`` stays the global batch, split evenly across processes,
+        and the fitted estimator comes back to this process. Under ``torchrun`` (across
+        machines) ``fit`` joins the job instead and trains this rank's shard. A worker that
+        fails makes ``fit`` raise ``toolkit.DataParallelError``, the estimator left as it was.
+        ``partial_fit`` always trains in this process. See toolkit/_distributed.py.
+    n_procs : int, default=2
+        Processes of a ``distributed="ddp"`` fit launched from this process.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, shuffling, dropout and the validation split; bit-for-bit on CPU.
+    verbose : bool, default=False
+        A tqdm bar over epochs showing train and validation loss.
+    warm_start : bool, default=False
+        Continue from the fitted weights and optimizer state on the next ``fit``.
+    """
 
 
 class RNNRegressor(NeuralRegressorMixin, _RNNBase):
-    __doc__ = (
-        """Recurrent regressor: stacked RNN / LSTM / GRU layers, a linear head on the last state.
-"""
-        + _RNN_DOC
-    )
+    """Recurrent regressor: stacked RNN / LSTM / GRU layers, a linear head on the last state.
+
+    X may be sequences (N, T, D) or flat rows (N, T*D) with ``sequence_length=T``; sequences
+    given as (N, T, D) may have another length T at predict time.
+
+    Parameters
+    ----------
+    hidden_size : int, default=64
+    cell : {"rnn", "lstm", "gru"}, default="lstm"
+        "rnn" is the Elman cell with tanh.
+    num_layers : int, default=1
+    bidirectional : bool, default=False
+    dropout : float, default=0.0
+        Inverted dropout between layers and before the head.
+    sequence_length : int, optional
+        T, when X holds flat rows.
+    mask_value : float, optional
+        Padding value: trailing steps equal to it in every feature are padding and do not
+        change the output (pad variable-length sequences at the end).
+    optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
+    learning_rate : float, default=1e-3
+    momentum : float, default=0.9
+        Momentum of "sgd" and "rmsprop".
+    nesterov : bool, default=False
+        Nesterov momentum for "sgd".
+    weight_decay : float, default=0.0
+        L2 penalty (decoupled weight decay for "adamw").
+    weight_scale : float or None, default=None
+        None keeps the default initialisation (Kaiming-normal weights, zero biases); a float
+        draws every weight matrix of the linear, convolutional and recurrent layers from
+        N(0, weight_scale^2) with zero biases, as the notes' initialisation experiments do.
+    batch_size : int or "auto", default="auto"
+        "auto" is min(200, n_samples).
+    max_epochs : int, default=200
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for classifiers),
+        stop when its loss has not improved by ``tol`` for ``n_iter_no_change`` epochs (and
+        with ``restore_best_weights`` return to the best epoch's weights). Without it, the
+        training loss is watched the same way.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
+    lr_schedule : str, (str, dict), callable or None, default=None
+        Learning rate per epoch: None keeps ``learning_rate``; "step", "exponential",
+        "cosine" or "plateau" (torch's StepLR, ExponentialLR, CosineAnnealingLR over
+        ``max_epochs``, ReduceLROnPlateau on the watched loss), optionally with options as
+        ("step", {"step_size": 10, "gamma": 0.5}); or a callable taking the optimizer and
+        returning a torch scheduler. ``history_`` records each epoch's rate.
+    max_grad_norm : float or None, default=None
+        Clip the gradients' global L2 norm to this before each optimizer step.
+    restore_best_weights : bool, default=True
+        With ``early_stopping``, end with the weights of the epoch with the lowest
+        validation loss (False: the last epoch's).
+    callbacks : list of objects or None, default=None
+        Objects with any of ``on_train_begin(estimator, history)``,
+        ``on_epoch_end(estimator, history)`` and ``on_train_end(estimator, history)``;
+        ``history`` is ``history_``, and ``on_epoch_end`` returning True stops training.
+        ``history_`` holds one dict per epoch: ``epoch``, ``train_loss`` (the mean over the
+        epoch's batches), ``train_metric`` (the score, accuracy for classifiers and R^2 for
+        regressors, of up to 1,000 training rows in eval mode after the epoch; NaN for the
+        generative nets), ``valid_loss`` and ``valid_metric`` (the held-out split's, NaN
+        without ``early_stopping``), ``learning_rate`` and ``duration`` in seconds.
+    device : str, default="auto"
+        "auto" is CUDA when torch sees a GPU, else "cpu"; or any torch device string.
+    distributed : {None, "ddp"}, default=None
+        "ddp": data-parallel training with torch's DistributedDataParallel in ``n_procs``
+        processes started by torch's elastic launcher (gloo on the CPU, NCCL on CUDA, one GPU
+        per process); ``batch_size`` stays the global batch, split evenly across processes,
+        and the fitted estimator comes back to this process. Under ``torchrun`` (across
+        machines) ``fit`` joins the job instead and trains this rank's shard. A worker that
+        fails makes ``fit`` raise ``toolkit.DataParallelError``, the estimator left as it was.
+        ``partial_fit`` always trains in this process. See toolkit/_distributed.py.
+    n_procs : int, default=2
+        Processes of a ``distributed="ddp"`` fit launched from this process.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, shuffling, dropout and the validation split; bit-for-bit on CPU.
+    verbose : bool, default=False
+        A tqdm bar over epochs showing train and validation loss.
+    warm_start : bool, default=False
+        Continue from the fitted weights and optimizer state on the next ``fit``.
+    """
