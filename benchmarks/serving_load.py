@@ -11,6 +11,7 @@ are never imported by toolkit): --mlserver-python / --kserve-python name their i
 
     python benchmarks/serving_load.py [--seconds 10] [--rounds 3] [--concurrency 1 8 32]
         [--mlserver-python /work/anchor-mlserver/bin/python] [--kserve-python /work/anchor-kserve/bin/python]
+        [--baseline-tree ../before]
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ def servers(root: Path, args) -> dict[str, callable]:
         "toolkit serve, unbatched": lambda port: [*toolkit, "--port", str(port), "--max-batch-size", "0"],
         "bare Starlette (no model)": lambda port: [sys.executable, str(ANCHORS / "bare_starlette.py"), str(port)],
     }
+    for tree in args.baseline_tree or []:  # another checkout's toolkit, e.g. before a change
+        old = ["env", f"PYTHONPATH={Path(tree).resolve()}", *toolkit]
+        table |= {
+            f"{Path(tree).name}: batching": lambda port, old=old: [*old, "--port", str(port)],
+            f"{Path(tree).name}: unbatched": lambda port, old=old: [*old, "--port", str(port), "--max-batch-size", "0"],
+        }
     if args.mlserver_python:
         table["MLServer 1.7.1"] = lambda port: mlserver_command(root, port, args.mlserver_python)
     if args.kserve_python:
@@ -134,6 +141,12 @@ def main() -> None:
     parser.add_argument("--queue-delay-us", type=int, default=0)
     parser.add_argument("--mlserver-python")
     parser.add_argument("--kserve-python")
+    parser.add_argument(
+        "--baseline-tree",
+        nargs="+",
+        help="checkouts whose toolkit serve runs beside this one's (PYTHONPATH=<tree>; its compiled kernels "
+        "need not be built), to measure a change side by side",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")

@@ -246,3 +246,14 @@ def test_a_pipeline_missing_a_package_says_which_extra_to_install(tmp_path, caps
         'no_such_package_here is not installed; the pipelines need: pip install "toolkit[pipelines]"'
         in capsys.readouterr().out
     )
+
+
+def test_serve_options_default_to_the_server_settings():
+    import dataclasses
+
+    from toolkit.cli import build_parser
+    from toolkit.serving import ServerSettings
+
+    args = build_parser().parse_args(["serve"])
+    defaults = {field.name: getattr(args, field.name) for field in dataclasses.fields(ServerSettings)}
+    assert ServerSettings(**defaults) == ServerSettings()

@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--threads",
+        dest="intra_op_num_threads",
         type=int,
         default=None,
         help="onnxruntime intra-op threads per session (default: onnxruntime's choice)",
@@ -166,19 +167,14 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    import dataclasses
+
     from toolkit.serving._server import ServerSettings, serve
 
     if not args.directory.is_dir():
         print(f"toolkit: no folder {args.directory} to serve", file=sys.stderr)
         return 2
-    settings = ServerSettings(
-        max_rows=args.max_rows,
-        max_body_bytes=args.max_body_bytes,
-        intra_op_num_threads=args.threads,
-        max_batch_size=args.max_batch_size,
-        max_queue_delay_us=args.max_queue_delay_us,
-        max_queue_size=args.max_queue_size,
-    )
+    settings = ServerSettings(**{field.name: getattr(args, field.name) for field in dataclasses.fields(ServerSettings)})
     serve(
         args.directory,
         host=args.host,

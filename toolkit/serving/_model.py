@@ -9,8 +9,7 @@ import onnxruntime as ort
 import pandas as pd
 
 from toolkit.serving._format import read_graph, shape_text
-
-ORT_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "string": object}
+from toolkit.serving._tensor_types import BY_NAME
 
 
 def column_mismatch(expected: list[str], columns: list[str]) -> str:
@@ -115,7 +114,7 @@ class OnnxModel:
                 raise TypeError(f"X has non-numeric column(s) {[str(c) for c in non_numeric]}")
         name = spec["name"]
         try:
-            array = np.asarray(X, dtype=ORT_DTYPES[spec["dtype"]])
+            array = np.asarray(X, dtype=BY_NAME[spec["dtype"]].numpy)
         except (TypeError, ValueError) as error:
             raise TypeError(f"input {name!r} cannot be read as {spec['dtype']}: {error}") from None
         expected = spec["shape"]

@@ -10,7 +10,6 @@ at discovery. Folders holding several graphs (a VAE's encoder and decoder) offer
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,30 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.serving._batching import Batcher
-from toolkit.serving._format import METADATA_FILE, read_metadata, shape_text
+from toolkit.serving._format import METADATA_FILE, read_metadata
 from toolkit.serving._model import OnnxModel
+from toolkit.serving._tensor_types import BY_NAME, BY_ONNX
 
 LOG = logging.getLogger("toolkit.serving")
 RECHECK_SECONDS = 0.25
-
-# Open Inference Protocol (V2) tensor datatypes of the dtypes model.json and onnxruntime use.
-OIP_DATATYPES = {
-    "float32": "FP32",
-    "float64": "FP64",
-    "int64": "INT64",
-    "int32": "INT32",
-    "bool": "BOOL",
-    "string": "BYTES",
-}
-ORT_NUMPY = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
-ORT_TYPES = {
-    "tensor(float)": "FP32",
-    "tensor(double)": "FP64",
-    "tensor(int64)": "INT64",
-    "tensor(int32)": "INT32",
-    "tensor(bool)": "BOOL",
-    "tensor(string)": "BYTES",
-}
 
 
 @dataclass
@@ -110,7 +91,7 @@ class ServedModel:
             if spec["dtype"] == "string":
                 return "the start-up probe has no values its string input is sure to accept"
             values = rng.integers(0, 10, shape) if spec["dtype"].startswith("int") else rng.normal(size=shape)
-            feed[spec["name"]] = values.astype(ORT_NUMPY[spec["dtype"]])
+            feed[spec["name"]] = values.astype(BY_NAME[spec["dtype"]].numpy)
         try:
             together = self.model.session.run(None, feed)
             parts = [(0, 1), (1, 2), (2, 5), (5, rows)]
@@ -134,7 +115,7 @@ class ServedModel:
         inputs = [
             {
                 "name": spec["name"],
-                "datatype": OIP_DATATYPES[spec["dtype"]],
+                "datatype": BY_NAME[spec["dtype"]].datatype,
                 "shape": [-1 if d is None else d for d in spec["shape"]],
             }
             for spec in self.model.inputs
@@ -142,7 +123,7 @@ class ServedModel:
         outputs = [
             {
                 "name": out.name,
-                "datatype": ORT_TYPES.get(out.type, out.type),
+                "datatype": BY_ONNX[out.type].datatype if out.type in BY_ONNX else out.type,
                 "shape": [d if isinstance(d, int) else -1 for d in out.shape],
             }
             for out in self.model.session.get_outputs()
@@ -247,7 +228,7 @@ class ModelRepository:
             if (folder / METADATA_FILE).is_file() or _version_folders(folder):
                 self.load_folder(folder.name)
 
-    def _folder(self, name: str) -> str:
+    def folder_of(self, name: str) -> str:
         """The folder a model or folder name refers to."""
         served = self.models.get(name)
         if served is not None:
@@ -315,7 +296,7 @@ class ModelRepository:
 
     def unload(self, name: str) -> None:
         """Stop serving a model (all graphs and versions of its folder) until it is loaded again."""
-        folder = self._folder(name)
+        folder = self.folder_of(name)
         names = [n for n, m in self.models.items() if m.folder == folder]
         if not names and not any(u.folder == folder for u in self.unavailable.values()):
             raise KeyError(name)
@@ -359,187 +340,3 @@ class ModelRepository:
 def discover_models(directory: str | Path, *, intra_op_num_threads: int | None = None) -> dict[str, ServedModel]:
     """{name: ServedModel} for every export folder directly under ``directory`` that loads."""
     return ModelRepository(directory, intra_op_num_threads=intra_op_num_threads).models
-
-
-# What a request's datatype may be for an input of each kind: the widths of the same family (the
-# anchors, MLServer and KServe, cast between them); a value that does not fit the input's width
-# is refused by name.
-FLOAT_WIDTHS = {"FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
-FLOAT_LARGEST = {name: float(np.finfo(dtype).max) for name, dtype in FLOAT_WIDTHS.items()}
-INTEGER_WIDTHS = {
-    f"{kind}{bits}": np.dtype(f"{kind[0].lower() if kind == 'UINT' else ''}int{bits}")
-    for kind in ("INT", "UINT")
-    for bits in (8, 16, 32, 64)
-}
-
-
-def _castable(sent: str, expected: str) -> bool:
-    """Whether a tensor of datatype ``sent`` may feed an input of ``expected`` (same family)."""
-    return (
-        sent == expected
-        or all(t in FLOAT_WIDTHS for t in (sent, expected))
-        or all(t in INTEGER_WIDTHS for t in (sent, expected))
-    )
-
-
-def decode_tensor(spec: dict, request_input: dict, max_rows: int) -> np.ndarray:
-    """An OIP request tensor {"name", "shape", "datatype", "data"} as the array the graph's
-    input ``spec`` takes (its dtype and shape, ready for ``session.run``); ValueError naming the
-    problem otherwise.
-
-    A float datatype of another width than the input's (FP64 data for an FP32 input) is cast,
-    as are integer widths; a value out of the input's range is refused by name, as are JSON
-    booleans, strings and nulls sent for a numeric input, NaN and infinity.
-    """
-    name = request_input.get("name")
-    expected = OIP_DATATYPES[spec["dtype"]]
-    absent = [key for key in ("datatype", "shape", "data") if key not in request_input]
-    if absent:
-        raise ValueError(
-            f"input {name!r} is missing the field(s) {absent}; each input needs name, shape, datatype "
-            f"({expected} here) and data"
-        )
-    datatype, shape, data = request_input["datatype"], request_input["shape"], request_input["data"]
-    if isinstance(data, (bytes, bytearray, memoryview)):  # Triton's binary tensor extension
-        data = _from_binary(bytes(data), datatype, name)
-    if not _castable(datatype, expected):
-        raise ValueError(f"input {name!r} has datatype {datatype!r}; the model takes {expected}")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-        raise ValueError(f"input {name!r}: shape must be a list of non-negative ints, got {shape!r}")
-    if not isinstance(data, (list, np.ndarray)):
-        raise ValueError(f"input {name!r}: data must be a list, got {type(data).__name__}")
-    if len(shape) != len(spec["shape"]):
-        raise ValueError(
-            f"input {name!r} has {len(shape)} dimensions {shape_text(shape)}; the model expects "
-            f"{len(spec['shape'])}: {shape_text(spec['shape'])} (-1: any size)"
-        )
-    if shape and shape[0] > max_rows:
-        raise ValueError(f"input {name!r} has {shape[0]} rows; this server takes at most {max_rows} per request")
-    values = np.asarray(data, dtype=object).reshape(-1) if expected == "BYTES" else _numeric(data, name, expected)
-    if values.size != math.prod(shape):
-        raise ValueError(f"input {name!r}: shape {shape} holds {math.prod(shape)} values but data has {values.size}")
-    if any(fixed is not None and fixed != size for fixed, size in zip(spec["shape"], shape)):
-        raise ValueError(
-            f"input {name!r} has shape {shape_text(shape)}; the model expects {shape_text(spec['shape'])} "
-            "(-1: any size)"
-        )
-    return values.reshape(shape)
-
-
-BINARY_DTYPES = {
-    "BOOL": np.dtype("?"),
-    **{name: np.dtype(dtype).newbyteorder("<") for name, dtype in INTEGER_WIDTHS.items()},
-    **{name: np.dtype(dtype).newbyteorder("<") for name, dtype in FLOAT_WIDTHS.items()},
-}
-
-
-def _from_binary(raw: bytes, datatype: str, name: str) -> np.ndarray:
-    """A binary tensor's flat values: little-endian numbers, or BYTES as 4-byte lengths + bytes."""
-    if datatype == "BYTES":
-        values, offset = [], 0
-        while offset < len(raw):
-            if offset + 4 > len(raw):
-                raise ValueError(f"input {name!r}: its binary BYTES data is cut inside an element's length")
-            size = int.from_bytes(raw[offset : offset + 4], "little")
-            values.append(raw[offset + 4 : offset + 4 + size].decode("utf-8", errors="replace"))
-            offset += 4 + size
-        return np.asarray(values, dtype=object)
-    if datatype not in BINARY_DTYPES:
-        raise ValueError(f"input {name!r}: unknown datatype {datatype!r}")
-    itemsize = BINARY_DTYPES[datatype].itemsize
-    if len(raw) % itemsize:
-        raise ValueError(f"input {name!r}: {len(raw)} bytes of binary data is not a whole number of {datatype}")
-    return np.frombuffer(raw, dtype=BINARY_DTYPES[datatype])
-
-
-def _flat(data: list) -> list:
-    """Nested lists flattened (the V2 JSON allows the data nested by shape)."""
-    while data and isinstance(data[0], list):
-        data = [value for row in data for value in (row if isinstance(row, list) else [row])]
-    return data
-
-
-NUMBER_TYPES = {int, float}
-
-
-def _numeric(data: list | np.ndarray, name: str, expected: str) -> np.ndarray:
-    """The flat values of a numeric input, in the numpy dtype of its ``expected`` datatype.
-
-    JSON data is flattened and its element types looked at once (numbers only); when the sum
-    of their magnitudes is finite and within the input's float width, no value can be NaN,
-    infinite or overflow it, and they are converted straight to it. Otherwise (and for binary
-    data) they are read at float64 and checked value by value, to say which problem it is.
-    """
-    if isinstance(data, np.ndarray):  # decoded from binary: typed already
-        flat = data
-    else:
-        flat = _flat(data)
-        types = set(map(type, flat))
-        if not types <= NUMBER_TYPES:
-            if bool in types:
-                raise ValueError(f"input {name!r} is {expected}: JSON booleans (true / false) are not numbers here")
-            if type(None) in types:
-                raise ValueError(f"input {name!r} contains NaN, infinity or null")
-            raise ValueError(f"input {name!r}: data must be numbers (nested lists of one depth are fine)")
-    if expected in FLOAT_WIDTHS:
-        largest = FLOAT_LARGEST[expected]
-        if isinstance(flat, list) and sum(map(abs, flat)) <= largest:  # all finite, none can overflow the width
-            return np.array(flat, dtype=FLOAT_WIDTHS[expected])
-    values = np.asarray(flat, dtype=np.float64).reshape(-1)
-    if not np.isfinite(values).all():
-        raise ValueError(f"input {name!r} contains NaN, infinity or null")
-    if expected in FLOAT_WIDTHS:
-        too_large = np.abs(values) > largest
-        if too_large.any():
-            raise ValueError(
-                f"input {name!r}: the value {values[too_large][0]:g} overflows {expected} (largest magnitude "
-                f"{largest:.4g})"
-            )
-        return values.astype(FLOAT_WIDTHS[expected])
-    if not np.array_equal(values, np.round(values)):
-        raise ValueError(f"input {name!r} is {expected} but data holds non-integers")
-    bounds = np.iinfo(INTEGER_WIDTHS[expected])
-    outside = (values < bounds.min) | (values > bounds.max)
-    if outside.any():
-        raise ValueError(
-            f"input {name!r}: the value {values[outside][0]:.0f} does not fit {expected} [{bounds.min}, {bounds.max}]"
-        )
-    return values.astype(INTEGER_WIDTHS[expected])
-
-
-def output_datatype(value: np.ndarray) -> str:
-    """The OIP datatype of an output array."""
-    if value.dtype.kind in "OUS":
-        return "BYTES"
-    return {"f": "FP64" if value.dtype == np.float64 else "FP32", "i": "INT64", "b": "BOOL"}[value.dtype.kind]
-
-
-def encode_tensor(name: str, value: np.ndarray) -> dict:
-    """An output array as an OIP response tensor (row-major flattened data). Numeric data stays
-    a contiguous array, which the server's JSON encoder (orjson) writes without a Python value
-    per element: float32 values in their shortest float32 form, NaN as null."""
-    datatype = output_datatype(value)
-    flat = value.reshape(-1)
-    return {
-        "name": name,
-        "datatype": datatype,
-        "shape": list(value.shape),
-        "data": [str(v) for v in flat.tolist()] if datatype == "BYTES" else np.ascontiguousarray(flat),
-    }
-
-
-def encode_binary_tensor(name: str, value: np.ndarray) -> tuple[dict, bytes]:
-    """An output as Triton's binary tensor extension sends it: the entry (no data, its byte
-    count in parameters.binary_data_size) and the bytes (little-endian; BYTES length-prefixed)."""
-    datatype = output_datatype(value)
-    if datatype == "BYTES":
-        raw = b"".join(len(b := str(v).encode("utf-8")).to_bytes(4, "little") + b for v in value.reshape(-1).tolist())
-    else:
-        raw = np.ascontiguousarray(value, dtype=BINARY_DTYPES[datatype]).tobytes()
-    entry = {
-        "name": name,
-        "datatype": datatype,
-        "shape": list(value.shape),
-        "parameters": {"binary_data_size": len(raw)},
-    }
-    return entry, raw

@@ -1,0 +1,235 @@
+"""What the server does, free of any transport: inference, metadata, readiness and the model
+repository's operations, as MLServer's ``DataPlane`` (``toolkit.serving._app`` puts it on
+HTTP; every route and the raw-ASGI inference path call the same methods).
+
+Requests come in as the Open Inference Protocol's JSON objects (dicts), answers go out as dicts
+and arrays; a client's mistake (or a busy model) raises :class:`RequestError` with the status
+the protocol gives it and a message naming the problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from toolkit._version import __version__
+from toolkit.serving._batching import INLINE_ELEMENTS, QueueFull
+from toolkit.serving._codec import decode_tensor
+from toolkit.serving._model import column_mismatch
+from toolkit.serving._repository import ModelRepository, ServedModel
+from toolkit.serving._settings import ServerSettings
+
+EXTENSIONS = ["binary_tensor_data", "model_repository", "predict_records", "metrics"]
+
+
+class RequestError(Exception):
+    """A client's mistake (or a busy server): answered with ``status`` and ``{"error": message}``
+    (and a Retry-After header when ``retry_after`` seconds are given)."""
+
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass
+class Inference:
+    """The outputs of one inference request and the answer's other fields."""
+
+    model_name: str
+    model_version: str
+    id: str
+    names: list[str]
+    outputs: list[np.ndarray]
+
+    def fields(self) -> dict:
+        """The answer's fields besides its outputs."""
+        return {"model_name": self.model_name, "model_version": self.model_version, "id": self.id}
+
+
+class DataPlane:
+    """The models of one repository, served under ``settings``."""
+
+    def __init__(self, repository: ModelRepository, settings: ServerSettings) -> None:
+        self.repository, self.settings = repository, settings
+        self._id_prefix, self._counter = uuid.uuid4().hex[:16], itertools.count(1)  # ids of requests that send none
+
+    @property
+    def models(self) -> dict[str, ServedModel]:
+        """The models being served, by name (their highest version)."""
+        return self.repository.models
+
+    def metrics_label(self, name: str) -> str:
+        """The model label a request's metrics carry: its model's name, "unknown" for a name no
+        model has (so that made-up names cannot grow the series), "" for no model."""
+        return name if name in self.repository.models else ("unknown" if name else "")
+
+    def lookup(self, name: str, version: str | None = None) -> ServedModel:
+        """The model a request names (its highest version unless it names one)."""
+        try:
+            served = self.repository.get(name)
+        except KeyError:
+            raise RequestError(404, f"unknown model {name!r}; this server has {sorted(self.models)}") from None
+        except LookupError as reason:
+            raise RequestError(503, f"model {name!r} is not ready: {reason}") from None
+        if version is None:
+            return served
+        versions = self.repository.versions[name]
+        if version not in versions:
+            raise RequestError(404, f"model {name!r} has no version {version!r}; it has {list(versions)}")
+        return versions[version]
+
+    # ------------------------------------------------------------------ health and metadata
+    def server_metadata(self) -> dict:
+        return {"name": "toolkit", "version": __version__, "extensions": EXTENSIONS, "models": sorted(self.models)}
+
+    def model_metadata(self, name: str, version: str | None = None) -> dict:
+        return self.lookup(name, version).metadata()
+
+    def model_ready(self, name: str, version: str | None = None) -> tuple[bool, dict]:
+        """(ready, answer): a model found but not ready is an answer (with why), not an error."""
+        try:
+            self.lookup(name, version)
+        except RequestError as error:
+            if error.status != 503:
+                raise
+            return False, {"name": name, "ready": False, "error": str(error)}
+        return True, {"name": name, "ready": True}
+
+    # ------------------------------------------------------------------ the repository extension
+    def repository_index(self) -> list[dict]:
+        return self.repository.index()
+
+    async def repository_load(self, name: str) -> dict:
+        try:
+            folder = self.repository.folder_of(name)
+            loaded = await asyncio.to_thread(self.repository.load_folder, folder)
+        except KeyError:
+            raise RequestError(404, f"no export folder {name!r} under this server's directory") from None
+        return {"name": name, "loaded": loaded}
+
+    def repository_unload(self, name: str) -> dict:
+        try:
+            self.repository.unload(name)
+        except KeyError:
+            raise RequestError(404, f"unknown model {name!r}; this server has {sorted(self.models)}") from None
+        return {"name": name, "unloaded": True}
+
+    # ------------------------------------------------------------------ inference
+    async def infer(self, name: str, version: str | None, payload: dict) -> Inference:
+        """Run an inference request {"inputs": [...], "outputs": [...], "id": ...} on a model:
+        batched with others when its model batches, on the event loop when small, else on a
+        worker thread."""
+        served = self.lookup(name, version)
+        feed, names = self._feed(served, payload)
+        if served.batcher is not None:
+            outputs = await self._run_batched(served, feed, names)
+        elif sum(value.size for value in feed.values()) <= INLINE_ELEMENTS:
+            outputs = run_graph(served, feed, names)
+        else:
+            outputs = await asyncio.to_thread(run_graph, served, feed, names)
+        request_id = payload["id"] if "id" in payload else f"{self._id_prefix}-{next(self._counter)}"
+        return Inference(served.name, served.version, request_id, names, outputs)
+
+    def _feed(self, served: ServedModel, payload: dict) -> tuple[dict, list[str]]:
+        """(feed for the graph, output names) from an inference request."""
+        inputs = payload.get("inputs")
+        if not isinstance(inputs, list) or not inputs or not all(isinstance(i, dict) for i in inputs):
+            raise RequestError(
+                400, 'the body needs "inputs": a non-empty list of {"name", "shape", "datatype", "data"}'
+            )
+        specs = {spec["name"]: spec for spec in served.model.inputs}
+        given = [i.get("name") for i in inputs]
+        unknown = [n for n in given if n not in specs]
+        missing = [n for n in specs if n not in given]
+        if unknown or missing or len(set(given)) != len(given):
+            raise RequestError(
+                400, f"inputs {given} do not match the model's {list(specs)} (unknown {unknown}, missing {missing})"
+            )
+        try:
+            feed = {i["name"]: decode_tensor(specs[i["name"]], i, self.settings.max_rows) for i in inputs}
+        except ValueError as error:
+            raise RequestError(400, str(error)) from None
+        available = served.output_names
+        requested = payload.get("outputs")
+        if requested is None:
+            return feed, available
+        names = (
+            [o.get("name") if isinstance(o, dict) else None for o in requested]
+            if isinstance(requested, list)
+            else [None]
+        )
+        wrong = [n for n in names if n not in available]
+        if wrong:
+            raise RequestError(400, f"outputs {wrong} are not among the model's {available}")
+        return feed, names
+
+    @staticmethod
+    async def _run_batched(served: ServedModel, feed: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+        """The request's outputs from its model's batcher: run stacked with other checked requests."""
+        try:
+            outputs = await served.batcher.submit(feed)
+        except QueueFull as error:
+            raise RequestError(503, f"model {served.name!r} is busy: {error}; retry shortly", retry_after=1) from None
+        except Exception as error:  # onnxruntime refused this request (a refused batch is rerun request by request)
+            raise RequestError(400, f"the model could not run on these inputs: {error}") from None
+        return [outputs[served.output_index[name]] for name in names]
+
+    async def predict_records(self, name: str, payload: dict) -> dict:
+        """``{"records": [{column: value}]}`` through a model of named columns: every output."""
+        served = self.lookup(name)
+        frame = self._records(served, payload)
+        names = served.output_names
+
+        def run() -> list[np.ndarray]:
+            try:
+                feed = served.model.prepare(frame)
+            except (TypeError, ValueError) as error:
+                raise RequestError(400, str(error)) from None
+            return run_graph(served, feed, names)
+
+        outputs = await asyncio.to_thread(run)
+        return {
+            "model_name": served.name,
+            "outputs": {n: v.tolist() for n, v in zip(names, outputs)},
+            "classes": served.model.entry.get("classes"),
+        }
+
+    def _records(self, served: ServedModel, payload: dict) -> pd.DataFrame:
+        """The request's records as a DataFrame in the model's column order."""
+        records = payload.get("records")
+        if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
+            raise RequestError(400, 'the body needs "records": a non-empty list of {column: value} objects')
+        if len(records) > self.settings.max_rows:
+            raise RequestError(
+                400, f"{len(records)} records; this server takes at most {self.settings.max_rows} per request"
+            )
+        frame = pd.DataFrame.from_records(records)
+        if not served.takes_records:
+            raise RequestError(
+                400,
+                f"model {served.name!r} does not take records (its inputs are not one row of named columns); use "
+                f"/v2/models/{served.name}/infer",
+            )
+        names = served.model.entry["feature_names"]
+        problem = column_mismatch(names, [str(c) for c in frame.columns])
+        if problem:
+            raise RequestError(400, f"records do not match the model's columns: {problem}")
+        if frame.isna().to_numpy().any():
+            raise RequestError(
+                400, "records hold null or missing values: " + ", ".join(c for c in names if frame[c].isna().any())
+            )
+        return frame[names]
+
+
+def run_graph(served: ServedModel, feed: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+    """Run the session on a checked feed; onnxruntime's refusals are 400s with its reason."""
+    try:
+        return served.model.session.run(names, feed)
+    except Exception as error:  # onnxruntime's InvalidArgument, Fail, ... carry the reason
+        raise RequestError(400, f"the model could not run on these inputs: {error}") from None

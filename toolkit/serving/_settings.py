@@ -1,0 +1,65 @@
+"""``ServerSettings``: the limits and threads of a server, and their one trip through the
+environment (uvicorn's worker processes build the app from ``TOOLKIT_SERVE_*`` variables)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DIRECTORY_VARIABLE = "TOOLKIT_SERVE_DIR"
+PREFIX = "TOOLKIT_SERVE_"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Limits and threads of a server.
+
+    Parameters
+    ----------
+    max_rows : int
+        Rows (first dimension) a request may send.
+    max_body_bytes : int
+        Request bodies above this get 413 before they are parsed.
+    intra_op_num_threads : int, optional
+        onnxruntime threads per session (None: onnxruntime's default).
+    max_batch_size : int
+        Adaptive batching (``_batching.py``): concurrent requests for a model stacked into one
+        run of at most this many rows (default 32); 0 or 1: off. A model.json's ``serving`` entry
+        (``{"max_batch_size": .., "max_queue_delay_us": ..}``) overrides it for its model;
+        graphs without a free batch axis on every input and output are never batched.
+    max_queue_delay_us : int
+        How long a batch's first request waits for others (microseconds).
+    max_queue_size : int
+        Requests a model's batching queue holds; the next gets 503 with Retry-After.
+    """
+
+    max_rows: int = 10_000
+    max_body_bytes: int = 16 * 2**20
+    intra_op_num_threads: int | None = None
+    max_batch_size: int = 32
+    max_queue_delay_us: int = 0
+    max_queue_size: int = 1024
+
+    def to_environment(self, directory: str | Path) -> dict[str, str]:
+        """The ``TOOLKIT_SERVE_*`` variables that give a worker process these settings and the
+        directory it serves (a None field is left out)."""
+        variables = {
+            PREFIX + field.name.upper(): str(value)
+            for field in dataclasses.fields(self)
+            if (value := getattr(self, field.name)) is not None
+        }
+        return {DIRECTORY_VARIABLE: str(Path(directory).resolve()), **variables}
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> tuple[ServerSettings, str]:
+        """(settings, directory) from the variables :meth:`to_environment` wrote (a field
+        without its variable keeps its default)."""
+        values = {
+            field.name: int(environ[PREFIX + field.name.upper()])
+            for field in dataclasses.fields(cls)
+            if PREFIX + field.name.upper() in environ
+        }
+        return cls(**values), environ[DIRECTORY_VARIABLE]
