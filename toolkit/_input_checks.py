@@ -45,6 +45,17 @@ def check_features(estimator, X, *, reset: bool, dtype=np.float32) -> np.ndarray
     return validate_data(estimator, X, reset=reset, dtype=dtype)
 
 
+def check_samples(X, sample_shape: tuple[int, ...], name: str, space: str) -> np.ndarray:
+    """X as a contiguous float32 array of shape (n, *sample_shape), all finite; ValueError
+    naming ``name``, the expected shape and ``space`` (what the values are) otherwise."""
+    X = np.asarray(X, dtype=np.float32)
+    if X.shape[1:] != sample_shape:
+        raise ValueError(f"{name} must have shape (n, {', '.join(map(str, sample_shape))}) ({space}), got {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return np.ascontiguousarray(X)
+
+
 def check_positive_ints(values, name: str, *, allow_empty: bool = False) -> tuple[int, ...]:
     """``values`` as a tuple of positive ints (empty only with ``allow_empty``), or a ValueError naming ``name``."""
     values = (values,) if isinstance(values, Integral) else tuple(values)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -12,16 +12,15 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from toolkit._export_spec import InferenceSpec, InputSpec, OutputSpec
-from toolkit._input_checks import check_positive_ints
+from toolkit._export_spec import InferenceSpec
+from toolkit._input_checks import check_positive_ints, check_samples
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._training import inference_batches
 from toolkit.generative import _variational_bound as vb
 from toolkit.generative._base import BaseGenerativeNet
+from toolkit.generative._sampler import DiffusionSampler
 from toolkit.generative._schedule import NoiseSchedule
 from toolkit.nn.diffusion import DiffusionObjective, MLPDenoiser, UNet
-
-SAMPLERS = ("ddpm", "ddim")
 
 
 class DDPM(BaseGenerativeNet):
@@ -277,22 +276,9 @@ class DDPM(BaseGenerativeNet):
 
     # ---------------------------------------------------------------- denoising
     def _check_noisy(self, X_t, name: str) -> torch.Tensor:
-        X_t = np.asarray(X_t, dtype=np.float32)
-        if X_t.shape[1:] != tuple(self.net_shape_):
-            raise ValueError(
-                f"{name} must have shape (n, {', '.join(map(str, self.net_shape_))}) (the net's scaled space), "
-                f"got {X_t.shape}"
-            )
-        if not np.isfinite(X_t).all():
-            raise ValueError(f"{name} contains NaN or infinity")
-        return torch.from_numpy(np.ascontiguousarray(X_t)).to(self.device_)
-
-    def _check_steps(self, t, n: int) -> np.ndarray:
-        """Steps t as (n,) int64, broadcast from a scalar; a ValueError unless integers in [0, T-1]."""
-        t = np.broadcast_to(np.asarray(t), (n,))
-        if t.dtype.kind not in "iu" or t.min(initial=0) < 0 or t.max(initial=0) >= self.n_steps:
-            raise ValueError(f"t must hold integer steps in [0, {self.n_steps - 1}]")
-        return np.array(t, dtype=np.int64)
+        """Samples in the net's scaled space, on the fit's device."""
+        X_t = check_samples(X_t, tuple(self.net_shape_), name, "the net's scaled space")
+        return torch.from_numpy(X_t).to(self.device_)
 
     @torch.no_grad()
     def predict_noise(self, X_t, t) -> np.ndarray:
@@ -311,7 +297,7 @@ class DDPM(BaseGenerativeNet):
         """
         check_is_fitted(self, "module_")
         x = self._check_noisy(X_t, "X_t")
-        t = torch.as_tensor(self._check_steps(t, len(x)), device=self.device_)
+        t = torch.as_tensor(self.schedule_.check_steps(t, len(x)), device=self.device_)
         denoiser = self._inference_net().denoiser
         return torch.cat([denoiser(x[a:b], t[a:b]) for a, b in inference_batches(len(x))]).cpu().numpy()
 
@@ -360,55 +346,27 @@ class DDPM(BaseGenerativeNet):
         """
         check_is_fitted(self, "module_")
         X = self._check_X(X, reset=False)
-        if self.n_levels_ is not None:
-            low, high = self.data_offset_ - self.data_scale_, self.data_offset_ + self.data_scale_  # the [-1, 1] range
-            integral = np.array_equal(X, np.round(X))
-            if not integral or X.min() < low - 1e-4 or X.max() > high + 1e-4:
-                raise ValueError(
-                    f"the model was fitted on images of {self.n_levels_} integer levels in [{low:.0f}, {high:.0f}] "
-                    f"and scores them with a discretised decoder; X holds values in [{X.min():g}, {X.max():g}]"
-                    + ("" if integral else ", not all integers")
-                )
+        if self.n_levels_ is not None:  # the [-1, 1] range in the input's units
+            vb.check_levels(
+                X, self.n_levels_, self.data_offset_ - self.data_scale_, self.data_offset_ + self.data_scale_
+            )
         if n_timesteps is not None and (
             not isinstance(n_timesteps, Integral) or isinstance(n_timesteps, bool) or n_timesteps < 1
         ):
             raise ValueError(f"n_timesteps must be an int >= 1 or None, got {n_timesteps!r}")
         generator = self._generator(self.random_state if random_state is None else random_state)
-        schedule, n = self.schedule_, len(X)
-        # The t of each pass, one per row: 0 (the decoder) first, then every t of 1..T-1, or
-        # n_timesteps draws per row, each row its own (the sum estimated as (T - 1) x their mean).
-        if n_timesteps is None:
-            passes, weight = [np.full(n, t) for t in range(self.n_steps)], 1.0
-        else:
-            draws = torch.randint(1, self.n_steps, (int(n_timesteps), n), generator=generator).numpy()
-            passes, weight = [np.zeros(n, dtype=np.int64), *draws], (self.n_steps - 1) / n_timesteps
+        passes, weight = vb.timestep_passes(self.n_steps, len(X), n_timesteps, generator)
         x0 = torch.from_numpy(self._scale(X)).to(self.device_).double()
-        total = vb.prior_term(x0, float(schedule.alpha_bar[-1]))
-        for k, t in enumerate(passes):
-            x0_hat = self._predicted_x0(x0, t, generator)
-            if k > 0:
-                coef, variance = schedule.posterior_mean_coef_x0[t], schedule.posterior_variance[t]
-                total += weight * vb.step_term(x0, x0_hat, coef, variance)
-            elif self.n_levels_ is not None:
-                total += vb.discretised_decoder_term(x0, x0_hat, schedule.betas[0], self.n_levels_)
-            else:
-                total += vb.gaussian_decoder_term(x0, x0_hat, schedule.betas[0])
+        denoiser = self._inference_net().denoiser
+
+        def predict_x0(t: np.ndarray) -> torch.Tensor:
+            draw = self._randn(tuple(x0.shape), generator)
+            return vb.predicted_x0(x0, t, self.schedule_.alpha_bar, draw, denoiser, inference_batches)
+
+        total = vb.negative_bound(x0, self.schedule_, predict_x0, passes, weight, self.n_levels_)
         if self.n_levels_ is not None:
             return -total.cpu().numpy()
         return -total.cpu().numpy() - float(np.sum(np.broadcast_to(np.log(self.data_scale_), self.net_shape_)))
-
-    @torch.no_grad()
-    def _predicted_x0(self, x0: torch.Tensor, t: np.ndarray, generator: torch.Generator) -> torch.Tensor:
-        """x_0_hat = (x_t - sqrt(1 - ab_t) eps_theta(x_t, t)) / sqrt(ab_t) for one draw x_t ~ q(x_t | x_0)
-        per row, at each row's own step t (float64; the net reads float32)."""
-        shape = (-1,) + (1,) * (x0.dim() - 1)
-        r = torch.as_tensor(np.sqrt(self.schedule_.alpha_bar[t]), device=x0.device).reshape(shape)
-        s = torch.as_tensor(np.sqrt(1 - self.schedule_.alpha_bar[t]), device=x0.device).reshape(shape)
-        x_t = (r * x0 + s * self._randn(tuple(x0.shape), generator).double()).float()
-        steps = torch.as_tensor(t, device=x0.device)
-        denoiser = self._inference_net().denoiser
-        eps = torch.cat([denoiser(x_t[a:b], steps[a:b]) for a, b in inference_batches(len(x_t))]).double()
-        return (x_t.double() - s * eps) / r
 
     def bits_per_dim(self, X, n_timesteps: int | None = None, random_state=None) -> float:
         """The variational bound in bits per value: -mean(log_likelihood(X)) / (values per sample x ln 2).
@@ -424,35 +382,9 @@ class DDPM(BaseGenerativeNet):
         return -self.denoising_loss(X)
 
     # ----------------------------------------------------------------- sampling
-    def _sampling_plan(self, sampler: str, n_sampling_steps, eta) -> tuple[np.ndarray, np.ndarray]:
-        """(timesteps visited, (S, 5) coefficients (r, s, A, B, c) of each step through the
-        predicted x_0; see ``NoiseSchedule.x0_coefficients``), after checking the settings."""
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-        if not isinstance(eta, Real) or eta < 0:
-            raise ValueError(f"eta must be a float >= 0, got {eta!r}")
-        timesteps = self.schedule_.timesteps(n_sampling_steps)
-        return timesteps, self.schedule_.x0_coefficients(timesteps, sampler, eta)
-
-    @torch.no_grad()
-    def _reverse_process(
-        self, x: torch.Tensor, timesteps: np.ndarray, coefficients: np.ndarray, step_noise
-    ) -> torch.Tensor:
-        """x_T -> x_0: per visited step, x_0 = (x - s eps_theta(x, t)) / r (clipped to
-        ``clip_range_`` with ``clip_sample``), x_prev = A x + B x_0 + c z; ``step_noise(i)`` gives z."""
-        denoiser = self._inference_net().denoiser
-        t = torch.empty(len(x), dtype=torch.int64, device=x.device)
-        bounds = None
-        if self.clip_range_ is not None:
-            bounds = tuple(torch.as_tensor(b, dtype=x.dtype, device=x.device) for b in self.clip_range_)
-        for i, (step, (r, s, a, b, c)) in enumerate(zip(timesteps, coefficients)):
-            x0 = (x - s * denoiser(x, t.fill_(int(step)))) / r
-            if bounds is not None:
-                x0 = torch.minimum(torch.maximum(x0, bounds[0]), bounds[1])
-            x = a * x + b * x0
-            if c > 0:
-                x = x + c * step_noise(i)
-        return x
+    def _sampler(self, sampler: str, n_sampling_steps, eta) -> DiffusionSampler:
+        """The reverse process for these settings (checked), clipping to ``clip_range_``."""
+        return DiffusionSampler(self.schedule_, sampler, n_sampling_steps, eta, self.clip_range_)
 
     def sample(
         self,
@@ -481,12 +413,11 @@ class DDPM(BaseGenerativeNet):
         X : DataFrame (fitted on one: its columns), or ndarray of the input's sample shape
         """
         n_samples = self._check_n_samples(n_samples)
-        timesteps, coefficients = self._sampling_plan(sampler, n_sampling_steps, eta)
+        reverse = self._sampler(sampler, n_sampling_steps, eta)
         generator = self._generator(random_state)
         shape = (n_samples, *self.net_shape_)
-        x = self._reverse_process(
-            self._randn(shape, generator), timesteps, coefficients, lambda i: self._randn(shape, generator)
-        )
+        denoiser = self._inference_net().denoiser
+        x = reverse.run(denoiser, self._randn(shape, generator), lambda i: self._randn(shape, generator))
         return self._to_input_form(x)
 
     def sample_from_noise(
@@ -504,14 +435,14 @@ class DDPM(BaseGenerativeNet):
             As in :meth:`sample`.
         """
         check_is_fitted(self, "module_")
-        timesteps, coefficients = self._sampling_plan(sampler, n_sampling_steps, eta)
+        reverse = self._sampler(sampler, n_sampling_steps, eta)
         x = self._check_noisy(initial_noise, "initial_noise")
         noise = np.asarray(step_noise, dtype=np.float32)
-        expected = (len(x), len(timesteps), *self.net_shape_)
+        expected = (len(x), len(reverse), *self.net_shape_)
         if noise.shape != expected:
             raise ValueError(f"step_noise must have shape {expected} (n, steps, *net_shape_), got {noise.shape}")
         noise = torch.from_numpy(np.ascontiguousarray(noise)).to(self.device_)
-        return self._to_input_form(self._reverse_process(x, timesteps, coefficients, lambda i: noise[:, i]))
+        return self._to_input_form(reverse.run(self._inference_net().denoiser, x, lambda i: noise[:, i]))
 
     def sampling_noise(
         self, n_samples: int, random_state=None, *, n_sampling_steps: int | None = None
@@ -547,17 +478,11 @@ class DDPM(BaseGenerativeNet):
         """
         check_is_fitted(self, "module_")
         x0 = self._scale(self._check_X(X, reset=False))
-        t = self._check_steps(
+        t = self.schedule_.check_steps(
             np.linspace(0, self.n_steps - 1, len(x0)).round().astype(np.int64) if t is None else t, len(x0)
         )
         eps = check_random_state(random_state).standard_normal(x0.shape).astype(np.float32)
-        shape = (-1,) + (1,) * (x0.ndim - 1)
-        alpha_bar = self.schedule_.alpha_bar[t].reshape(shape)
-        return (np.sqrt(alpha_bar) * x0 + np.sqrt(1 - alpha_bar) * eps).astype(np.float32), t
-
-    def _sampler_validation_inputs(self, X, n_sampling_steps=None) -> tuple[np.ndarray, np.ndarray]:
-        """Noise for 8 samples (seeded): the sampler graph runs every step per batch."""
-        return self.sampling_noise(min(len(X), 8), random_state=0, n_sampling_steps=n_sampling_steps)
+        return self.schedule_.diffuse(x0, t, eps).astype(np.float32), t
 
     # ------------------------------------------------------------------- export
     def __onnx_spec__(
@@ -565,65 +490,11 @@ class DDPM(BaseGenerativeNet):
     ) -> list[InferenceSpec]:
         """Two graphs: ``denoiser`` (X_t, t) -> eps in the net's scale, and ``sampler``:
         (initial_noise, step_noise) -> samples in the data's units, the whole reverse process
-        for the sampler settings given here (recorded in model.json)."""
-        from toolkit.generative._sampler_graph import sampler_graph
-
+        for the sampler settings given here (recorded in model.json); see
+        :mod:`toolkit.generative._ddpm_export`."""
         check_is_fitted(self, "module_")
-        timesteps, coefficients = self._sampling_plan(sampler, n_sampling_steps, eta)
-        denoiser = self._exportable_module().denoiser
-        n_net = 1 + len(self.net_shape_)
+        reverse = self._sampler(sampler, n_sampling_steps, eta)
         settings = {"sampler": sampler, "n_sampling_steps": n_sampling_steps, "eta": eta}
-        # 1e-3 in the net's scale (standardised rows, images in [-1, 1]), in data units: the
-        # float32 rounding of the two runtimes compounds over the steps (observed 1e-5 to 4e-4).
-        sampler_tolerance = {"atol": 1e-3 * float(np.max(self.data_scale_)), "rtol": 0.0}
+        from toolkit.generative._ddpm_export import diffusion_specs  # onnx, imported for exports only
 
-        def build(graphs: dict):
-            return sampler_graph(
-                graphs["denoiser"],
-                timesteps,
-                coefficients,
-                self.data_offset_,
-                self.data_scale_,
-                tuple(self.net_shape_),
-                tuple(self.input_shape_),
-                self.clip_range_,
-            )
-
-        return [
-            InferenceSpec(
-                module=denoiser,
-                sample_shape=tuple(self.net_shape_),
-                outputs=[OutputSpec("eps", self.predict_noise, n_net)],
-                example=np.zeros((2, *self.net_shape_), dtype=np.float32),
-                input_name="X_t",
-                extra_inputs=(InputSpec("t", (), np.zeros(2, dtype=np.int64)),),
-                graph="denoiser",
-                input_method=self.diffuse,
-            ),
-            InferenceSpec(
-                module=None,
-                sample_shape=tuple(self.net_shape_),
-                outputs=[
-                    OutputSpec(
-                        "samples",
-                        self.sample_from_noise,
-                        1 + len(self.input_shape_),
-                        kwargs=settings,
-                        tolerance=sampler_tolerance,
-                    )
-                ],
-                example=np.zeros((2, *self.net_shape_), dtype=np.float32),
-                input_name="initial_noise",
-                extra_inputs=(
-                    InputSpec(
-                        "step_noise",
-                        (len(timesteps), *self.net_shape_),
-                        np.zeros((2, len(timesteps), *self.net_shape_), dtype=np.float32),
-                    ),
-                ),
-                graph="sampler",
-                input_method=self._sampler_validation_inputs,
-                input_kwargs={"n_sampling_steps": n_sampling_steps},
-                build=build,
-            ),
-        ]
+        return diffusion_specs(self, self._exportable_module().denoiser, reverse, settings)

@@ -76,6 +76,19 @@ class NoiseSchedule:
     def __repr__(self) -> str:
         return f"NoiseSchedule({self.kind!r}, n_steps={self.n_steps})"
 
+    def check_steps(self, t, n: int) -> np.ndarray:
+        """Steps t as (n,) int64, broadcast from a scalar; a ValueError unless integers in [0, T-1]."""
+        t = np.broadcast_to(np.asarray(t), (n,))
+        if t.dtype.kind not in "iu" or t.min(initial=0) < 0 or t.max(initial=0) >= self.n_steps:
+            raise ValueError(f"t must hold integer steps in [0, {self.n_steps - 1}]")
+        return np.array(t, dtype=np.int64)
+
+    def diffuse(self, x0: np.ndarray, t: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, a draw of q(x_t | x_0) (eq. 4),
+        at each row's step t."""
+        alpha_bar = self.alpha_bar[t].reshape((-1,) + (1,) * (x0.ndim - 1))
+        return np.sqrt(alpha_bar) * x0 + np.sqrt(1 - alpha_bar) * eps
+
     def timesteps(self, n_sampling_steps: int | None) -> np.ndarray:
         """The decreasing steps a sampler visits: all T, or ``n_sampling_steps`` evenly spaced
         ones ending at 0 (the "respacing" of DDIM and improved DDPM)."""

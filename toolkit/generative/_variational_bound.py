@@ -18,8 +18,12 @@ of the paper).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
+import numpy as np
 import torch
+
+from toolkit.generative._schedule import NoiseSchedule
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -66,3 +70,65 @@ def discretised_decoder_term(x0: torch.Tensor, x0_hat: torch.Tensor, variance: f
         torch.where(at_top, torch.special.log_ndtr(-lower), log_normal_mass(lower, upper)),  # the highest: P(X > x - h)
     )
     return -log_p.flatten(1).sum(dim=1)
+
+
+def timestep_passes(n_steps: int, n_rows: int, n_timesteps: int | None, generator) -> tuple[list[np.ndarray], float]:
+    """(the t of each pass, one per row; the weight of the step terms): 0 (the decoder) first,
+    then every t of 1..T-1, or ``n_timesteps`` draws per row, each row its own, the sum over t
+    estimated as (T - 1) times their mean."""
+    if n_timesteps is None:
+        return [np.full(n_rows, t) for t in range(n_steps)], 1.0
+    draws = torch.randint(1, n_steps, (int(n_timesteps), n_rows), generator=generator).numpy()
+    return [np.zeros(n_rows, dtype=np.int64), *draws], (n_steps - 1) / n_timesteps
+
+
+def negative_bound(
+    x0: torch.Tensor,
+    schedule: NoiseSchedule,
+    predict_x0: Callable[[np.ndarray], torch.Tensor],
+    passes: list[np.ndarray],
+    weight: float,
+    n_levels: int | None,
+) -> torch.Tensor:
+    """L per row, in nats: L_T, the weighted step terms of the passes' t >= 1, and L_0 (the
+    discretised decoder for ``n_levels`` integer levels, else the Gaussian one).
+
+    ``x0`` is in the net's scale (float64); ``predict_x0(t)`` gives the net's x_0_hat for one
+    draw x_t ~ q(x_t | x_0) at each row's step t."""
+    total = prior_term(x0, float(schedule.alpha_bar[-1]))
+    for k, t in enumerate(passes):
+        x0_hat = predict_x0(t)
+        if k > 0:
+            total += weight * step_term(x0, x0_hat, schedule.posterior_mean_coef_x0[t], schedule.posterior_variance[t])
+        elif n_levels is not None:
+            total += discretised_decoder_term(x0, x0_hat, schedule.betas[0], n_levels)
+        else:
+            total += gaussian_decoder_term(x0, x0_hat, schedule.betas[0])
+    return total
+
+
+def check_levels(X: np.ndarray, n_levels: int, low: np.ndarray, high: np.ndarray) -> None:
+    """ValueError unless X holds integer levels within [low, high]: what the discretised decoder scores."""
+    integral = np.array_equal(X, np.round(X))
+    if not integral or X.min() < np.min(low) - 1e-4 or X.max() > np.max(high) + 1e-4:
+        raise ValueError(
+            f"the model was fitted on images of {n_levels} integer levels in [{np.min(low):.0f}, {np.max(high):.0f}] "
+            f"and scores them with a discretised decoder; X holds values in [{X.min():g}, {X.max():g}]"
+            + ("" if integral else ", not all integers")
+        )
+
+
+@torch.no_grad()
+def predicted_x0(
+    x0: torch.Tensor, t: np.ndarray, alpha_bar: np.ndarray, noise: torch.Tensor, denoiser, batches
+) -> torch.Tensor:
+    """x_0_hat = (x_t - sqrt(1 - ab_t) eps_theta(x_t, t)) / sqrt(ab_t) for the draw
+    x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) ``noise`` ~ q(x_t | x_0), at each row's own step t
+    (float64; the net reads float32, in the row ranges ``batches(n)`` gives)."""
+    shape = (-1,) + (1,) * (x0.dim() - 1)
+    r = torch.as_tensor(np.sqrt(alpha_bar[t]), device=x0.device).reshape(shape)
+    s = torch.as_tensor(np.sqrt(1 - alpha_bar[t]), device=x0.device).reshape(shape)
+    x_t = (r * x0 + s * noise.double()).float()
+    steps = torch.as_tensor(t, device=x0.device)
+    eps = torch.cat([denoiser(x_t[a:b], steps[a:b]) for a, b in batches(len(x_t))]).double()
+    return (x_t.double() - s * eps) / r
