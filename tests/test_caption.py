@@ -19,7 +19,8 @@ from tests.test_server import start_server, stop_server
 from toolkit._param_validation import InvalidParameterError
 from toolkit.datasets import make_shape_scenes
 from toolkit.neural_network import CaptionGenerator
-from toolkit.neural_network._caption import END_ID, NULL_ID, START_ID, beam_search
+from toolkit.neural_network._caption_decoding import beam_search
+from toolkit.neural_network._caption_vocabulary import END_ID, NULL_ID, START_ID
 from toolkit.onnx import export, load, validate
 
 pytestmark = SHORT_TRAINING

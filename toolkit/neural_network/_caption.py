@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections import Counter
 from numbers import Integral, Real
 
 import numpy as np
@@ -13,43 +12,24 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from toolkit._export_spec import InferenceSpec, InputSpec, OutputSpec
+from toolkit._export_spec import InferenceSpec
 from toolkit._input_checks import check_positive_ints, image_net_shape
 from toolkit._net_estimator import BaseNeuralNet, SupervisedNet
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._text import tokenize
 from toolkit._training import inference_batches
-from toolkit.nn.caption import CaptionDecoder, CaptionNet, GreedyStep, masked_temporal_cross_entropy
+from toolkit.neural_network._caption_decoding import beam_search, decode, greedy, sampling
+from toolkit.neural_network._caption_export import caption_specs
+from toolkit.neural_network._caption_vocabulary import (
+    NULL_ID,
+    build_vocabulary,
+    caption_words,
+    encode_captions,
+    render,
+)
+from toolkit.nn.caption import CaptionDecoder, CaptionNet, masked_temporal_cross_entropy
 from toolkit.nn.cnn import HEADS, ConvNet
-from toolkit.nn.heads import InputReshape
 from toolkit.nn.rnn import CELLS
-
-NULL, START, END, UNK = "<NULL>", "<START>", "<END>", "<UNK>"
-SPECIAL = (NULL, START, END, UNK)  # ids 0, 1, 2, 3
-NULL_ID, START_ID, END_ID, UNK_ID = range(4)
-
-
-def build_vocabulary(captions: list[list[str]], min_count: int) -> np.ndarray:
-    """<NULL>, <START>, <END>, <UNK>, then the words seen at least ``min_count`` times, most
-    frequent first (ties alphabetically)."""
-    counts = Counter(word for words in captions for word in words)
-    kept = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
-    return np.asarray([*SPECIAL, *kept], dtype=object)
-
-
-def render(tokens: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
-    """Token rows -> strings: the words before the first <END>, joined by spaces; <NULL> and
-    <START> are skipped, <UNK> is written as "<UNK>"."""
-    captions = []
-    for row in tokens:
-        words = []
-        for token in row:
-            if token == END_ID:
-                break
-            if token not in (NULL_ID, START_ID):
-                words.append(vocabulary[token])
-        captions.append(" ".join(words))
-    return np.asarray(captions, dtype=object)
 
 
 class CaptionGenerator(SupervisedNet):
@@ -315,25 +295,7 @@ class CaptionGenerator(SupervisedNet):
     # ------------------------------------------------------------------ targets
     def _encode_targets(self, y, n_samples: int, *, reset: bool, classes=None) -> np.ndarray:
         """Captions -> (n_samples, max_length + 1) int64 rows [<START>, words, <END>, <NULL>...]."""
-        captions = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y, dtype=object)
-        if captions.ndim != 1:
-            raise ValueError(
-                f"y must be a 1-D sequence of caption strings (one per row of X), got shape {captions.shape}"
-            )
-        if len(captions) != n_samples:
-            raise ValueError(f"X has {n_samples} rows but y has {len(captions)} captions; give one caption per row")
-        not_text = [i for i, c in enumerate(captions) if not isinstance(c, str)]
-        if not_text:
-            i = not_text[0]
-            raise TypeError(
-                f"y must hold caption strings; caption {i} is {captions[i]!r} ({type(captions[i]).__name__})"
-            )
-        words = [tokenize(c) for c in captions]
-        empty = [i for i, w in enumerate(words) if not w]
-        if empty:
-            raise ValueError(
-                f"caption {empty[0]} ({captions[empty[0]]!r}) has no words; {len(empty)} caption(s) are empty"
-            )
+        words = caption_words(y, n_samples)
         if reset:
             self.vocabulary_ = build_vocabulary(words, self.min_count)
             self.word_index_ = {w: i for i, w in enumerate(self.vocabulary_)}
@@ -346,11 +308,7 @@ class CaptionGenerator(SupervisedNet):
                 UserWarning,
                 stacklevel=4,
             )
-        encoded = np.full((n_samples, self.max_length + 1), NULL_ID, dtype=np.int64)
-        for row, caption in zip(encoded, words):
-            ids = [self.word_index_.get(word, UNK_ID) for word in caption[:longest]]
-            row[: len(ids) + 2] = [START_ID, *ids, END_ID]
-        return encoded
+        return encode_captions(words, self.word_index_, self.max_length)
 
     def _loss(self, state, tokens: torch.Tensor) -> torch.Tensor:
         scores = self.module_.decoder(state, tokens[:, :-1])  # (N, max_length, V), teacher forced
@@ -382,27 +340,13 @@ class CaptionGenerator(SupervisedNet):
     # ------------------------------------------------------------------ decoding
     @torch.no_grad()
     def _decode(self, X, choose) -> np.ndarray:
-        """Token rows (n, max_length): from <START>, ``choose(scores)`` picks each next word;
-        a row that produced <END> gets <NULL> after it; all stop once every row has ended."""
+        """Token rows (n, max_length) of each image's caption, word by word with ``choose``
+        (see :func:`toolkit.neural_network._caption_decoding.decode`)."""
         check_is_fitted(self, "module_")
         X = self._check_X(X, reset=False)
         self.module_.eval()
-        decoder = self.module_.decoder
-        rows = []
-        for a, b in inference_batches(len(X)):
-            state = self.module_(self._to_tensor(X[a:b]))
-            words = torch.full((b - a,), START_ID, dtype=torch.int64, device=self.device_)
-            done = torch.zeros(b - a, dtype=torch.bool, device=self.device_)
-            tokens = torch.full((b - a, self.max_length), NULL_ID, dtype=torch.int64)
-            for step in range(self.max_length):
-                scores, state = decoder.step(words, state)
-                words = torch.where(done, NULL_ID, choose(scores))
-                tokens[:, step] = words.cpu()
-                done |= words == END_ID
-                if bool(done.all()):
-                    break
-            rows.append(tokens.numpy())
-        return np.concatenate(rows)
+        states = (self.module_(self._to_tensor(X[a:b])) for a, b in inference_batches(len(X)))
+        return np.concatenate([decode(self.module_.decoder, state, choose, self.max_length) for state in states])
 
     @torch.no_grad()
     def _beam_search(self, X) -> np.ndarray:
@@ -433,7 +377,7 @@ class CaptionGenerator(SupervisedNet):
         """
         if self.beam_width > 1:
             return self._beam_search(X)
-        return self._decode(X, lambda scores: scores.argmax(dim=1))
+        return self._decode(X, greedy)
 
     def predict(self, X) -> np.ndarray:
         """Each image's caption (see :meth:`predict_tokens`), as a string of words.
@@ -461,12 +405,7 @@ class CaptionGenerator(SupervisedNet):
         if not isinstance(temperature, Real) or isinstance(temperature, bool) or not temperature > 0:
             raise ValueError(f"temperature must be a float > 0, got {temperature!r}")
         generator = torch.Generator().manual_seed(int(check_random_state(random_state).randint(np.iinfo(np.int32).max)))
-
-        def draw(scores: torch.Tensor) -> torch.Tensor:
-            probabilities = torch.softmax(scores.float().cpu() / temperature, dim=1)
-            return torch.multinomial(probabilities, 1, generator=generator)[:, 0].to(scores.device)
-
-        return render(self._decode(X, draw), self.vocabulary_)
+        return render(self._decode(X, sampling(temperature, generator)), self.vocabulary_)
 
     def score(self, X, y) -> float:
         """Corpus BLEU-4 of the predicted captions (sacrebleu), in [0, 1].
@@ -501,86 +440,11 @@ class CaptionGenerator(SupervisedNet):
     # ------------------------------------------------------------------- export
     def __onnx_spec__(self) -> list[InferenceSpec]:
         """ONE graph, ``model``: the encoder, then a Loop of greedy steps (see
-        :func:`toolkit.neural_network._caption_graph.greedy_decoder_graph`); outputs ``tokens``
-        (= ``predict_tokens``) and ``captions`` (= ``predict``)."""
-        from toolkit.neural_network._caption_graph import greedy_decoder_graph
-
+        :mod:`toolkit.neural_network._caption_export`); outputs ``tokens`` (= ``predict_tokens``)
+        and ``captions`` (= ``predict``)."""
         check_is_fitted(self, "module_")
         if self.beam_width != 1:
             raise ValueError(
                 f"the exported decoder is greedy; export with beam_width=1 (this one has beam_width={self.beam_width})"
             )
-        module = self._exportable_net()
-        example = np.zeros((2, *self.input_shape_), dtype=np.float32)
-        n_state = 2 if self.cell == "lstm" else 1
-        encoder = InferenceSpec(
-            module=nn.Sequential(InputReshape(self.net_shape_), module),
-            sample_shape=self.input_shape_,
-            outputs=[OutputSpec(f"state{k}", None, 2) for k in range(n_state)],
-            example=example,
-            graph="encoder",
-        )
-        state_example = np.zeros((2, self.hidden_size), dtype=np.float32)
-        step = InferenceSpec(
-            module=GreedyStep(module.decoder),
-            sample_shape=(),
-            outputs=[OutputSpec("next_word", None, 1)]
-            + [OutputSpec(f"next_state{k}", None, 2) for k in range(n_state)],
-            example=np.zeros(2, dtype=np.int64),
-            input_name="word",
-            dtype="int64",
-            extra_inputs=tuple(InputSpec(f"state{k}", (self.hidden_size,), state_example) for k in range(n_state)),
-            graph="step",
-        )
-        vocabulary, max_length = self.vocabulary_, self.max_length
-        return [
-            InferenceSpec(
-                module=None,
-                sample_shape=self.input_shape_,
-                outputs=[
-                    OutputSpec("tokens", self.predict_tokens, 2, exact=True),
-                    OutputSpec("captions", self.predict, 1, exact=True),
-                ],
-                example=example,
-                feature_names=[str(c) for c in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None,
-                parts=(encoder, step),
-                build=lambda parts: greedy_decoder_graph(parts["encoder"], parts["step"], vocabulary, max_length),
-            )
-        ]
-
-    def _exportable_net(self) -> CaptionNet:
-        return copy.deepcopy(self.module_).cpu().eval()
-
-
-def beam_search(decoder: CaptionDecoder, state: tuple[torch.Tensor, ...], width: int, max_length: int) -> list[int]:
-    """The token list (after <START>, <END> included when reached) with the best length-normalised
-    log-probability among those beam search of ``width`` keeps, for ONE image's initial state.
-
-    Each step extends every live hypothesis by every word; the ``width`` best by total
-    log-probability stay live, and one that ends in <END> is finished. Hypotheses still live
-    after ``max_length`` steps are finished as they are. A hypothesis is ranked by its
-    total log-probability divided by its number of tokens.
-    """
-    live = [(0.0, [], state)]
-    finished: list[tuple[float, list[int]]] = []
-    for _ in range(max_length):
-        words = torch.tensor([tokens[-1] if tokens else START_ID for _, tokens, _ in live], device=state[0].device)
-        states = tuple(torch.cat([s[k] for _, _, s in live]) for k in range(len(state)))
-        scores, next_states = decoder.step(words, states)
-        log_p = torch.log_softmax(scores.double(), dim=1).cpu()  # (beams, V)
-        totals = torch.tensor([total for total, _, _ in live], dtype=torch.float64)[:, None] + log_p
-        order = torch.argsort(totals.reshape(-1), descending=True)[:width]
-        candidates = []
-        for flat in order.tolist():
-            beam, word = divmod(flat, log_p.shape[1])
-            tokens = live[beam][1] + [word]
-            beam_state = tuple(s[beam : beam + 1] for s in next_states)
-            if word == END_ID:
-                finished.append((float(totals[beam, word]), tokens))
-            else:
-                candidates.append((float(totals[beam, word]), tokens, beam_state))
-        live = candidates
-        if not live:
-            break
-    finished += [(total, tokens) for total, tokens, _ in live]
-    return max(finished, key=lambda pair: pair[0] / len(pair[1]))[1]
+        return caption_specs(self, copy.deepcopy(self.module_).cpu().eval())

@@ -18,8 +18,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-# The special words' ids (see toolkit.neural_network._caption).
-NULL_ID, START_ID, END_ID, UNK_ID = range(4)
+from toolkit.neural_network._caption_vocabulary import END_ID, NULL_ID, START_ID
 
 
 def _inlined(graph: onnx.GraphProto, prefix: str, renames: dict[str, str]) -> tuple[list, list]:
