@@ -257,3 +257,32 @@ def test_serve_options_default_to_the_server_settings():
     args = build_parser().parse_args(["serve"])
     defaults = {field.name: getattr(args, field.name) for field in dataclasses.fields(ServerSettings)}
     assert ServerSettings(**defaults) == ServerSettings()
+
+
+def test_stopping_the_worker_pool_ends_its_workers_and_no_other_child(tmp_path):
+    """What Ctrl-C does to a two-worker run: the pool's processes end; a process the same
+    parent started for something else (a Dask cluster's, say) keeps running."""
+    import multiprocessing
+    from concurrent.futures import wait
+
+    from toolkit.jobs._workers import WorkerPool
+
+    other = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(60,))
+    other.start()
+    pool = WorkerPool(2, threads=1)
+    try:
+        running = [pool.submit(time.sleep, 60) for _ in range(2)]
+        queued = pool.submit(os.getpid)  # behind the sleeps: cancelled, or failed with the pool
+        deadline = time.time() + 60
+        while time.time() < deadline and len(pool.worker_pids()) < 2:
+            time.sleep(0.05)
+        workers = pool.worker_pids()
+        assert len(workers) == 2 and other.pid not in workers
+        pool.stop()
+        wait([*running, queued], timeout=30)
+        assert all(f.done() for f in [*running, queued]) and not any(f.cancelled() for f in running)
+        assert other.is_alive()
+    finally:
+        pool.close()
+        other.terminate()
+        other.join()
