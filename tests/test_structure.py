@@ -256,3 +256,11 @@ def test_the_shared_training_parameters_read_the_same_in_every_net(cls):
         if generative and name in GENERATIVE_BUDGET:
             continue
         assert entries[name] == reference[name], f"{cls.__name__}.{name} is documented differently"
+
+
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_is_over_500_lines():
+    long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (split them by job): {long}"

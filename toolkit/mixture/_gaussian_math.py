@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from toolkit.nn.mixture import MixtureDensity
@@ -271,3 +272,28 @@ def mixture_density(weights, means, precisions_cholesky, shift, covariance_type:
         weight = -torch.cat([0.5 * precisions.T, -(means * precisions).T])  # (2D, K)
         bias = constant - 0.5 * (means * means * precisions).sum(dim=1)
     return MixtureDensity(shift, weight, bias, constant, covariance_type)
+
+
+def sample_mixture(
+    rng: np.random.RandomState,
+    n_samples: int,
+    weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    covariance_type: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(X (n_samples, D), component of each row) drawn as scikit-learn's ``sample`` draws them
+    (the same random stream): the counts per component, then each component's rows."""
+    counts = rng.multinomial(n_samples, weights)
+    n_features = means.shape[1]
+    if covariance_type == "full":
+        draws = [rng.multivariate_normal(mean, cov, int(n)) for mean, cov, n in zip(means, covariances, counts)]
+    elif covariance_type == "tied":
+        draws = [rng.multivariate_normal(mean, covariances, int(n)) for mean, n in zip(means, counts)]
+    else:
+        scales = np.sqrt(covariances)
+        draws = [
+            mean + rng.standard_normal(size=(n, n_features)) * scale for mean, scale, n in zip(means, scales, counts)
+        ]
+    labels = np.concatenate([np.full(n, k, dtype=int) for k, n in enumerate(counts)])
+    return np.vstack(draws), labels

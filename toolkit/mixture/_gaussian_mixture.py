@@ -9,7 +9,6 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, DensityMixin
-from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -29,9 +28,16 @@ from toolkit.mixture._gaussian_math import (
     precision_cholesky_from_covariances,
     precision_cholesky_from_precisions,
     precisions_from_cholesky,
+    sample_mixture,
     torch_pass,
 )
-from toolkit.mixture._initial_parameters import check_means, check_precisions, check_weights
+from toolkit.mixture._initial_parameters import (
+    check_means,
+    check_precisions,
+    check_weights,
+    initial_responsibility_blocks,
+    scikit_learn_tied_start,
+)
 from toolkit.nn.mixture import MixtureDensity
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -231,32 +237,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._precisions_cholesky = precision_cholesky_from_covariances(covariances, self.covariance_type).to(working)
 
     # ------------------------------------------------------- initialisation
-    def _initial_responsibility_blocks(self, X: np.ndarray, random_state):
-        """Responsibilities for ``init_params`` as scikit-learn draws them, one block of
-        ``batch_size`` rows at a time (one-hot rows are built per block from labels; uniform
-        draws per block continue one random stream, as a single draw would)."""
-        n_samples, k = X.shape[0], self.n_components
-        labels = None
-        if self.init_params == "kmeans":
-            labels = KMeans(n_clusters=k, n_init=1, random_state=random_state).fit(X).labels_
-        elif self.init_params == "random_from_data":
-            chosen = random_state.choice(n_samples, size=k, replace=False)
-        elif self.init_params == "k-means++":
-            _, chosen = kmeans_plusplus(X, k, random_state=random_state)
-        for start in range(0, n_samples, self.batch_size):
-            stop = min(start + self.batch_size, n_samples)
-            if self.init_params == "random":
-                block = random_state.uniform(size=(stop - start, k))
-                yield block / block.sum(axis=1)[:, np.newaxis]
-                continue
-            block = np.zeros((stop - start, k))
-            if labels is not None:
-                block[np.arange(stop - start), labels[start:stop]] = 1
-            else:
-                inside = (chosen >= start) & (chosen < stop)
-                block[chosen[inside] - start, np.arange(k)[inside]] = 1
-            yield block
-
     def _initialize(self, rows, random_state) -> None:
         """Initial parameters: those given, the rest from ``rows.initial_rows`` (all rows in
         memory; a sample of a dask array's)."""
@@ -265,14 +245,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             X_np = rows.initial_rows(random_state)
             X = self._tensor(X_np)
             features, moments = self._moment_features(X, torch.float64), 0.0
-            blocks = self._initial_responsibility_blocks(X_np, random_state)
+            blocks = initial_responsibility_blocks(
+                X_np, self.n_components, self.init_params, self.batch_size, random_state
+            )
             for start, block in zip(range(0, X.shape[0], self.batch_size), blocks):
                 resp = torch.as_tensor(block, dtype=torch.float64, device=self._device)
                 moments = moments + resp.T @ features(X[start : start + self.batch_size], self._shift)
             stats = features.statistics(moments)
             weights, means, covariances = estimate_parameters(stats, self.reg_covar, self.covariance_type)
             if self.covariance_type == "tied" and self.init_params in ("k-means++", "random_from_data"):
-                means, covariances = self._scikit_learn_tied_start(X, stats)
+                means, covariances = scikit_learn_tied_start(X, stats, self._shift, self.reg_covar, self.batch_size)
             # scikit-learn divides the initial N_k by n_samples without renormalising: k / n in
             # all for the one-hot starts of k chosen rows. Only the first lower bound sees it.
             weights = (stats["nk"] + 10 * torch.finfo(torch.float64).eps) / X.shape[0]
@@ -285,24 +267,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self._precisions_cholesky = precision_cholesky_from_precisions(
                 self._tensor(self.precisions_init), self.covariance_type
             )
-
-    def _scikit_learn_tied_start(self, X: torch.Tensor, stats: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """(means, tied covariance) of a start from k chosen rows, as scikit-learn computes them.
-
-        scikit-learn's tied covariance is (X'X - sum_k N_k mu_k mu_k') / sum_k N_k with X'X
-        summed over EVERY row, whatever the responsibilities; for "k-means++" and
-        "random_from_data" (one-hot rows for the k chosen points only, N_k = 1) that is not
-        the chosen points' covariance, and it depends on where the origin is. A drop-in
-        reproduces it, in the input's own coordinates (float64).
-        """
-        shift = self._shift.double()
-        gram = torch.zeros((X.shape[1], X.shape[1]), dtype=torch.float64, device=self._device)
-        for start in range(0, X.shape[0], self.batch_size):
-            block = X[start : start + self.batch_size].double()
-            gram += block.T @ block
-        raw = {"nk": stats["nk"], "sx": stats["sx"] + stats["nk"][:, None] * shift, "sxx": gram}
-        _, means, covariances = estimate_parameters(raw, self.reg_covar, "tied")
-        return means - shift, covariances
 
     def _check_initial_parameters(self, n_features: int) -> None:
         """scikit-learn's checks of the given initial parameters (see ``_initial_parameters``)."""
@@ -498,23 +462,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"Invalid value for 'n_samples': {n_samples!r}. The sampling requires at least one sample."
             )
         rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_)
-        n_features = self.means_.shape[1]
-        if self.covariance_type == "full":
-            draws = [
-                rng.multivariate_normal(mean, cov, int(n))
-                for mean, cov, n in zip(self.means_, self.covariances_, counts)
-            ]
-        elif self.covariance_type == "tied":
-            draws = [rng.multivariate_normal(mean, self.covariances_, int(n)) for mean, n in zip(self.means_, counts)]
-        else:
-            scales = np.sqrt(self.covariances_)
-            draws = [
-                mean + rng.standard_normal(size=(n, n_features)) * scale
-                for mean, scale, n in zip(self.means_, scales, counts)
-            ]
-        labels = np.concatenate([np.full(n, k, dtype=int) for k, n in enumerate(counts)])
-        return np.vstack(draws), labels
+        return sample_mixture(rng, n_samples, self.weights_, self.means_, self.covariances_, self.covariance_type)
 
     def __onnx_spec__(self):
         """Component, posterior and log-density as a module in the fit's dtype (skl2onnx's
@@ -531,12 +479,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             outputs=[
                 OutputSpec("label", self.predict, 1, exact=True),
                 OutputSpec("probabilities", self.predict_proba, 2, tolerance=tolerance),
-                OutputSpec(
-                    "score_samples",
-                    self.score_samples,
-                    1,
-                    tolerance={"atol": tolerance["atol"], "rtol": tolerance["rtol"]},
-                ),
+                OutputSpec("score_samples", self.score_samples, 1, tolerance=tolerance),
             ],
             example=np.zeros((2, n_features), dtype=self.dtype),
             classes=np.arange(self.n_components),

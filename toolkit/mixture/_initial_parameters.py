@@ -1,12 +1,18 @@
-"""Checks of the initial parameters a user gives a GaussianMixture (``weights_init``,
-``means_init``, ``precisions_init``): the conditions scikit-learn checks, in scikit-learn's
-words (so code matching its messages keeps working), followed by which parameter, which
-component and what is wrong."""
+"""A GaussianMixture's start: checks of the initial parameters a user gives (``weights_init``,
+``means_init``, ``precisions_init``: the conditions scikit-learn checks, in scikit-learn's
+words, so code matching its messages keeps working, followed by which parameter, which
+component and what is wrong), and the initial responsibilities ``init_params`` draws."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
+import torch
+from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.utils import check_array
+
+from toolkit.mixture._gaussian_math import estimate_parameters
 
 PRECISION_SHAPES = {
     "full": lambda k, d: (k, d, d),
@@ -89,3 +95,54 @@ def check_precisions(precisions, covariance_type: str, n_components: int, n_feat
             which = "precisions_init" if covariance_type == "tied" else f"precisions_init[{k}] (component {k})"
             raise ValueError(f"'{label}' should be symmetric, positive-definite, but {which} {problem}")
     return precisions
+
+
+def initial_responsibility_blocks(
+    X: np.ndarray, n_components: int, init_params: str, batch_size: int, random_state
+) -> Iterator[np.ndarray]:
+    """Responsibilities for ``init_params`` as scikit-learn draws them, one block of
+    ``batch_size`` rows at a time (one-hot rows are built per block from labels; uniform
+    draws per block continue one random stream, as a single draw would)."""
+    n_samples, k = X.shape[0], n_components
+    labels = None
+    if init_params == "kmeans":
+        labels = KMeans(n_clusters=k, n_init=1, random_state=random_state).fit(X).labels_
+    elif init_params == "random_from_data":
+        chosen = random_state.choice(n_samples, size=k, replace=False)
+    elif init_params == "k-means++":
+        _, chosen = kmeans_plusplus(X, k, random_state=random_state)
+    for start in range(0, n_samples, batch_size):
+        stop = min(start + batch_size, n_samples)
+        if init_params == "random":
+            block = random_state.uniform(size=(stop - start, k))
+            yield block / block.sum(axis=1)[:, np.newaxis]
+            continue
+        block = np.zeros((stop - start, k))
+        if labels is not None:
+            block[np.arange(stop - start), labels[start:stop]] = 1
+        else:
+            inside = (chosen >= start) & (chosen < stop)
+            block[chosen[inside] - start, np.arange(k)[inside]] = 1
+        yield block
+
+
+def scikit_learn_tied_start(
+    X: torch.Tensor, stats: dict, shift: torch.Tensor, reg_covar: float, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(means, tied covariance) of a start from k chosen rows, as scikit-learn computes them.
+
+    scikit-learn's tied covariance is (X'X - sum_k N_k mu_k mu_k') / sum_k N_k with X'X
+    summed over EVERY row, whatever the responsibilities; for "k-means++" and
+    "random_from_data" (one-hot rows for the k chosen points only, N_k = 1) that is not
+    the chosen points' covariance, and it depends on where the origin is. A drop-in
+    reproduces it, in the input's own coordinates (float64); ``X`` and the means are
+    shifted by ``shift``.
+    """
+    shift = shift.double()
+    gram = torch.zeros((X.shape[1], X.shape[1]), dtype=torch.float64, device=X.device)
+    for start in range(0, X.shape[0], batch_size):
+        block = X[start : start + batch_size].double()
+        gram += block.T @ block
+    raw = {"nk": stats["nk"], "sx": stats["sx"] + stats["nk"][:, None] * shift, "sxx": gram}
+    _, means, covariances = estimate_parameters(raw, reg_covar, "tied")
+    return means - shift, covariances
