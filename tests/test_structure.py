@@ -264,3 +264,42 @@ MAX_MODULE_LINES = 500
 def test_no_module_is_over_500_lines():
     long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
     assert not long, f"modules over {MAX_MODULE_LINES} lines (split them by job): {long}"
+
+
+def private_names_in_strings(sources: dict[str, str]) -> list[str]:
+    """"file:line name" for each string (docstrings aside) that names a private function or
+    method defined in any of ``sources`` ({file: code}): a name another module would look up."""
+    trees = {name: ast.parse(code) for name, code in sources.items()}
+    private = {
+        node.name
+        for tree in trees.values()
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.name.startswith("_")
+        and not node.name.startswith("__")
+    }
+    found = []
+    for name, tree in trees.items():
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        found += [
+            f"{name}:{node.lineno} {node.value}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and node.value in private and id(node) not in docstrings
+        ]
+    return found
+
+
+def test_no_private_method_is_named_in_a_string():
+    """Callables travel as callables (the export protocol's specs, validation, the Dask paths):
+    a private name in a string breaks at run time when it is renamed, and no tool sees it."""
+    sources = {str(path.relative_to(PACKAGE.parent)): path.read_text() for path in MODULES.values()}
+    assert private_names_in_strings(sources) == []
+    planted = {"a.py": "class A:\n    def _inputs(self):\n        pass\n", "b.py": 'spec = {"method": "_inputs"}\n'}
+    assert private_names_in_strings(planted) == ["b.py:1 _inputs"]
