@@ -10,7 +10,7 @@ MLServer and KServe run from their own virtual environments (they conflict with 
 are never imported by toolkit): --mlserver-python / --kserve-python name their interpreters.
 
     python benchmarks/serving_load.py [--seconds 10] [--rounds 3] [--concurrency 1 8 32]
-        [--mlserver-python /work/anchor-mlserver/bin/python] [--kserve-python /work/anchor-kserve/bin/python]
+        [--mlserver-python MLSERVER_VENV/bin/python] [--kserve-python KSERVE_VENV/bin/python]
         [--baseline-tree ../before]
 """
 
@@ -37,7 +37,7 @@ from toolkit.jobs import discover, load_pipeline
 from toolkit.onnx import export, load
 
 HERE = Path(__file__).resolve().parent
-ANCHORS = HERE / "serving_anchors"
+PEER_SERVERS = HERE / "peer_servers"  # MLServer, KServe and bare Starlette apps
 
 
 def free_port() -> int:
@@ -58,7 +58,7 @@ def servers(root: Path, args) -> dict[str, callable]:
             str(args.queue_delay_us),
         ],
         "toolkit serve, unbatched": lambda port: [*toolkit, "--port", str(port), "--max-batch-size", "0"],
-        "bare Starlette (no model)": lambda port: [sys.executable, str(ANCHORS / "bare_starlette.py"), str(port)],
+        "bare Starlette (no model)": lambda port: [sys.executable, str(PEER_SERVERS / "bare_starlette.py"), str(port)],
     }
     for tree in args.baseline_tree or []:  # another checkout's toolkit, e.g. before a change
         old = ["env", f"PYTHONPATH={Path(tree).resolve()}", *toolkit]
@@ -70,7 +70,12 @@ def servers(root: Path, args) -> dict[str, callable]:
         table["MLServer 1.7.1"] = lambda port: mlserver_command(root, port, args.mlserver_python)
     if args.kserve_python:
         model = str(root / "digits_cnn" / "model.onnx")
-        table["KServe 0.21.0"] = lambda port: [args.kserve_python, str(ANCHORS / "kserve_server.py"), model, str(port)]
+        table["KServe 0.21.0"] = lambda port: [
+            args.kserve_python,
+            str(PEER_SERVERS / "kserve_server.py"),
+            model,
+            str(port),
+        ]
     return table
 
 
@@ -78,7 +83,7 @@ def mlserver_command(root: Path, port: int, python: str) -> list[str]:
     folder = root / f"mlserver-{port}"
     model = folder / "digits_cnn"
     model.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ANCHORS / "mlserver_runtime.py", folder / "runtime.py")
+    shutil.copy(PEER_SERVERS / "mlserver_runtime.py", folder / "runtime.py")
     settings = {"http_port": port, "grpc_port": free_port(), "metrics_port": free_port(), "parallel_workers": 0}
     (folder / "settings.json").write_text(json.dumps(settings))
     model_settings = {

@@ -1,5 +1,7 @@
-"""The notes' experiments on the 8x8 digits: each returns a tidy table, a figure and a check of
-what the notes predict (agree / disagree, with the figures behind it)."""
+"""CS231n's normalisation and regularisation experiments (assignment 2: batch norm and
+initialisation, batch norm / layer norm and batch size, dropout, convnets) on the 8x8 digits:
+each returns a tidy table, a figure and a check of what the assignment predicts (agree /
+disagree, with the figures behind it)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from toolkit.neural_network import CNNClassifier, MLPClassifier
 @dataclass
 class Experiment:
     """One experiment's outcome: ``table`` (tidy, one row per run or epoch), whether the run
-    agrees with the notes, the sentence saying so with its figures, and ``draw(fig)``."""
+    agrees with the prediction, the sentence saying so with its figures, and ``draw(fig)``."""
 
     name: str
     title: str
@@ -160,18 +162,18 @@ def dropout_keep_probability(full: bool) -> Experiment:
     """Dropout's keep probability against the train / validation accuracy gap, each point the mean
     of three training subsets and seeds, in two settings:
 
-    - the notes' own (500 clean samples, one hidden layer of 512, 25 epochs at batch 100): on the
+    - the assignment's own (500 clean samples, one hidden layer of 512, 25 epochs at batch 100): on the
       digits its 125 Adam steps do not reach overfitting (train ~0.96, validation ~0.93 without
       dropout), so dropout has little gap to narrow and mostly costs accuracy on both;
     - an overfitting one (300 samples with 20 % of their labels moved to another class, two layers
       of 512, 60 epochs at batch 50): without dropout the net memorises the wrong labels (train
-      1.0, validation ~0.81). The check is made here, where the notes' claim has something to act
+      1.0, validation ~0.81). The check is made here, where the prediction has something to act
       on: dropout narrows the gap without costing validation accuracy.
     """
     X_train, X_val, y_train, y_val = digits_split()
     keeps = (0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0) if full else (0.25, 0.5, 1.0)
     settings = {
-        "notes: 500 clean samples, 512": (500, 0.0, (512,), 100, 5e-4, 25),
+        "assignment: 500 clean samples, 512": (500, 0.0, (512,), 100, 5e-4, 25),
         "overfitting: 300 samples, 20 % wrong labels, 512 x 2": (300, 0.2, (512, 512), 50, 1e-3, 60),
     }
     rows = []

@@ -1,6 +1,6 @@
-"""The notes' five experiments on the 8x8 digits (batch norm vs init scale, normalisation vs batch size,
-dropout, a convnet overfitting 100 samples, normalisations in a convnet), each checked against what the
-notes predict."""
+"""Five of CS231n's assignment-2 experiments on the 8x8 digits (batch norm vs init scale,
+normalisation vs batch size, dropout, a convnet overfitting 100 samples, normalisations in a
+convnet), each checked against what the assignment predicts (see pipelines/_experiments.py)."""
 
 import textwrap
 from pathlib import Path
@@ -10,7 +10,7 @@ from toolkit.jobs import Baseline, Job, import_file
 experiments = import_file(Path(__file__).with_name("_experiments.py"))
 
 SECONDS = {"quick": 29, "full": 60}
-SCALE = 1e-3  # an init scale where the notes expect the plain deep net to fail and batch norm to train
+SCALE = 1e-3  # an init scale where the assignment expects the plain deep net to fail and batch norm to train
 
 
 def run(full: bool = False) -> Job:
@@ -31,7 +31,7 @@ def run(full: bool = False) -> Job:
             outcome.table.to_csv(folder / f"{outcome.name}.csv", index=False)
             fig = plt.figure(figsize=(12, 3.6))
             outcome.draw(fig)
-            verdict = "agrees with the notes" if outcome.agrees else "DISAGREES with the notes"
+            verdict = "agrees with the prediction" if outcome.agrees else "DISAGREES with the prediction"
             fig.suptitle(f"{outcome.title}: {verdict}\n{textwrap.fill(outcome.check, 170)}", fontsize=9)
             fig.tight_layout()
             fig.savefig(folder / f"{outcome.name}.png", dpi=80)

@@ -99,7 +99,7 @@ def test_default_fits_reach_sklearns_likelihood(covariance_type, init_params):
 def test_the_same_random_state_gives_sklearns_fit(covariance_type, init_params):
     """A drop-in: the same seed, the same start (scikit-learn's quirks included: the tied start
     of k chosen rows sums X'X over every row, and initial weights are N_k / n unnormalised),
-    the same iterations and lower bounds. The issue's case was tied + k-means++: scikit-learn
+    the same iterations and lower bounds. The case once found wrong was tied + k-means++: scikit-learn
     3 iterations to -7.458, ours 18 to -6.134."""
     X, _ = make_blobs(500, n_features=3, centers=3, cluster_std=[1, 2, 0.5], random_state=1)
     for seed in range(3):

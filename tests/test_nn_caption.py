@@ -1,4 +1,4 @@
-"""The captioner's torch pieces against the notes' equations, written out in numpy."""
+"""The captioner's torch pieces against CS231n's equations (assignment 3), written out in numpy."""
 
 import numpy as np
 import pytest
@@ -8,12 +8,12 @@ from toolkit.nn.caption import CaptionDecoder, GreedyStep, masked_temporal_cross
 
 
 def rnn_step(x, h, Wx, Wh, b):
-    """The notes' vanilla RNN step: h' = tanh(x Wx + h Wh + b)."""
+    """CS231n's vanilla RNN step: h' = tanh(x Wx + h Wh + b)."""
     return np.tanh(x @ Wx + h @ Wh + b)
 
 
 def lstm_step(x, h, c, Wx, Wh, b):
-    """The notes' LSTM step: a = x Wx + h Wh + b split into i, f, o, g; c' = f * c + i * g; h' = o * tanh(c')."""
+    """CS231n's LSTM step: a = x Wx + h Wh + b split into i, f, o, g; c' = f * c + i * g; h' = o * tanh(c')."""
     a = x @ Wx + h @ Wh + b
     H = h.shape[1]
     sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
@@ -23,8 +23,8 @@ def lstm_step(x, h, c, Wx, Wh, b):
 
 
 def notes_weights(rnn: torch.nn.RNNBase, lstm: bool):
-    """(Wx, Wh, b) in the notes' layout from torch's: transposed, biases summed, and for an LSTM
-    the gate blocks reordered from torch's i, f, g, o to the notes' i, f, o, g."""
+    """(Wx, Wh, b) in CS231n's layout from torch's: transposed, biases summed, and for an LSTM
+    the gate blocks reordered from torch's i, f, g, o to CS231n's i, f, o, g."""
     Wx, Wh = rnn.weight_ih_l0.detach().double().numpy().T, rnn.weight_hh_l0.detach().double().numpy().T
     b = (rnn.bias_ih_l0 + rnn.bias_hh_l0).detach().double().numpy()
     if lstm:

@@ -1,4 +1,4 @@
-"""The notes' layer maths as oracles: numpy forward / backward passes (tests/reference/layers.py)
+"""CS231n's layer maths as oracles: numpy forward / backward passes (tests/reference/layers.py)
 checked against numerical gradients, then against the torch modules the toolkit builds its nets
 from, with the same weights, forward and backward, in float64."""
 
@@ -79,9 +79,9 @@ def test_relu():
 
 
 def test_the_two_two_one_worked_example_from_the_reference_layers():
-    """The notes' 2-2-1 net by the numpy layers: z1 = (-0.4, 1.7) (the notes print -0.9, a slip:
-    0.5 * 1 - 0.5 * 2 + 0.1 = -0.4; ReLU zeroes it either way), output -0.18, loss 1/2 (yhat -
-    y)^2 = 0.6962 (printed 0.697 in the notes, rounded), and the gradients of the worked step."""
+    """A 2-2-1 net worked by hand, through the numpy layers: z1 = (0.5 * 1 - 0.5 * 2 + 0.1,
+    0.3 * 1 + 0.8 * 2 - 0.2) = (-0.4, 1.7), ReLU, output -0.18, loss 1/2 (yhat - y)^2 = 0.6962,
+    and the gradients of that step."""
     x, y = np.array([[1.0, 2.0]]), np.array([[1.0]])
     w1, b1 = np.array([[0.5, 0.3], [-0.5, 0.8]]), np.array([0.1, -0.2])
     w2, b2 = np.array([[0.2], [-0.4]]), np.array([0.5])
@@ -224,7 +224,7 @@ def test_rnn_step_matches_one_step_of_torchs_rnn():
 
 
 def test_lstm_step_matches_one_step_of_torchs_lstm():
-    """The notes stack the gates (i, f, o, g); torch stacks (i, f, g, o): the weights are reordered."""
+    """CS231n stacks the gates (i, f, o, g); torch stacks (i, f, g, o): the weights are reordered."""
     n, d, hidden = 3, 4, 5
     x, h, c = randn(n, d), randn(n, hidden), randn(n, hidden)
     wx, wh, b = randn(d, 4 * hidden), randn(hidden, 4 * hidden), randn(4 * hidden)

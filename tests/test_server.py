@@ -448,8 +448,8 @@ def test_string_and_numeric_columns_as_typed_inputs(server, fitted):
     assert server.post("/v2/models/wine_columns/infer", json={"inputs": inputs[:3] + [wrong]}).status_code == 400
 
 
-# ------------------------------------------------------- what the V2 anchors do
-def test_widths_cast_like_the_anchors_and_values_that_do_not_fit_are_named(server, fitted):
+# -------------------------------------------- what MLServer and KServe do
+def test_widths_cast_as_mlserver_and_kserve_do_and_values_that_do_not_fit_are_named(server, fitted):
     _, models = fitted
     _, frame = models["cancer_mlp"]
     rows = frame.iloc[:3].to_numpy()

@@ -1,10 +1,11 @@
-"""The house plan (DESIGN.md) as tests: which layer imports which, where torch modules live,
+"""The architecture (ARCHITECTURE.md) as tests: which layer imports which, where torch modules live,
 and estimators whose signature, parameter table and docstring agree."""
 
 import ast
 import importlib
 import inspect
 import pkgutil
+import re
 import warnings
 from pathlib import Path
 
@@ -267,7 +268,7 @@ def test_no_module_is_over_500_lines():
 
 
 def private_names_in_strings(sources: dict[str, str]) -> list[str]:
-    """"file:line name" for each string (docstrings aside) that names a private function or
+    """ "file:line name" for each string (docstrings aside) that names a private function or
     method defined in any of ``sources`` ({file: code}): a name another module would look up."""
     trees = {name: ast.parse(code) for name, code in sources.items()}
     private = {
@@ -303,3 +304,18 @@ def test_no_private_method_is_named_in_a_string():
     assert private_names_in_strings(sources) == []
     planted = {"a.py": "class A:\n    def _inputs(self):\n        pass\n", "b.py": 'spec = {"method": "_inputs"}\n'}
     assert private_names_in_strings(planted) == ["b.py:1 _inputs"]
+
+
+UNSHIPPED_DOCUMENTS = re.compile(r"\bthe notes\b|\bnotes'|\bthe issues?\b|\bthe anchors?\b|DESIGN\.md", re.IGNORECASE)
+
+
+def test_code_cites_papers_and_libraries_not_documents_outside_the_repository():
+    root = PACKAGE.parent
+    found = [
+        f"{path.relative_to(root)}:{number}"
+        for folder in ("toolkit", "tests", "pipelines", "benchmarks")
+        for path in (root / folder).rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if UNSHIPPED_DOCUMENTS.search(line) and path.name != "test_structure.py"
+    ]
+    assert not found, f"references to documents a reader cannot open: {found}"

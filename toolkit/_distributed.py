@@ -13,7 +13,7 @@
   the environment holds ``TORCHELASTIC_RUN_ID``) ``fit`` joins the job's process group (made
   from the environment when the script has not made it) and trains its shard there: every
   rank ends holding the same fitted estimator (the script saves it on rank 0). See
-  pipelines/ddp_fit.py.
+  pipelines/digits_cnn_ddp.py, a pipeline that is also a torchrun script.
 
 Each rank reads its shard of every epoch by a DistributedSampler over the same shuffled order,
 so that the ranks' batches of one step together form the single-process batch of that step

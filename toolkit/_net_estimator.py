@@ -73,7 +73,7 @@ from toolkit.nn.layers import normal_weights
 from toolkit.nn.summary import summarize
 
 # Training rows scored after each epoch for history_'s train_metric (a fixed random subset, as
-# the notes' solver checks training accuracy on a sample): the cost stays one small eval pass.
+# CS231n's Solver checks training accuracy on 1,000 rows): the cost stays one small eval pass.
 TRAINING_SCORE_ROWS = 1000
 
 

@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of pipeline files (default: ./pipelines, else the one beside the package)",
     )
     run.add_argument(
-        "--full", action="store_true", help="the longer, full-size settings the issues quote, instead of the quick ones"
+        "--full",
+        action="store_true",
+        help="the longer, full-size settings (each pipeline's docstring gives them), instead of the quick ones",
     )
     run.add_argument(
         "--list", action="store_true", help="list the pipelines, what each does and its quick / full time, and exit"

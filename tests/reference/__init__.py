@@ -1,1 +1,1 @@
-"""Numpy reference implementations of the notes' layers, used as test oracles."""
+"""Numpy reference implementations of CS231n's layers, used as test oracles."""

@@ -1,4 +1,4 @@
-"""Numerical gradients by central differences, and the notes' relative error."""
+"""Numerical gradients by central differences, and CS231n's relative error."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ def numerical_gradient(f, x: np.ndarray, dout: np.ndarray, h: float = 1e-4) -> n
     """d sum(f(x) * dout) / dx by the five-point central difference
     (-f(x + 2h) + 8 f(x + h) - 8 f(x - h) + f(x - 2h)) / 12h, one entry of x at a time (x is
     restored). Its O(h^4) error lets h be large enough that rounding stays near 1e-11, which
-    the notes' two-point difference does not (its 1e-6-level noise on small entries would mask
+    CS231n's two-point difference does not (its 1e-6-level noise on small entries would mask
     a 1e-6 check). The differences of the outputs are taken before the sum with dout, so
     unchanged outputs cancel exactly."""
     grad = np.zeros_like(x)
@@ -26,6 +26,6 @@ def numerical_gradient(f, x: np.ndarray, dout: np.ndarray, h: float = 1e-4) -> n
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a - b| / max(1e-8, |a| + |b|), elementwise: the notes' gradient-check measure."""
+    """max |a - b| / max(1e-8, |a| + |b|), elementwise: CS231n's gradient-check measure."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))

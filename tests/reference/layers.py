@@ -1,7 +1,7 @@
-"""The notes' layers in numpy, forward and backward, written from their formulas (float64).
+"""CS231n's layers (assignments 2 and 3) in numpy, forward and backward, written from their formulas (float64).
 
 Each ``*_forward`` returns (out, cache) and each ``*_backward`` takes (dout, cache) and returns
-the gradients of its inputs and parameters, in the notes' conventions: an affine layer's
+the gradients of its inputs and parameters, in CS231n's conventions: an affine layer's
 weight is (D, M) (x @ w + b), images are (N, C, H, W), sequences (N, T, D), LSTM gates stacked
 as (input, forget, output, candidate). These are test oracles: clarity over speed.
 """
@@ -57,7 +57,7 @@ def batchnorm_backward(dout, cache):
 def batchnorm_backward_alt(dout, cache):
     """The simplified form: dx = gamma / (N sigma) (N dout - sum(dout) - x_hat sum(dout x_hat)).
 
-    The notes write it with ``dy`` for the upstream gradient without defining it: it is dout.
+    ``dout`` is the upstream gradient (``dy`` in derivations of this form).
     """
     x, x_hat, mean, var, gamma, eps = cache
     n = len(x)

@@ -1,4 +1,4 @@
-"""``AutoEncoder``: the notes' plain auto-encoder as a scikit-learn transformer."""
+"""``AutoEncoder``: a plain (deterministic) auto-encoder as a scikit-learn transformer."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from toolkit.nn.vae import AutoEncoderNet
 class AutoEncoder(BaseAutoEncoder):
     """Plain auto-encoder: x -> z = f(x) -> x' = g(z), fitted by minimising ||x - x'||^2.
 
-    The notes' auto-encoder, dense or convolutional (the same encoders and decoders as
+    A deterministic auto-encoder, dense or convolutional (the same encoders and decoders as
     :class:`VAE`, without the noise and the KL term): a non-linear counterpart of PCA whose
     ``transform`` gives the codes z and ``inverse_transform`` the reconstructions, so it
     works as a Pipeline step (e.g. before a GaussianMixture). The loss is the squared error
@@ -53,7 +53,7 @@ class AutoEncoder(BaseAutoEncoder):
     weight_scale : float or None, default=None
         None keeps the default initialisation (Kaiming-normal weights, zero biases); a float
         draws every weight matrix of the linear, convolutional and recurrent layers from
-        N(0, weight_scale^2) with zero biases, as the notes' initialisation experiments do.
+        N(0, weight_scale^2) with zero biases (the initialisation experiment of pipelines/notes_experiments.py).
     batch_size : int or "auto", default="auto"
         "auto" is min(200, n_samples).
     max_epochs : int or None, default=None

@@ -75,7 +75,7 @@ class VAE(BaseAutoEncoder):
     weight_scale : float or None, default=None
         None keeps the default initialisation (Kaiming-normal weights, zero biases); a float
         draws every weight matrix of the linear, convolutional and recurrent layers from
-        N(0, weight_scale^2) with zero biases, as the notes' initialisation experiments do.
+        N(0, weight_scale^2) with zero biases (the initialisation experiment of pipelines/notes_experiments.py).
     batch_size : int or "auto", default="auto"
         "auto" is min(200, n_samples).
     max_epochs : int or None, default=None

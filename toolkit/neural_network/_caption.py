@@ -35,7 +35,7 @@ from toolkit.nn.rnn import CELLS
 class CaptionGenerator(SupervisedNet):
     """Image captioner: a CNN encoder (or given feature rows) and a recurrent decoder.
 
-    The notes' captioning net: image features -> the decoder's initial hidden state (and
+    CS231n's captioning net (assignment 3): image features -> the decoder's initial hidden state (and
     cell state) through a learned affine projection; words -> a learned embedding; a
     vanilla RNN, an LSTM or a GRU over time; a temporal affine layer to vocabulary scores
     at every step; trained by teacher forcing on a temporal softmax loss that ignores
@@ -96,7 +96,7 @@ class CaptionGenerator(SupervisedNet):
     weight_scale : float or None, default=None
         None keeps the default initialisation (Kaiming-normal weights, zero biases); a float
         draws every weight matrix of the linear, convolutional and recurrent layers from
-        N(0, weight_scale^2) with zero biases, as the notes' initialisation experiments do.
+        N(0, weight_scale^2) with zero biases (the initialisation experiment of pipelines/notes_experiments.py).
     batch_size : int or "auto", default="auto"
         "auto" is min(200, n_samples).
     max_epochs : int, default=200

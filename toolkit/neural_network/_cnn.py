@@ -168,7 +168,7 @@ class CNNClassifier(NeuralClassifierMixin, _CNNBase):
         position of the last maps flattened ("flatten").
     dense : sequence of int, default=()
         Widths of dense layers [linear -> activation -> dropout] before the output layer.
-        The notes' three-layer convnet (conv - relu - 2x2 max pool - affine - relu - affine)
+        CS231n's three-layer convnet (conv - relu - 2x2 max pool - affine - relu - affine)
         is ``CNNClassifier((32,), norm=None, head="flatten", dense=(100,))``.
     image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
@@ -183,7 +183,7 @@ class CNNClassifier(NeuralClassifierMixin, _CNNBase):
     weight_scale : float or None, default=None
         None keeps the default initialisation (Kaiming-normal weights, zero biases); a float
         draws every weight matrix of the linear, convolutional and recurrent layers from
-        N(0, weight_scale^2) with zero biases, as the notes' initialisation experiments do.
+        N(0, weight_scale^2) with zero biases (the initialisation experiment of pipelines/notes_experiments.py).
     batch_size : int or "auto", default="auto"
         "auto" is min(200, n_samples).
     max_epochs : int, default=200
@@ -262,7 +262,7 @@ class CNNRegressor(NeuralRegressorMixin, _CNNBase):
         position of the last maps flattened ("flatten").
     dense : sequence of int, default=()
         Widths of dense layers [linear -> activation -> dropout] before the output layer.
-        The notes' three-layer convnet (conv - relu - 2x2 max pool - affine - relu - affine)
+        CS231n's three-layer convnet (conv - relu - 2x2 max pool - affine - relu - affine)
         is ``CNNClassifier((32,), norm=None, head="flatten", dense=(100,))``.
     image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
@@ -277,7 +277,7 @@ class CNNRegressor(NeuralRegressorMixin, _CNNBase):
     weight_scale : float or None, default=None
         None keeps the default initialisation (Kaiming-normal weights, zero biases); a float
         draws every weight matrix of the linear, convolutional and recurrent layers from
-        N(0, weight_scale^2) with zero biases, as the notes' initialisation experiments do.
+        N(0, weight_scale^2) with zero biases (the initialisation experiment of pipelines/notes_experiments.py).
     batch_size : int or "auto", default="auto"
         "auto" is min(200, n_samples).
     max_epochs : int, default=200

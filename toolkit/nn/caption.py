@@ -1,4 +1,4 @@
-"""The many-to-many pieces of an image captioner (the notes' captioning net).
+"""The many-to-many pieces of an image captioner (CS231n's captioning RNN, assignment 3).
 
 Image features -> the decoder's initial state through a learned affine projection
 (h0 = features W_h + b_h, and c0 likewise for an LSTM); words -> a learned embedding; a
@@ -20,7 +20,7 @@ from toolkit.nn.rnn import CELLS
 
 
 def masked_temporal_cross_entropy(scores: torch.Tensor, targets: torch.Tensor, null_index: int = 0) -> torch.Tensor:
-    """The notes' temporal softmax loss: -sum over steps of log softmax(scores)[target], summed
+    """CS231n's temporal softmax loss: -sum over steps of log softmax(scores)[target], summed
     over every position whose target is not <NULL>, divided by the batch size N.
 
     Positions whose target is ``null_index`` change neither the loss nor any gradient.
@@ -49,7 +49,7 @@ class CaptionDecoder(nn.Module):
     embedding_dim, hidden_size : int
     cell : {"rnn", "lstm", "gru"}
         "rnn" is the Elman cell h' = tanh(x W_x + h W_h + b); torch orders an LSTM's gates
-        i, f, g, o where the notes write i, f, o, g.
+        i, f, g, o where CS231n's assignment writes i, f, o, g.
     dropout : float
         On the embedded words and on the states before the temporal affine layer.
     null_index : int

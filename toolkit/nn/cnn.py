@@ -34,7 +34,7 @@ class ConvNet(nn.Module):
 
     Maps (B, C, H, W) to (B, n_out). Pooling never shrinks an axis below one: its window on
     an axis is ``min(pool_size, length)``, and a block whose window is 1 x 1 has no pool.
-    The notes' three-layer convnet, conv - relu - 2x2 max pool - affine - relu - affine, is
+    CS231n's three-layer convnet (assignment 2), conv - relu - 2x2 max pool - affine - relu - affine, is
     ``channels=(32,), norm=None, pool="max", head="flatten", dense=(100,)``.
 
     Parameters

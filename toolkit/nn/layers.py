@@ -58,7 +58,7 @@ def init_weights(module: nn.Module, activation: str) -> None:
 
 def normal_weights(module: nn.Module, scale: float) -> None:
     """Weights of every linear, convolutional and recurrent layer from N(0, scale^2), biases
-    zero, in place (the notes' ``weight_scale`` initialisation)."""
+    zero, in place (``weight_scale``: CS231n's initialisation by a weight scale)."""
     for layer in module.modules():
         if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.RNNBase)):
             for name, param in layer.named_parameters(recurse=False):

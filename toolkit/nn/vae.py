@@ -160,7 +160,7 @@ class ObservationMean(nn.Module):
 
 
 class AutoEncoderNet(nn.Module):
-    """The notes' plain auto-encoder: x -> z = encoder(x) -> x' = decoder(z); forward gives x'."""
+    """A plain auto-encoder: x -> z = encoder(x) -> x' = decoder(z); forward gives x'."""
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
         super().__init__()
