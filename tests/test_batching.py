@@ -2,6 +2,7 @@
 how a failing request, a full batch, a delay and a full queue are handled."""
 
 import asyncio
+import threading
 import time
 
 import numpy as np
@@ -11,16 +12,20 @@ from toolkit.serving._batching import Batcher, QueueFull
 
 
 class Graph:
-    """A stand-in for a session: doubles X, records the rows of every run, refuses rows of -1."""
+    """A stand-in for a session: doubles X, records the rows of every run, refuses rows of -1.
+    With ``hold``, each run signals ``running`` and waits until ``release`` is set."""
 
-    def __init__(self, sleep: float = 0.0) -> None:
+    def __init__(self, hold: bool = False) -> None:
         self.runs: list[int] = []
-        self.sleep = sleep
+        self.hold = hold
+        self.running, self.release = threading.Event(), threading.Event()
 
     def __call__(self, feed):
         X = feed["X"]
         self.runs.append(len(X))
-        time.sleep(self.sleep)
+        if self.hold:
+            self.running.set()
+            assert self.release.wait(30), "the test never released the run"
         if (X == -1).any():
             raise ValueError("a row of -1")
         return [X * 2, X.sum(axis=tuple(range(1, X.ndim)))]
@@ -103,16 +108,18 @@ def test_a_lone_request_waits_out_the_delay_and_a_full_batch_does_not():
 
 
 def test_batches_on_worker_threads_gather_the_next_batch_meanwhile():
-    graph = Graph(sleep=0.05)
+    graph = Graph(hold=True)
     batcher = Batcher(graph, max_batch_size=64, max_queue_delay_us=0, max_queue_size=100, inline_elements=0)
     seen = []
     batcher.on_batch = seen.append
 
     async def go():
         first = asyncio.ensure_future(batcher.submit(rows(0)[0]))
-        await asyncio.sleep(0.01)  # the first batch is running on its thread
-        rest = await asyncio.gather(*(batcher.submit(feed) for feed in rows(*range(1, 11))))
-        return [await first, *rest]
+        await asyncio.to_thread(graph.running.wait, 30)  # the first batch is running on its thread
+        rest = [asyncio.ensure_future(batcher.submit(feed)) for feed in rows(*range(1, 11))]
+        await asyncio.sleep(0)  # the ten queue behind the running batch
+        graph.release.set()
+        return [await first, *(await asyncio.gather(*rest))]
 
     answers = asyncio.run(go())
     assert [float(a[0][0, 0]) for a in answers] == [2.0 * v for v in range(11)]

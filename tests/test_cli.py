@@ -172,13 +172,16 @@ def test_ctrl_c_keeps_the_finished_rows(tmp_path):
     assert results["interrupted_during"] == "third" and results["finished"] is False
 
 
-def test_list_is_instant_and_imports_no_torch(tmp_path):
-    code = "import sys; from toolkit.cli import main; main(['run', '--list']); assert 'torch' not in sys.modules"
-    started = time.perf_counter()
+def test_list_reads_the_catalogue_without_importing_torch_or_onnx(tmp_path):
+    """Listing stays instant because it imports no training library (its time is not asserted:
+    wall clocks belong to benchmarks)."""
+    code = (
+        "import sys; from toolkit.cli import main; main(['run', '--list']); "
+        "assert not {'torch', 'onnx', 'sklearn'} & set(sys.modules), sorted(sys.modules)"
+    )
     listing = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1]
     )
-    assert time.perf_counter() - started < 5  # an interpreter start and a few file reads; torch alone takes longer
     lines = listing.stdout.splitlines()
     assert len(lines) == len(list((Path(__file__).parents[1] / "pipelines").glob("[!_]*.py")))
     ddpm = next(line for line in lines if line.startswith("digits_ddpm"))

@@ -6,9 +6,7 @@ import torch
 
 from toolkit.neural_network import CNNClassifier, MLPClassifier, RNNClassifier
 
-from .conftest import cuda
-
-pytestmark = [cuda, pytest.mark.cuda]
+pytestmark = pytest.mark.cuda  # skipped without a CUDA device (conftest.py)
 
 
 @pytest.mark.parametrize(

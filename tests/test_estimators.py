@@ -9,6 +9,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from tests._estimators import SMALL
 from tests._warnings import SHORT_TRAINING
 from toolkit.neural_network import (
     CNNClassifier,
@@ -311,3 +312,17 @@ def test_the_notes_three_layer_convnet_is_a_cnn_configuration(small_digits):
     assert model.score(X[200:], y[200:]) > 0.85
     with pytest.raises(ValueError, match="dense must be a sequence of positive ints"):
         CNNClassifier((8,), dense=(0,), image_shape=(8, 8)).fit(X[:20], y[:20])
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_every_public_estimator_clones_refuses_use_before_fit_and_exports(name):
+    """Over the registry (tests/_estimators.py): ``clone`` keeps the parameters, an unfitted
+    estimator's methods raise NotFittedError, and the class implements the export protocol."""
+    from toolkit.onnx import SupportsOnnxExport
+
+    model = SMALL[name].make()
+    assert clone(model).get_params() == model.get_params()
+    assert isinstance(model, SupportsOnnxExport)
+    method = next(getattr(model, m) for m in ("predict", "transform", "sample") if hasattr(model, m))
+    with pytest.raises(NotFittedError):
+        method(SMALL[name].fit_data()[0]) if method.__name__ != "sample" else method(2)

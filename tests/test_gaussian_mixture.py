@@ -10,7 +10,6 @@ from sklearn.datasets import load_iris, load_wine, make_blobs
 from sklearn.exceptions import NotFittedError
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from toolkit.mixture import GaussianMixture, _fused_pass
 
@@ -339,11 +338,6 @@ def test_initial_weights_are_checked_in_scikit_learns_words():
         match=re.escape("in the range [0, 1], but got min value -0.50000, max value 1.50000 (weights_init[0])"),
     ):
         GaussianMixture(2, weights_init=[-0.5, 1.5]).fit(X)
-
-
-@parametrize_with_checks([GaussianMixture(2, random_state=0, device="cpu")])
-def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)

@@ -9,6 +9,7 @@ import pytest
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from tests._estimators import SMALL
 from tests._warnings import SHORT_TRAINING
 from toolkit.neural_network import (
     CNNClassifier,
@@ -266,3 +267,16 @@ def test_a_failed_write_leaves_the_previous_export_whole(data, tmp_path, monkeyp
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert sorted(after) == sorted(before)  # no temporary files left behind
     assert after == before  # model.onnx, already replaced, was restored
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_every_public_estimator_exports_and_validates(name, tmp_path):
+    """Each estimator of the registry (tests/_estimators.py), fitted briefly, exports through its
+    export protocol and its graphs agree with it (the per-family tests cover the options)."""
+    small = SMALL[name]
+    model = small.make()
+    data = small.fit_data()
+    model.fit(*data)
+    export(model, tmp_path)
+    report = validate(model, tmp_path, small.rows(model, data))
+    assert report.passed, report

@@ -583,7 +583,7 @@ def test_adaptive_batching_answers_64_concurrent_clients_as_each_alone(fitted, t
 
 
 # ------------------------------------------------------ the model repository
-def test_repository_index_load_unload_swapped_exports_and_a_corrupt_graph(fitted, tmp_path):
+def test_repository_index_load_unload_and_a_corrupt_graph(fitted, tmp_path):
     import shutil
 
     exports, models = fitted
@@ -594,7 +594,6 @@ def test_repository_index_load_unload_swapped_exports_and_a_corrupt_graph(fitted
     shutil.copytree(exports / "cancer_mlp", root / "broken")
     graph = root / "broken" / "model.onnx"
     graph.write_bytes(graph.read_bytes()[: len(graph.read_bytes()) // 2])  # truncated
-    export(models["wine_gmm"][0], root / "swap")
     process, client = start_server(root, tmp_path / "repository.log", "--quiet")
     try:
         ready = client.get("/v2/models/broken/ready")
@@ -614,12 +613,6 @@ def test_repository_index_load_unload_swapped_exports_and_a_corrupt_graph(fitted
         assert client.get("/v2/models/wine_gmm/ready").json() == {"name": "wine_gmm", "ready": True}
         assert client.post("/v2/repository/models/nothing/load").status_code == 404
         assert client.post("/v2/repository/models/..%2Fescape/load").status_code == 404
-
-        assert client.get("/v2/models/swap").json()["inputs"][0]["shape"] == [-1, 13]
-        export(models["cancer_mlp"][0], root / "swap")  # another export swapped in, no restart
-        time.sleep(0.3)  # model.json is looked at every 0.25 s at most
-        assert client.get("/v2/models/swap").json()["inputs"][0]["shape"] == [-1, frame.shape[1]]
-        assert client.post("/v2/models/swap/infer", json=request).status_code == 200
     finally:
         stop_server(process, client)
 
@@ -665,13 +658,50 @@ def test_folders_that_keep_versions_serve_each_version_and_the_highest_by_defaul
         row.set_data_from_numpy(frame.iloc[:2].to_numpy(np.float32))
         result = triton.infer("versioned", [row], model_version="1")
         np.testing.assert_array_equal(result.as_numpy("label"), np.asarray(answer["outputs"][0]["data"]))
-
-        export(models["cancer_mlp"][0], root / "versioned" / "3")  # a new version, no restart
-        time.sleep(0.3)  # model.json files are looked at every 0.25 s at most
-        assert client.get("/v2/models/versioned").json()["versions"] == ["1", "2", "3"]
-        assert client.post("/v2/models/versioned/infer", json=cancer).json()["model_version"] == "3"
     finally:
         stop_server(process, client)
+
+
+def test_an_export_swapped_in_or_a_version_added_is_served_without_a_restart(fitted, tmp_path, monkeypatch):
+    """The app in this process: a folder's model.json is looked at again once RECHECK_SECONDS
+    have passed since the last look (patched: never, then always), and a changed one is read."""
+    import asyncio
+    import shutil
+
+    from toolkit.serving import _repository, create_app
+
+    exports, models = fitted
+    root = tmp_path / "models"
+    export(models["wine_gmm"][0], root / "swap")
+    shutil.copytree(exports / "cancer_mlp", root / "versioned" / "1")
+    _, frame = models["cancer_mlp"]
+    request = {"inputs": [tensor("X", frame.iloc[:2].to_numpy())]}
+    monkeypatch.setattr(_repository, "RECHECK_SECONDS", float("inf"))
+    app = create_app(root)
+
+    async def ask(*calls):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return [await getattr(client, method)(url, **options) for method, url, options in calls]
+
+    def swap_shape() -> list:
+        return asyncio.run(ask(("get", "/v2/models/swap", {})))[0].json()["inputs"][0]["shape"]
+
+    assert swap_shape() == [-1, 13]
+    export(models["cancer_mlp"][0], root / "swap")  # another export swapped in, no restart
+    export(models["cancer_mlp"][0], root / "versioned" / "2")  # a new version
+    assert swap_shape() == [-1, 13]  # not looked at again yet
+    monkeypatch.setattr(_repository, "RECHECK_SECONDS", 0.0)
+    assert swap_shape() == [-1, frame.shape[1]]
+    infer, versions, answer = asyncio.run(
+        ask(
+            ("post", "/v2/models/swap/infer", {"json": request}),
+            ("get", "/v2/models/versioned", {}),
+            ("post", "/v2/models/versioned/infer", {"json": request}),
+        )
+    )
+    assert infer.status_code == 200 and versions.json()["versions"] == ["1", "2"]
+    assert answer.json()["model_version"] == "2"
 
 
 # ------------------------------------------------------------------- survival
@@ -710,6 +740,13 @@ def test_sigterm_drains_the_requests_in_flight_then_exits_0(fitted, tmp_path):
         client.close()
 
 
+def answered(client, model: str = "cancer_mlp") -> float:
+    """The inference requests the server has answered 200 for ``model`` (its metrics)."""
+    series = f'toolkit_requests_total{{code="200",endpoint="infer",model="{model}"}}'
+    line = next((li for li in client.get("/metrics").text.splitlines() if li.startswith(series)), None)
+    return 0.0 if line is None else float(line.rsplit(" ", 1)[1])
+
+
 def test_a_client_that_disconnects_mid_request_leaves_the_server_serving(fitted, tmp_path):
     _, models = fitted
     _, frame = models["cancer_mlp"]
@@ -724,7 +761,10 @@ def test_a_client_that_disconnects_mid_request_leaves_the_server_serving(fitted,
                     + f"Content-Length: {len(body)}\r\n\r\n".encode()
                     + body
                 )  # and hang up before the answer
-        time.sleep(0.5)
+        deadline = time.time() + 30
+        while answered(client) < 5 and time.time() < deadline:  # each reached the model and was answered
+            time.sleep(0.05)
+        assert answered(client) == 5
         answer = client.post("/v2/models/cancer_mlp/infer", content=body)
         assert answer.status_code == 200, answer.text
         assert "Traceback" not in log.read_text()

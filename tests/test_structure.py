@@ -319,3 +319,11 @@ def test_code_cites_papers_and_libraries_not_documents_outside_the_repository():
         if UNSHIPPED_DOCUMENTS.search(line) and path.name != "test_structure.py"
     ]
     assert not found, f"references to documents a reader cannot open: {found}"
+
+
+def test_the_tests_small_estimators_cover_the_registry():
+    """tests/_estimators.py gives the common checks, the export tests and the estimator tests
+    their estimators: it must hold every public one."""
+    from tests._estimators import SMALL
+
+    assert sorted(SMALL) == [name for name, _ in all_estimators()]
