@@ -327,3 +327,15 @@ def test_the_tests_small_estimators_cover_the_registry():
     from tests._estimators import SMALL
 
     assert sorted(SMALL) == [name for name, _ in all_estimators()]
+
+
+def test_architecture_md_is_linked_and_names_only_files_that_exist():
+    root = PACKAGE.parent
+    architecture = (root / "ARCHITECTURE.md").read_text()
+    assert "(ARCHITECTURE.md)" in (root / "README.md").read_text()
+    named = set(re.findall(r"`([\w/]+\.py)`", architecture)) | set(
+        re.findall(r"\b((?:toolkit|tests)/[\w/]+\.py)", architecture)
+    )
+    files = {path.relative_to(root).as_posix() for path in root.rglob("*.py") if ".git" not in path.parts}
+    missing = [name for name in sorted(named) if not any(file == name or file.endswith("/" + name) for file in files)]
+    assert not missing, f"ARCHITECTURE.md names files that do not exist: {missing}"
