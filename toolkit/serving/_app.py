@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from toolkit.serving._codec import BINARY_HEADER, binary_outputs, infer_answer, json_bytes, parse_body
-from toolkit.serving._dataplane import DataPlane, RequestError
+from toolkit.serving._dataplane import DataPlane, Inference, RequestError
 from toolkit.serving._metrics import Metrics
 from toolkit.serving._repository import ModelRepository, ServedModel
 from toolkit.serving._settings import ServerSettings
@@ -113,9 +113,8 @@ class V2App:
             declared = headers.get(b"content-length")
             body = await read_body(receive, declared.decode() if declared else None, self.settings.max_body_bytes)
             binary = headers.get(BINARY_HEADER.encode())
-            answer = await self._infer_answer(
-                name, version, parse_request(body, None if binary is None else binary.decode())
-            )
+            payload = parse_request(body, None if binary is None else binary.decode())
+            answer = self._encode(await self.dataplane.infer(name, version, payload), payload)
         except RequestError as error:
             answer = error_answer(error)
         except ClientGone:
@@ -129,8 +128,9 @@ class V2App:
         await send({"type": "http.response.start", "status": answer.status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": answer.content})
 
-    async def _infer_answer(self, name: str, version: str | None, payload: dict) -> Answer:
-        inference = await self.dataplane.infer(name, version, payload)
+    @staticmethod
+    def _encode(inference: Inference, payload: dict) -> Answer:
+        """An inference's answer: JSON, or binary tensors where the request asked for them."""
         content, media_type, headers = infer_answer(
             inference.fields(), inference.names, inference.outputs, binary_outputs(payload, inference.names)
         )
@@ -181,7 +181,8 @@ class V2App:
             return json_answer(content, 200 if is_ready else 503)
 
         async def infer(request):  # reached by other methods than POST only: Starlette answers 405
-            return await self._infer_answer(*params(request), await payload(request))
+            body = await payload(request)
+            return self._encode(await plane.infer(*params(request), body), body)
 
         async def predict(request):
             name = request.path_params["name"]

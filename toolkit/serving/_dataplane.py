@@ -37,7 +37,7 @@ class RequestError(Exception):
         self.retry_after = retry_after
 
 
-@dataclass
+@dataclass(slots=True)
 class Inference:
     """The outputs of one inference request and the answer's other fields."""
 
