@@ -289,3 +289,20 @@ def test_stopping_the_worker_pool_ends_its_workers_and_no_other_child(tmp_path):
         pool.close()
         other.terminate()
         other.join()
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_pipelines_convergence_warning_stays_out_of_the_run(tmp_path, jobs):
+    """A pipeline's net stops at its budget on purpose (one epoch here, which warns in a plain
+    fit): the run's terminal output holds its rows, not that warning, in this process or in workers."""
+    folder = write_jobs(tmp_path / "jobs", {"brief": COIN_JOB})
+    run = subprocess.run(
+        [sys.executable, "-m", "toolkit.cli", "run", "--pipelines", str(folder), "--out", str(tmp_path / "out")]
+        + ["--jobs", jobs],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "default"},
+    )
+    assert run.returncode == 0, run.stderr
+    assert "brief" in run.stdout
+    assert "Warning" not in run.stdout + run.stderr, run.stderr

@@ -82,3 +82,14 @@ def test_distributed_options_are_checked():
         warnings.simplefilter("ignore", ConvergenceWarning)
         partial = MLPRegressor(distributed="ddp", random_state=0).partial_fit(np.ones((4, 2)), np.ones(4))
     assert partial.n_iter_ == 1  # partial_fit trains here, in this process
+
+
+def test_warnings_of_the_ranks_training_are_raised_in_the_calling_process():
+    """A one-epoch budget warns in a plain fit; launched on two processes it warns the same way,
+    where the caller's filters see it (not on the ranks' stderr)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, 4)).astype(np.float32), rng.normal(size=64)
+    options = {"hidden_layer_sizes": (8,), "max_epochs": 1, "random_state": 0, "device": "cpu"}
+    with pytest.warns(ConvergenceWarning, match="reached max_epochs=1") as caught:
+        MLPRegressor(distributed="ddp", n_procs=2, **options).fit(X, y)
+    assert len([w for w in caught if issubclass(w.category, ConvergenceWarning)]) == 1

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import pickle
 import uuid
+import warnings
 from contextlib import contextmanager
 
 import torch
@@ -68,7 +69,10 @@ def process_group(device: torch.device):
 
 
 def _train_on_rank(payload: bytes, max_epochs: int) -> bytes | None:
-    """The elastic launch's entry point in each worker: train, return the pickled estimator on rank 0.
+    """The elastic launch's entry point in each worker: train; on rank 0 return the pickled
+    estimator and the warnings its training raised (message, category), which the launching
+    process raises again, so that its own warning filters decide (the ranks' stderr would
+    bypass them; the other ranks' warnings repeat rank 0's and are dropped).
 
     Estimator and arrays travel as plain pickles: handed to the launcher as objects, torch's
     multiprocessing would share the parameters' memory between the processes (and with the
@@ -77,8 +81,12 @@ def _train_on_rank(payload: bytes, max_epochs: int) -> bytes | None:
     if "OMP_NUM_THREADS" not in os.environ:  # as torchrun does: the node's cores shared out, no oversubscription
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["LOCAL_WORLD_SIZE"])))
     estimator, X, targets = pickle.loads(payload)
-    estimator._train(X, targets, max_epochs=max_epochs, partial=False)
-    return pickle.dumps(estimator) if int(os.environ["RANK"]) == 0 else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        estimator._train(X, targets, max_epochs=max_epochs, partial=False)
+    if int(os.environ["RANK"]) != 0:
+        return None
+    return pickle.dumps((estimator, [(str(w.message), w.category) for w in caught]))
 
 
 def launch_data_parallel(estimator, X, targets, max_epochs: int) -> None:
@@ -109,4 +117,7 @@ def launch_data_parallel(estimator, X, targets, max_epochs: int) -> None:
             f"data-parallel training in {estimator.n_procs} processes failed: {failures}; the estimator was "
             "left as it was"
         ) from None
-    estimator.__dict__.update(pickle.loads(results[0]).__dict__)
+    trained, caught = pickle.loads(results[0])
+    estimator.__dict__.update(trained.__dict__)
+    for message, category in caught:
+        warnings.warn(message, category, stacklevel=4)  # at the user's fit call

@@ -35,7 +35,8 @@ def training_curves(history: list[dict], path: Path) -> None:
                 ax.plot(epochs, values, label="validation" if part == "valid" else "training")
         ax.set_xlabel("epoch")
         ax.set_title(label)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:  # a net without a score (the generative ones) has no curve here
+            ax.legend()
     _save(fig, path)
 
 
