@@ -377,12 +377,14 @@ class SupervisedNet(BaseNeuralNet):
         return self
 
     def _partial_fit(self, X, y, classes=None):
+        """One epoch on (X, y), from the fitted weights (or fresh ones on the first call)."""
         self._check_parameters()
-        first = not hasattr(self, "module_")
-        X, targets = self._training_data(X, y, reset=first, classes=classes)
-        if first:
-            self._initialize()
-        self._train(X, targets, max_epochs=1, partial=True)
+        with restored_on_failure(self):
+            first = not hasattr(self, "module_")
+            X, targets = self._training_data(X, y, reset=first, classes=classes)
+            if first:
+                self._initialize()
+            self._train(X, targets, max_epochs=1, partial=True)
         return self
 
     def _training_data(self, X, y, *, reset: bool, classes=None) -> tuple[np.ndarray, np.ndarray]:
