@@ -4,8 +4,6 @@ import json
 import math
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -21,6 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from tests._server import start_server, stop_server
 from toolkit.generative import DDPM, VAE
 from toolkit.mixture import GaussianMixture
 from toolkit.neural_network import MLPClassifier
@@ -28,12 +27,6 @@ from toolkit.onnx import export
 from toolkit.timeseries import ARForecaster
 
 MAX_ROWS, MAX_BODY = 300, 200_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -77,37 +70,6 @@ def fitted(tmp_path_factory):
     (root / "stale").mkdir()  # an export from an older toolkit: skipped with a warning, not fatal
     (root / "stale" / "model.json").write_text('{"inputs": [], "outputs": []}')
     return root, models
-
-
-def start_server(root, log_path, *options):
-    """``toolkit serve`` in a subprocess, its stdout and stderr in ``log_path`` (a pipe would
-    fill up with access lines and block the server); returns (process, client) once it answers."""
-    port = free_port()
-    log = open(log_path, "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "toolkit.cli", "serve", str(root), "--port", str(port), *options],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    deadline = time.time() + 60
-    while True:
-        try:
-            if client.get("/v2/health/live").status_code == 200:
-                return process, client
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.time() > deadline:
-            process.kill()
-            raise RuntimeError(f"server did not start: {open(log_path).read()}")
-        time.sleep(0.2)
-
-
-def stop_server(process, client) -> None:
-    client.close()
-    process.terminate()
-    process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")

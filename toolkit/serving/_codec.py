@@ -54,13 +54,17 @@ def parse_body(body: bytes | bytearray, header: str | None) -> dict:
 def attach_binary_inputs(payload: dict, binary: memoryview) -> None:
     """Give each input that declares ``parameters.binary_data_size`` its bytes, in input order."""
     offset = 0
-    for tensor in payload.get("inputs") or []:
-        size = (tensor.get("parameters") or {}).get("binary_data_size") if isinstance(tensor, dict) else None
+    inputs = payload.get("inputs")
+    for index, tensor in enumerate(inputs if isinstance(inputs, list) else []):
+        parameters = tensor.get("parameters") if isinstance(tensor, dict) else None
+        if not isinstance(parameters, dict):
+            continue  # the request's check names a parameters field of the wrong type
+        size = parameters.get("binary_data_size")
         if size is None:
             continue
-        if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0 or offset + size > len(binary):
             raise ValueError(
-                f"input {tensor.get('name')!r} declares {size!r} binary bytes; {len(binary) - offset} are left"
+                f"inputs[{index}].parameters.binary_data_size is {size!r}; {len(binary) - offset} binary bytes are left"
             )
         tensor["data"] = bytes(binary[offset : offset + size])
         offset += size
@@ -70,11 +74,59 @@ def attach_binary_inputs(payload: dict, binary: memoryview) -> None:
 
 def binary_outputs(payload: dict, names: list[str]) -> set[str]:
     """The outputs to send as binary: all with ``parameters.binary_data_output``, else those
-    requested with ``parameters.binary_data``."""
+    requested with ``parameters.binary_data`` (a request whose fields passed
+    :func:`request_problem`)."""
     if (payload.get("parameters") or {}).get("binary_data_output"):
         return set(names)
-    requested = payload.get("outputs") or []
-    return {o["name"] for o in requested if isinstance(o, dict) and (o.get("parameters") or {}).get("binary_data")}
+    return {o["name"] for o in payload.get("outputs") or [] if (o.get("parameters") or {}).get("binary_data")}
+
+
+JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+
+
+def json_type(value) -> str:
+    """The JSON type of a decoded value, as an error message says it ("an object", "a number")."""
+    return JSON_TYPES.get(type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def request_problem(payload: dict) -> str | None:
+    """What is wrong with the types of an inference request's fields, naming the field (as
+    ``inputs[1].datatype``); None when every field present has the protocol's type: ``id`` a
+    string, ``parameters`` objects, ``inputs`` and ``outputs`` arrays of objects whose ``name``
+    and ``datatype`` are strings, ``binary_data`` and ``binary_data_output`` booleans. The
+    values (shapes, data, datatypes' names) are checked where they are read."""
+    checks = [("id", str, "a string"), ("parameters", dict, "an object")]
+    problems = [
+        f"{field} must be {what}, got {json_type(payload[field])}"
+        for field, kind, what in checks
+        if field in payload and not isinstance(payload[field], kind)
+    ]
+    flag = (payload.get("parameters") or {}).get("binary_data_output") if not problems else None
+    if flag is not None and not isinstance(flag, bool):
+        problems.append(f"parameters.binary_data_output must be a boolean, got {json_type(flag)}")
+    for key, fields in (("inputs", ("name", "datatype")), ("outputs", ("name",))):
+        tensors = payload.get(key)
+        if tensors is None:
+            continue
+        if not isinstance(tensors, list):
+            problems.append(f"{key} must be an array of objects, got {json_type(tensors)}")
+            continue
+        for index, tensor in enumerate(tensors):
+            where = f"{key}[{index}]"
+            if not isinstance(tensor, dict):
+                problems.append(f"{where} must be an object, got {json_type(tensor)}")
+                continue
+            problems += [
+                f"{where}.{field} must be a string, got {json_type(tensor[field])}"
+                for field in fields
+                if field in tensor and not isinstance(tensor[field], str)
+            ]
+            parameters = tensor.get("parameters")
+            if parameters is not None and not isinstance(parameters, dict):
+                problems.append(f"{where}.parameters must be an object, got {json_type(parameters)}")
+            elif key == "outputs" and not isinstance((parameters or {}).get("binary_data", False), bool):
+                problems.append(f"{where}.parameters.binary_data must be a boolean")
+    return "; ".join(problems[:3]) if problems else None
 
 
 # ------------------------------------------------------------------------ request tensors

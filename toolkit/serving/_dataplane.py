@@ -19,7 +19,7 @@ import pandas as pd
 
 from toolkit._version import __version__
 from toolkit.serving._batching import INLINE_ELEMENTS, QueueFull
-from toolkit.serving._codec import decode_tensor
+from toolkit.serving._codec import decode_tensor, request_problem
 from toolkit.serving._model import column_mismatch
 from toolkit.serving._repository import ModelRepository, ServedModel
 from toolkit.serving._settings import ServerSettings
@@ -138,6 +138,9 @@ class DataPlane:
 
     def _feed(self, served: ServedModel, payload: dict) -> tuple[dict, list[str]]:
         """(feed for the graph, output names) from an inference request."""
+        problem = request_problem(payload)
+        if problem:
+            raise RequestError(400, problem)
         inputs = payload.get("inputs")
         if not isinstance(inputs, list) or not inputs or not all(isinstance(i, dict) for i in inputs):
             raise RequestError(

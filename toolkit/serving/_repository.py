@@ -228,14 +228,19 @@ class ModelRepository:
             if (folder / METADATA_FILE).is_file() or _version_folders(folder):
                 self.load_folder(folder.name)
 
+    def listing(self) -> set[str]:
+        """The names of the export folders (and folders of versions) directly under the directory."""
+        return {path.name for path in self.root.iterdir() if (path / METADATA_FILE).is_file() or _version_folders(path)}
+
     def folder_of(self, name: str) -> str:
-        """The folder a model or folder name refers to."""
+        """The folder a model or folder name refers to (``<folder>.<graph>`` names a graph of
+        one); matched against names, no path is built from it."""
         served = self.models.get(name)
         if served is not None:
             return served.folder
         if name in self.unavailable:
             return self.unavailable[name].folder
-        return name.split(".", 1)[0] if not (self.root / name).is_dir() else name
+        return name if name in self.listing() else name.split(".", 1)[0]
 
     def _forget(self, folder_name: str) -> None:
         for name in [n for n, m in self.models.items() if m.folder == folder_name]:
@@ -245,11 +250,8 @@ class ModelRepository:
 
     def load_folder(self, folder_name: str) -> list[str]:
         """(Re)load one export folder's graphs (every version's); returns the names now served from it."""
-        self._forget(folder_name)
-        listed = {
-            path.name for path in self.root.iterdir() if (path / METADATA_FILE).is_file() or _version_folders(path)
-        }
-        if folder_name not in listed:  # names are matched against the listing: no path is built from a request
+        self._forget(folder_name)  # a folder gone from disk is served no more
+        if folder_name not in self.listing():  # names are matched against the listing: no path is built from them
             raise KeyError(folder_name)
         folder = self.root / folder_name
         resolved = folder.resolve()
