@@ -94,7 +94,8 @@ class InferenceSpec:
     exported graphs ({name: onnx.ModelProto}) that returns its graph; ``parts`` are specs
     exported only to be handed to ``build`` beside those (by their ``graph`` names), never
     written as files of their own (a captioner's encoder and one decoding step, which its
-    build joins into one graph with a Loop).
+    build joins into one graph with a Loop). ``allow_nan``: the estimator's X may hold missing
+    values (NaN), which the graph handles; the loader and the server then accept them.
     """
 
     module: nn.Module | None
@@ -112,14 +113,18 @@ class InferenceSpec:
     extra_inputs: tuple[InputSpec, ...] = ()
     build: Callable[[dict], object] | None = None
     parts: tuple[InferenceSpec, ...] = ()
+    allow_nan: bool = False
 
     @property
     def inputs(self) -> list[dict]:
-        """name, dtype and shape (None: free) of every input, as model.json records them."""
+        """name, dtype, shape (None: free) and whether missing values (NaN) are accepted, of
+        every input, as model.json records them."""
         first = {"name": self.input_name, "dtype": self.dtype, "shape": [None, *self.sample_shape]}
-        return [first] + [
-            {"name": i.name, "dtype": str(i.example.dtype), "shape": [None, *i.sample_shape]} for i in self.extra_inputs
+        extra = [
+            {"name": i.name, "dtype": str(i.example.dtype), "shape": [None, *i.sample_shape], "allow_nan": False}
+            for i in self.extra_inputs
         ]
+        return [first | {"allow_nan": self.allow_nan}] + extra
 
     def graph_inputs(self, X) -> tuple:
         """The graph's inputs for the estimator's X: X itself, or what ``input_method`` makes of it."""

@@ -19,9 +19,7 @@ def restored_on_failure(estimator):
     """
     params = set(estimator.get_params(deep=False))
     memo: dict = {}  # one memo: attributes that share objects (a net and its optimizer) still share them
-    saved = {
-        key: value if key in params else copy.deepcopy(value, memo) for key, value in estimator.__dict__.items()
-    }
+    saved = {key: value if key in params else copy.deepcopy(value, memo) for key, value in estimator.__dict__.items()}
     try:
         yield
     except BaseException:

@@ -21,6 +21,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from toolkit._export_spec import InferenceSpec, OutputSpec, SupportsOnnxExport, inference_specs
+from toolkit.onnx._missing_values import missing_value_inputs
 from toolkit.onnx._torch_graph import OPSET, append_label_lookup, torch_to_onnx
 
 ML_OPSET = 3
@@ -177,6 +178,10 @@ def pipeline_graph(pipeline: Pipeline, final_spec: InferenceSpec | None) -> Pipe
     numeric = specs[min(specs)].dtype if specs else "float32"
     columns = column_inputs(pipeline, numeric)
     inputs = columns or [{"name": "X", "dtype": numeric, "shape": [None, pipeline.n_features_in_]}]
+    accepted = missing_value_inputs(pipeline)
+    for spec in inputs:  # strings are categories: a missing one is refused (as the encoders' graphs do)
+        allowed = accepted if isinstance(accepted, bool) else accepted[spec["name"]]
+        spec["allow_nan"] = bool(allowed) and spec["dtype"] != "string"
     parts: list[Part] = []
     spec, start = final_spec, 0
     while start < len(steps):

@@ -51,6 +51,7 @@ class ValidationReport:
     batch_sizes: list[int]
     n_rows: int
     outputs: dict[str, OutputCheck] = field(default_factory=dict)
+    missing_value_rows: int = 0
 
     @property
     def passed(self) -> bool:
@@ -67,12 +68,14 @@ class ValidationReport:
             "provider": self.provider,
             "batch_sizes": self.batch_sizes,
             "n_rows": self.n_rows,
+            "missing_value_rows": self.missing_value_rows,
             "outputs": {name: asdict(check) for name, check in self.outputs.items()},
         }
 
     def __str__(self) -> str:
         lines = [
             f"validation {'passed' if self.passed else 'FAILED'} on {self.provider}, batch sizes {self.batch_sizes}"
+            + (f", {self.missing_value_rows} rows with missing values" if self.missing_value_rows else "")
         ]
         for c in self.outputs.values():
             detail = (
@@ -94,11 +97,15 @@ def compare(name: str, method: str, exact: bool, got: np.ndarray, want: np.ndarr
             int((got.astype(str) != want.astype(str)).sum()) if want.dtype.kind in "OUS" else int((got != want).sum())
         )
         return OutputCheck(name, method, True, 0.0, 0.0, 0.0, 0.0, mismatches, mismatches == 0)
-    error = np.abs(got.astype(np.float64) - want.astype(np.float64))
-    scale = np.abs(want.astype(np.float64))
+    got64, want64 = got.astype(np.float64), want.astype(np.float64)
+    error = np.abs(got64 - want64)
+    both_missing = np.isnan(got64) & np.isnan(want64)
+    error[both_missing] = 0.0  # NaN where the estimator gives NaN agrees; NaN anywhere else fails
+    scale = np.abs(want64)
     bound = np.maximum(tolerance["atol"], tolerance["rtol"] * scale)
-    rel = error / np.maximum(scale, np.finfo(np.float64).tiny)
-    failures = int((error > bound).sum())
+    rel = np.where(both_missing, 0.0, error / np.maximum(scale, np.finfo(np.float64).tiny))
+    failures = int((~(error <= bound)).sum())
+    error, rel = (np.where(np.isnan(values), np.inf, values) for values in (error, rel))
     return OutputCheck(
         name,
         method,
@@ -115,10 +122,37 @@ def compare(name: str, method: str, exact: bool, got: np.ndarray, want: np.ndarr
 @dataclass
 class GraphCheck:
     """What validation compares for one graph of an export: how X becomes the graph's inputs,
-    and the callable each output must equal."""
+    and the callable each output must equal; ``reads_x``: the graph's inputs are X itself."""
 
     inputs: Callable[[object], tuple]
     outputs: dict[str, OutputSpec]
+    reads_x: bool = True
+
+
+MISSING_VALUE_ROWS = 16  # rows of X validation repeats with missing values, where inputs accept them
+
+
+def with_missing_values(X, inputs: list[dict]) -> tuple[object, int]:
+    """X followed by copies of its first rows with missing values (NaN) in the inputs that
+    accept them (model.json's ``allow_nan``): one column per row in turn, every such column in
+    the last; (X unchanged, 0) when none accepts them."""
+    allowed = [spec["name"] for spec in inputs if spec.get("allow_nan")]
+    if not allowed:
+        return X, 0
+    n = min(len(X), MISSING_VALUE_ROWS)
+    if isinstance(X, pd.DataFrame):
+        rows = X.iloc[:n].copy()
+        columns = allowed if len(inputs) > 1 else list(rows.columns)  # one input: every column feeds it
+        rows[columns] = rows[columns].astype(np.float64)
+        positions = [rows.columns.get_loc(c) for c in columns]
+        for i in range(n):
+            rows.iloc[i, positions if i == n - 1 else [positions[i % len(positions)]]] = np.nan
+        return pd.concat([X, rows], ignore_index=True), n
+    array = np.asarray(X, dtype=np.float64)
+    rows = array[:n].reshape(n, -1).copy()  # (n, values per row)
+    for i in range(n):
+        rows[i, slice(None) if i == n - 1 else i % rows.shape[1]] = np.nan
+    return np.concatenate([array, rows.reshape((n, *array.shape[1:]))]), n
 
 
 def graph_checks(estimator, metadata: dict) -> dict[str, GraphCheck]:
@@ -145,7 +179,10 @@ def graph_checks(estimator, metadata: dict) -> dict[str, GraphCheck]:
             for graph, entry in metadata["graphs"].items()
         }
     specs = inference_specs(estimator, metadata.get("options") or {})
-    return {spec.graph: GraphCheck(spec.graph_inputs, {o.name: o for o in spec.outputs}) for spec in specs}
+    return {
+        spec.graph: GraphCheck(spec.graph_inputs, {o.name: o for o in spec.outputs}, spec.input_method is None)
+        for spec in specs
+    }
 
 
 def graph_feed(model: OnnxModel, inputs: tuple):
@@ -178,7 +215,9 @@ def validate(
     inputs becomes their length); every output is compared with the estimator's own
     callable its export spec names (``predict``, ``predict_proba``, ...) on the same rows. A
     graph that does not read X directly (a VAE's decoder, a diffusion sampler) gets its inputs
-    from its spec's ``input_method``, called on X. The report is written into
+    from its spec's ``input_method``, called on X. Where a graph's inputs accept missing values
+    (``allow_nan`` in ``model.json``: a Pipeline that imputes them), the first rows of X are
+    repeated with NaN in those inputs and compared too. The report is written into
     ``model.json``.
 
     Parameters
@@ -215,11 +254,13 @@ def validate(
     for graph in metadata["graphs"]:
         model = OnnxModel(folder, graph=graph, providers=providers)
         check = checks_by_graph[graph]
-        inputs = check.inputs(X)
+        rows, missing = with_missing_values(X, model.inputs) if check.reads_x else (X, 0)
+        inputs = check.inputs(rows)
         n_rows = len(inputs[0])
         sizes = sorted({min(size, n_rows) for size in batch_sizes})
         if report is None:
             report = ValidationReport(provider=model.provider, batch_sizes=sizes, n_rows=n_rows)
+        report.missing_value_rows = max(report.missing_value_rows, missing)
         for name in model.outputs:
             output = check.outputs[name]
             want = output.method(*inputs, **output.kwargs)

@@ -174,10 +174,12 @@ def decode_tensor(spec: dict, request_input: dict, max_rows: int) -> np.ndarray:
         raise ValueError(f"input {name!r} has {shape[0]} rows; this server takes at most {max_rows} per request")
     if expected.family == "bytes":
         values = np.asarray(data, dtype=object).reshape(-1)
+        if any(value is None for value in values):
+            raise ValueError(f"input {name!r} contains null; it takes strings (BYTES)")
     elif expected.family == "bool":
         values = _booleans(data, name)
     else:
-        values = _numeric(data, name, expected)
+        values = _numeric(data, name, expected, spec.get("allow_nan", False) and expected.family == "float")
     if values.size != math.prod(shape):
         raise ValueError(f"input {name!r}: shape {shape} holds {math.prod(shape)} values but data has {values.size}")
     if any(fixed is not None and fixed != size for fixed, size in zip(spec["shape"], shape)):
@@ -224,15 +226,17 @@ def _booleans(data: list | np.ndarray, name: str) -> np.ndarray:
     return np.array(flat, dtype=np.bool_)
 
 
-def _numeric(data: list | np.ndarray, name: str, expected: TensorType) -> np.ndarray:
+def _numeric(data: list | np.ndarray, name: str, expected: TensorType, allow_nan: bool = False) -> np.ndarray:
     """The flat values of a numeric input, in the numpy dtype of its ``expected`` type.
 
-    JSON data is flattened and its element types looked at once (numbers only); when the sum
-    of their magnitudes is finite and within the input's float width, no value can be NaN,
-    infinite or overflow it, and they are converted straight to it. Otherwise (and for binary
-    data) they are read at float64 and checked value by value, to say which problem it is.
+    JSON data is flattened and its element types looked at once (numbers only; ``null`` too, as a
+    missing value, when the input ``allow_nan``); when the sum of their magnitudes is finite and
+    within the input's float width, no value can be NaN, infinite or overflow it, and they are
+    converted straight to it. Otherwise (and for binary data) they are read at float64 and
+    checked value by value, to say which problem it is. Infinity is refused everywhere.
     """
     datatype = expected.datatype
+    missing = False
     if isinstance(data, np.ndarray):  # decoded from binary: typed already
         flat = data
     else:
@@ -241,21 +245,26 @@ def _numeric(data: list | np.ndarray, name: str, expected: TensorType) -> np.nda
         if not types <= NUMBER_TYPES:
             if bool in types:
                 raise ValueError(f"input {name!r} is {datatype}: JSON booleans (true / false) are not numbers here")
-            if type(None) in types:
+            if type(None) in types and not allow_nan:
                 raise ValueError(f"input {name!r} contains NaN, infinity or null")
-            raise ValueError(f"input {name!r}: data must be numbers (nested lists of one depth are fine)")
+            if not types <= NUMBER_TYPES | {type(None)}:
+                raise ValueError(f"input {name!r}: data must be numbers (nested lists of one depth are fine)")
+            flat, missing = [np.nan if value is None else value for value in flat], True
     if expected.family == "float":
         largest = expected.largest
-        if isinstance(flat, list) and sum(map(abs, flat)) <= largest:  # all finite, none can overflow the width
+        if isinstance(flat, list) and not missing and sum(map(abs, flat)) <= largest:  # finite, none overflows
             return np.array(flat, dtype=expected.numpy)
     values = np.asarray(flat, dtype=np.float64).reshape(-1)
-    if not np.isfinite(values).all():
-        raise ValueError(f"input {name!r} contains NaN, infinity or null")
+    finite = np.isfinite(values)
+    if not finite.all() and not (allow_nan and not np.isinf(values).any()):
+        raise ValueError(
+            f"input {name!r} contains infinity" if allow_nan else f"input {name!r} contains NaN, infinity or null"
+        )
     if expected.family == "float":
-        too_large = np.abs(values) > largest
+        too_large = np.abs(values[finite]) > largest
         if too_large.any():
             raise ValueError(
-                f"input {name!r}: the value {values[too_large][0]:g} overflows {datatype} (largest magnitude "
+                f"input {name!r}: the value {values[finite][too_large][0]:g} overflows {datatype} (largest magnitude "
                 f"{largest:.4g})"
             )
         return values.astype(expected.numpy)

@@ -223,10 +223,12 @@ class DataPlane:
         problem = column_mismatch(names, [str(c) for c in frame.columns])
         if problem:
             raise RequestError(400, f"records do not match the model's columns: {problem}")
-        if frame.isna().to_numpy().any():
-            raise RequestError(
-                400, "records hold null or missing values: " + ", ".join(c for c in names if frame[c].isna().any())
-            )
+        for column in names:  # a column null in every record reads as text: it is a number column left empty
+            if served.accepts_missing(column) and frame[column].isna().all():
+                frame[column] = frame[column].astype(np.float64)
+        refused = [c for c in names if not served.accepts_missing(c) and frame[c].isna().any()]
+        if refused:
+            raise RequestError(400, "records hold null or missing values: " + ", ".join(refused))
         return frame[names]
 
 

@@ -123,8 +123,14 @@ class OnnxModel:
                 f"input {name!r} has shape {shape_text(array.shape)}; the model expects {shape_text(expected)} "
                 "(-1: any size)"
             )
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            raise ValueError(f"input {name!r} contains NaN or infinity")
+        if array.dtype == object and pd.isna(array).any():
+            raise ValueError(f"input {name!r} contains missing values (None or NaN); it takes strings")
+        if array.dtype.kind == "f":
+            if spec.get("allow_nan", False):  # missing values are the export's to fill; infinities never
+                if np.isinf(array).any():
+                    raise ValueError(f"input {name!r} contains infinity")
+            elif not np.isfinite(array).all():
+                raise ValueError(f"input {name!r} contains NaN or infinity")
         return array
 
     def run(self, X, output_names: list[str] | None = None) -> dict[str, np.ndarray]:

@@ -152,6 +152,13 @@ class ServedModel:
             return len(inputs[0]["shape"]) == 2 and inputs[0]["shape"][1] == len(names)
         return [spec["name"] for spec in inputs] == names
 
+    def accepts_missing(self, column: str) -> bool:
+        """Whether records may leave ``column`` empty (null): its input accepts missing values
+        (model.json's ``allow_nan``; the one input of a model of named columns stands for all)."""
+        inputs = self.model.inputs
+        spec = inputs[0] if len(inputs) == 1 else next(s for s in inputs if s["name"] == column)
+        return bool(spec.get("allow_nan", False))
+
     def signature(self) -> str:
         """One line for the server's start-up listing: inputs -> outputs, with datatypes and shapes."""
         metadata = self.metadata()
