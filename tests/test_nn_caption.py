@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from toolkit.nn.caption import CaptionDecoder, GreedyStep, masked_temporal_cross_entropy
+from toolkit.nn.caption import CaptionDecoder, masked_temporal_cross_entropy
 
 
 def rnn_step(x, h, Wx, Wh, b):
@@ -95,14 +95,3 @@ def test_the_null_word_embeds_to_zero_and_learns_nothing():
     scores = decoder(decoder.initial_state(torch.randn(1, 3)), words)
     masked_temporal_cross_entropy(scores[:, :-1], words[:, 1:]).backward()
     assert torch.all(decoder.embedding.weight[0] == 0) and torch.all(decoder.embedding.weight.grad[0] == 0)
-
-
-def test_greedy_step_takes_the_arg_max():
-    torch.manual_seed(3)
-    decoder = CaptionDecoder(n_features=3, vocabulary_size=7, embedding_dim=4, hidden_size=5, cell="lstm").eval()
-    state = decoder.initial_state(torch.randn(4, 3))
-    words = torch.tensor([1, 1, 1, 1])
-    chosen, h, c = GreedyStep(decoder)(words, *state)
-    scores, (h_want, c_want) = decoder.step(words, state)
-    torch.testing.assert_close(chosen, scores.argmax(dim=1))
-    torch.testing.assert_close(h, h_want) and torch.testing.assert_close(c, c_want)

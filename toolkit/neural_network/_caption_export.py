@@ -1,20 +1,21 @@
-"""A fitted captioner as ONE ONNX graph: its encoder and one greedy decoding step, exported
-by torch and joined into a ``Loop`` by :mod:`toolkit.neural_network._caption_graph`."""
+"""A fitted captioner as ONE ONNX graph: its encoder (exported by torch) and one greedy decoding
+step (its cell as ONNX's own RNN / LSTM / GRU operator, :mod:`toolkit.neural_network._rnn_export`),
+joined into a ``Loop`` by :mod:`toolkit.neural_network._caption_graph`."""
 
 from __future__ import annotations
 
 import numpy as np
 from torch import nn
 
-from toolkit._export_spec import InferenceSpec, InputSpec, OutputSpec
-from toolkit.nn.caption import CaptionNet, GreedyStep
+from toolkit._export_spec import InferenceSpec, OutputSpec
+from toolkit.nn.caption import CaptionNet
 from toolkit.nn.heads import InputReshape
 
 
 def caption_specs(captioner, net: CaptionNet) -> list[InferenceSpec]:
     """The ``model`` graph (X -> ``tokens``, ``captions``), compared with the captioner's
-    ``predict_tokens`` and ``predict``, built from two part graphs: ``encoder`` (X -> the
-    initial state) and ``step`` ((word, state) -> (arg-max next word, next state)).
+    ``predict_tokens`` and ``predict``, built from the ``encoder`` part (X -> the initial state)
+    and one greedy step ((word, state) -> (arg-max next word, next state)).
 
     Parameters
     ----------
@@ -24,7 +25,6 @@ def caption_specs(captioner, net: CaptionNet) -> list[InferenceSpec]:
     """
     example = np.zeros((2, *captioner.input_shape_), dtype=np.float32)
     n_state = 2 if captioner.cell == "lstm" else 1
-    hidden = captioner.hidden_size
     encoder = InferenceSpec(
         module=nn.Sequential(InputReshape(captioner.net_shape_), net),
         sample_shape=captioner.input_shape_,
@@ -32,23 +32,13 @@ def caption_specs(captioner, net: CaptionNet) -> list[InferenceSpec]:
         example=example,
         graph="encoder",
     )
-    state_example = np.zeros((2, hidden), dtype=np.float32)
-    step = InferenceSpec(
-        module=GreedyStep(net.decoder),
-        sample_shape=(),
-        outputs=[OutputSpec("next_word", None, 1)] + [OutputSpec(f"next_state{k}", None, 2) for k in range(n_state)],
-        example=np.zeros(2, dtype=np.int64),
-        input_name="word",
-        dtype="int64",
-        extra_inputs=tuple(InputSpec(f"state{k}", (hidden,), state_example) for k in range(n_state)),
-        graph="step",
-    )
     vocabulary, max_length = captioner.vocabulary_, captioner.max_length
 
     def build(parts: dict):
         from toolkit.neural_network._caption_graph import greedy_decoder_graph  # onnx: on export only
+        from toolkit.neural_network._rnn_export import greedy_step_graph
 
-        return greedy_decoder_graph(parts["encoder"], parts["step"], vocabulary, max_length)
+        return greedy_decoder_graph(parts["encoder"], greedy_step_graph(net.decoder), vocabulary, max_length)
 
     names = getattr(captioner, "feature_names_in_", None)
     return [
@@ -61,7 +51,7 @@ def caption_specs(captioner, net: CaptionNet) -> list[InferenceSpec]:
             ],
             example=example,
             feature_names=None if names is None else [str(c) for c in names],
-            parts=(encoder, step),
+            parts=(encoder,),
             build=build,
         )
     ]

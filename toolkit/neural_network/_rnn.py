@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from numbers import Integral, Real
 
+import numpy as np
 from torch import nn
 
+from toolkit._export_spec import InferenceSpec
 from toolkit._net_estimator import BaseNeuralNet, PredictorNet
 from toolkit._param_validation import Interval, StrOptions
 from toolkit.neural_network._mixins import NeuralClassifierMixin, NeuralRegressorMixin
@@ -123,6 +127,28 @@ class _RNNBase(PredictorNet):
         if len(self.input_shape_) == 2:
             return len(sample_shape) == 2 and sample_shape[1] == self.input_shape_[1]
         return sample_shape == self.input_shape_
+
+    def __onnx_spec__(self) -> InferenceSpec:
+        """The recurrent layers as ONNX's RNN / LSTM / GRU operators (any sequence length,
+        whatever the process exported before; see :mod:`toolkit.neural_network._rnn_export`),
+        then the head and its output layers exported by torch."""
+        from toolkit.neural_network._rnn_export import recurrent_graph, with_head  # onnx: on export only
+
+        spec = super().__onnx_spec__()
+        net = copy.deepcopy(self.module_).cpu().eval()
+        width = net.head.in_features
+        head = InferenceSpec(
+            module=nn.Sequential(net.head, *self._output_layers()).eval(),
+            sample_shape=(width,),
+            outputs=spec.outputs,
+            example=np.zeros((2, width), dtype=np.float32),
+            input_name="state",
+            classes=spec.classes,
+            graph="head",
+        )
+        core = recurrent_graph(net, spec.sample_shape, self.net_shape_[1], input_name=spec.input_name)
+        build = lambda parts: with_head(core, parts["head"])  # noqa: E731
+        return dataclasses.replace(spec, module=None, parts=(head,), build=build)
 
     def _build_net(self, net_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
         return RecurrentNet(

@@ -118,15 +118,3 @@ class CaptionNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.decoder.initial_state(self.encoder(x))
-
-
-class GreedyStep(nn.Module):
-    """One greedy step for export: (words (N,), h, c for an LSTM) -> (the arg-max next words (N,), h', c')."""
-
-    def __init__(self, decoder: CaptionDecoder) -> None:
-        super().__init__()
-        self.decoder = decoder
-
-    def forward(self, words: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
-        scores, state = self.decoder.step(words, (h,) if c is None else (h, c))
-        return (scores.argmax(dim=1), *state)
