@@ -31,6 +31,8 @@ hook                           declared on      what it gives
 :class:`SupervisedNet` adds ``fit(X, y)`` (the generative nets fit X alone); :class:`PredictorNet`
 exports the net with an output head (the classifiers and regressors, whose target mixins in
 ``toolkit/neural_network/_mixins.py`` fill in the targets, loss, metric and head).
+:class:`StepBudget` fills in the budget hooks of the nets that count it in optimizer steps
+(the generative nets and the captioner): ``max_steps`` unless ``max_epochs`` is given.
 """
 
 from __future__ import annotations
@@ -343,6 +345,27 @@ class BaseNeuralNet(BaseEstimator, metaclass=ABCMeta):
         """
         check_is_fitted(self, "module_")
         return pd.DataFrame(summarize(self.module_, self.net_shape_)).set_index("layer")
+
+
+class StepBudget:
+    """Mixin of the nets whose training budget is ``max_steps`` optimizer steps unless
+    ``max_epochs`` is given: a budget that does not shrink with the data, spent whole by
+    default (``n_iter_no_change=None``), as diffusion and captioning code bases train."""
+
+    _budget_constraints: dict = {
+        "max_epochs": [Interval(Integral, 1, None, closed="left"), None],
+        "max_steps": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
+    }
+
+    def _budget(self, n_batches: int) -> tuple[int, int | None]:
+        """``max_epochs`` when given; else ``max_steps`` optimizer steps, in as many epochs as they take."""
+        if self.max_epochs is not None:
+            return self.max_epochs, None
+        return math.ceil(self.max_steps / n_batches), self.max_steps
+
+    def _budget_text(self) -> str:
+        return f"max_epochs={self.max_epochs}" if self.max_epochs is not None else f"max_steps={self.max_steps}"
 
 
 class SupervisedNet(BaseNeuralNet):

@@ -8,7 +8,6 @@ themselves, which the model's loss reads next to the net's outputs.
 from __future__ import annotations
 
 import copy
-import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -20,12 +19,12 @@ from torch import nn
 
 from toolkit._fit_state import restored_on_failure
 from toolkit._input_checks import image_net_shape
-from toolkit._net_estimator import BaseNeuralNet
+from toolkit._net_estimator import BaseNeuralNet, StepBudget
 from toolkit._param_validation import Interval
 from toolkit.nn.heads import AffineOutput, DataScaling
 
 
-class BaseGenerativeNet(BaseNeuralNet):
+class BaseGenerativeNet(StepBudget, BaseNeuralNet):
     """Base class of the generative nets (not for direct use).
 
     Subclasses say which architectures read images (``_IMAGE_ARCHITECTURES``) and the range
@@ -34,24 +33,12 @@ class BaseGenerativeNet(BaseNeuralNet):
 
     _parameter_constraints: dict = {
         **BaseNeuralNet._parameter_constraints,
+        **StepBudget._budget_constraints,
         "image_shape": ["array-like", None],
-        "max_epochs": [Interval(Integral, 1, None, closed="left"), None],
-        "max_steps": [Interval(Integral, 1, None, closed="left")],
         "ema_decay": [Interval(Real, 0, 1, closed="left")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
     }
     _IMAGE_ARCHITECTURES: tuple[str, ...] = ()
     _scores_training = False
-
-    # ------------------------------------------------------------------ budget
-    def _budget(self, n_batches: int) -> tuple[int, int | None]:
-        """``max_epochs`` when given; else ``max_steps`` optimizer steps, in as many epochs as they take."""
-        if self.max_epochs is not None:
-            return self.max_epochs, None
-        return math.ceil(self.max_steps / n_batches), self.max_steps
-
-    def _budget_text(self) -> str:
-        return f"max_epochs={self.max_epochs}" if self.max_epochs is not None else f"max_steps={self.max_steps}"
 
     def _ema_decay(self) -> float:
         return self.ema_decay

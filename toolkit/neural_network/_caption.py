@@ -14,7 +14,7 @@ from torch import nn
 
 from toolkit._export_spec import InferenceSpec
 from toolkit._input_checks import check_positive_ints, image_net_shape
-from toolkit._net_estimator import BaseNeuralNet, SupervisedNet
+from toolkit._net_estimator import BaseNeuralNet, StepBudget, SupervisedNet
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._text import tokenize
 from toolkit._training import inference_batches
@@ -32,7 +32,7 @@ from toolkit.nn.cnn import HEADS, ConvNet
 from toolkit.nn.rnn import CELLS
 
 
-class CaptionGenerator(SupervisedNet):
+class CaptionGenerator(StepBudget, SupervisedNet):
     """Image captioner: a CNN encoder (or given feature rows) and a recurrent decoder.
 
     CS231n's captioning net (assignment 3): image features -> the decoder's initial hidden state (and
@@ -57,7 +57,7 @@ class CaptionGenerator(SupervisedNet):
     encoder : {"cnn", "features"}, default="cnn"
         "cnn": X holds images (N, C, H, W), (N, H, W), or flat rows with ``image_shape``,
         read by a conv net; "features": X holds feature rows (N, D), projected as they are.
-    channels : sequence of int, default=(32, 64)
+    channels : sequence of int, default=(16, 32)
         Output channels of the CNN encoder's blocks [conv -> norm -> relu -> pool].
     kernel_size : int or sequence of int, default=3
     norm : {"batch", "layer", "group", "instance"} or None, default="batch"
@@ -97,21 +97,29 @@ class CaptionGenerator(SupervisedNet):
         None keeps the default initialisation (Kaiming-normal weights, zero biases); a float
         draws every weight matrix of the linear, convolutional and recurrent layers from
         N(0, weight_scale^2) with zero biases (the initialisation experiment of pipelines/notes_experiments.py).
-    batch_size : int or "auto", default="auto"
-        "auto" is min(200, n_samples).
-    max_epochs : int, default=200
+    batch_size : int or "auto", default=50
+        "auto" is min(200, n_samples). Small batches: more steps from each pass over the
+        images, which cost the same per image at any batch size on a CPU.
+    max_epochs : int or None, default=None
+        The budget in epochs when given; otherwise ``max_steps`` sets it.
+    max_steps : int, default=600
+        Optimizer steps per fit when ``max_epochs`` is None: a budget that does not shrink
+        with the data (12.5 passes over 2,400 images at batch 50).
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data (stratified for classifiers),
         stop when its loss has not improved by ``tol`` for ``n_iter_no_change`` epochs (and
         with ``restore_best_weights`` return to the best epoch's weights). Without it, the
         training loss is watched the same way.
     validation_fraction : float, default=0.1
-    n_iter_no_change : int, default=10
+    n_iter_no_change : int or None, default=None
+        None trains for the whole budget, the learning rate annealed to 0 by the cosine
+        schedule: the loss of small batches is noisy, and a patience rule on it stopped a fit
+        at a bad point as often as at a good one. An int restores the rule.
     tol : float, default=1e-4
-    lr_schedule : str, (str, dict), callable or None, default=None
+    lr_schedule : str, (str, dict), callable or None, default="cosine"
         Learning rate per epoch: None keeps ``learning_rate``; "step", "exponential",
-        "cosine" or "plateau" (torch's StepLR, ExponentialLR, CosineAnnealingLR over
-        ``max_epochs``, ReduceLROnPlateau on the watched loss), optionally with options as
+        "cosine" or "plateau" (torch's StepLR, ExponentialLR, CosineAnnealingLR over the
+        budget's epochs, ReduceLROnPlateau on the watched loss), optionally with options as
         ("step", {"step_size": 10, "gamma": 0.5}); or a callable taking the optimizer and
         returning a torch scheduler. ``history_`` records each epoch's rate.
     max_grad_norm : float or None, default=None
@@ -150,6 +158,7 @@ class CaptionGenerator(SupervisedNet):
 
     _parameter_constraints: dict = {
         **BaseNeuralNet._parameter_constraints,
+        **StepBudget._budget_constraints,
         "encoder": [StrOptions({"cnn", "features"})],
         "channels": ["array-like"],
         "kernel_size": [Interval(Integral, 1, None, closed="left"), "array-like"],
@@ -172,7 +181,7 @@ class CaptionGenerator(SupervisedNet):
         self,
         encoder="cnn",
         *,
-        channels=(32, 64),
+        channels=(16, 32),
         kernel_size=3,
         norm="batch",
         pool="max",
@@ -193,13 +202,14 @@ class CaptionGenerator(SupervisedNet):
         nesterov=False,
         weight_decay=0.0,
         weight_scale=None,
-        batch_size="auto",
-        max_epochs=200,
+        batch_size=50,
+        max_epochs=None,
+        max_steps=600,
         early_stopping=False,
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=None,
         tol=1e-4,
-        lr_schedule=None,
+        lr_schedule="cosine",
         max_grad_norm=None,
         restore_best_weights=True,
         callbacks=None,
@@ -234,6 +244,7 @@ class CaptionGenerator(SupervisedNet):
         self.weight_scale = weight_scale
         self.batch_size = batch_size
         self.max_epochs = max_epochs
+        self.max_steps = max_steps
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
