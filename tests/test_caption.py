@@ -14,6 +14,8 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from tests._warnings import SHORT_TRAINING
 from tests.test_server import start_server, stop_server
@@ -180,6 +182,17 @@ def test_the_greedy_decoder_exports_as_one_graph(cell, images, tmp_path):
 def test_a_beam_searching_captioner_refuses_a_greedy_export(fitted, tmp_path):
     with pytest.raises(ValueError, match="the exported decoder is greedy; export with beam_width=1"):
         export(clone(fitted).set_params(beam_width=3).fit(np.eye(4, dtype=np.float32), SCENES), tmp_path)
+
+
+def test_a_pipeline_around_the_captioner_exports_as_one_graph(fitted, features_data, tmp_path):
+    """The decoding Loop's body reads initializers of the graph around it: joined after a
+    scaler, those references are renamed with the graph's other names."""
+    X, y = features_data
+    model = make_pipeline(StandardScaler(), clone(fitted)).fit(X, y)
+    export(model, tmp_path)
+    report = validate(model, tmp_path, X[::8])
+    assert report.passed and report.max_abs_error == 0.0
+    np.testing.assert_array_equal(load(tmp_path).predict(X[::8]), model.predict(X[::8]))
 
 
 def test_exported_captions_run_without_torch_and_over_http(fitted, features_data, tmp_path):

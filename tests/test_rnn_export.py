@@ -14,6 +14,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler
 
 from tests._warnings import SHORT_TRAINING
 from toolkit.neural_network import RNNClassifier, RNNRegressor
@@ -103,6 +105,19 @@ def test_flat_rows_with_a_sequence_length_export_too(digits, tmp_path):
     model = RNNRegressor(6, cell="gru", sequence_length=16, max_epochs=2, random_state=0).fit(X[:300], y[:300] / 9)
     export(model, tmp_path)
     assert validate(model, tmp_path, X[300:400]).passed
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_pipeline_around_a_recurrent_net_exports_as_one_graph(cell, digits, tmp_path):
+    """digits_rnn's shape: a scaler, then the recurrent net reading flat rows as sequences."""
+    X, y = digits
+    model = make_pipeline(
+        MinMaxScaler(), RNNClassifier(6, cell=cell, sequence_length=8, bidirectional=True, max_epochs=2, random_state=0)
+    ).fit(X[:300] * 16, y[:300])
+    export(model, tmp_path)
+    report = validate(model, tmp_path, X[300:400] * 16)
+    assert report.passed and report.max_abs_error < 1e-4
+    np.testing.assert_array_equal(load(tmp_path).predict(X[300:310] * 16), model.predict(X[300:310] * 16))
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])

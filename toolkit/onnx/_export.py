@@ -23,7 +23,7 @@ from toolkit._export_spec import InferenceSpec, inference_specs
 from toolkit._version import __version__
 from toolkit.onnx._files import atomic_write_files, json_bytes
 from toolkit.onnx._pipeline import is_toolkit, pipeline_graph
-from toolkit.onnx._torch_graph import append_label_lookup, torch_to_onnx
+from toolkit.onnx._torch_graph import spec_to_onnx
 from toolkit.serving._format import METADATA_FILE, file_digest, read_metadata
 
 
@@ -54,13 +54,7 @@ def estimator_graphs(estimator, options: dict) -> list[Graph]:
     built: dict[str, onnx.ModelProto] = {}
     graphs = []
     for spec in inference_specs(estimator, options):
-        if spec.build is not None:
-            model = spec.build(built | {part.graph: torch_to_onnx(part) for part in spec.parts})
-        else:
-            model = torch_to_onnx(spec)
-        if spec.classes is not None:
-            append_label_lookup(model, spec.classes)
-        built[spec.graph] = model
+        model = built[spec.graph] = spec_to_onnx(spec, built)
         graphs.append(Graph(spec.graph, model, spec, spec.inputs, spec.feature_names, spec.outputs))
     return graphs
 

@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 
 from toolkit._export_spec import InferenceSpec, OutputSpec, SupportsOnnxExport, inference_specs
 from toolkit.onnx._missing_values import missing_value_inputs
-from toolkit.onnx._torch_graph import OPSET, append_label_lookup, torch_to_onnx
+from toolkit.onnx._torch_graph import OPSET, spec_to_onnx
 
 ML_OPSET = 3
 # skl2onnx's output names and the Pipeline methods they equal.
@@ -138,7 +138,7 @@ def join(parts: list[Part]) -> onnx.ModelProto:
             rename_value_infos=False,
         )
         source = f"out{k}_{before.output_name}"
-        nxt = onnx.compose.add_prefix(after.model, f"s{k + 1}_", rename_inputs=True, rename_outputs=False)
+        nxt = _prefixed(after.model, f"s{k + 1}_")
         nxt_input = f"s{k + 1}_{after.input_name}"
         produced = _elem_type(model, source, output=True)
         if _elem_type(nxt, nxt_input, output=False) != produced:
@@ -146,6 +146,29 @@ def join(parts: list[Part]) -> onnx.ModelProto:
         nxt.ir_version = model.ir_version = max(model.ir_version, nxt.ir_version)
         keep = [o.name for o in nxt.graph.output]
         model = onnx.compose.merge_models(model, nxt, io_map=[(source, nxt_input)], outputs=keep)
+    return model
+
+
+def _prefixed(model: onnx.ModelProto, prefix: str) -> onnx.ModelProto:
+    """``onnx.compose.add_prefix`` on every name but the outputs, and on the outer initializers
+    that a Loop's or Scan's body reads too: onnx renames a body before it learns the outer
+    initializers' new names, and leaves such a reference (the captioner's ``null_id``) dangling."""
+    outer = {init.name for init in model.graph.initializer}
+    model = onnx.compose.add_prefix(model, prefix, rename_inputs=True, rename_outputs=False)
+
+    def bodies(graph: onnx.GraphProto):
+        for node in graph.node:
+            for attribute in node.attribute:
+                yield from [attribute.g] if attribute.HasField("g") else attribute.graphs
+
+    def rename_in(body: onnx.GraphProto) -> None:
+        for node in body.node:
+            node.input[:] = [prefix + name if name in outer else name for name in node.input]
+        for inner in bodies(body):
+            rename_in(inner)
+
+    for body in bodies(model.graph):
+        rename_in(body)
     return model
 
 
@@ -188,9 +211,7 @@ def pipeline_graph(pipeline: Pipeline, final_spec: InferenceSpec | None) -> Pipe
         if start in specs:
             last = start == len(steps) - 1
             step_spec = specs[start]
-            model = torch_to_onnx(step_spec)
-            if step_spec.classes is not None:
-                append_label_lookup(model, step_spec.classes)
+            model = spec_to_onnx(step_spec)
             output = None if last else next(o.name for o in step_spec.outputs if o.method_name == "transform")
             parts.append(Part(model, step_spec.input_name, output))
             start += 1

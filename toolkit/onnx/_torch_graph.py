@@ -51,6 +51,18 @@ def torch_to_onnx(spec: InferenceSpec) -> onnx.ModelProto:
     return onnx.load_from_string(buffer.getvalue())
 
 
+def spec_to_onnx(spec: InferenceSpec, built: dict[str, onnx.ModelProto] | None = None) -> onnx.ModelProto:
+    """The graph of one spec, its labels looked up: torch's export of its module, or its
+    ``build`` over the exports of its parts and the graphs ``built`` before it (by name)."""
+    if spec.build is not None:
+        model = spec.build((built or {}) | {part.graph: torch_to_onnx(part) for part in spec.parts})
+    else:
+        model = torch_to_onnx(spec)
+    if spec.classes is not None:
+        append_label_lookup(model, spec.classes)
+    return model
+
+
 def append_label_lookup(model: onnx.ModelProto, classes: np.ndarray) -> None:
     """Replace the ``label_index`` output by ``label`` = classes[label_index] (a Gather);
     classes 0..n-1 need no lookup: the index output is renamed."""
