@@ -90,6 +90,7 @@ class BaseNeuralNet(BaseEstimator, metaclass=ABCMeta):
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "nesterov": ["boolean"],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "weight_decay_on": [StrOptions({"all", "weights"})],
         "weight_scale": [Interval(Real, 0, None, closed="neither"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -192,6 +193,7 @@ class BaseNeuralNet(BaseEstimator, metaclass=ABCMeta):
             self.module_.parameters(),
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
+            weight_decay_on=self.weight_decay_on,
             momentum=self.momentum,
             nesterov=self.nesterov,
         )

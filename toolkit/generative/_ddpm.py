@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from numbers import Integral
 
 import numpy as np
@@ -16,14 +15,14 @@ from toolkit._export_spec import InferenceSpec
 from toolkit._input_checks import check_positive_ints, check_samples
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._training import inference_batches
-from toolkit.generative import _variational_bound as vb
 from toolkit.generative._base import BaseGenerativeNet
+from toolkit.generative._ddpm_likelihood import DDPMLikelihood
 from toolkit.generative._sampler import DiffusionSampler
 from toolkit.generative._schedule import NoiseSchedule
 from toolkit.nn.diffusion import DiffusionObjective, MLPDenoiser, UNet
 
 
-class DDPM(BaseGenerativeNet):
+class DDPM(DDPMLikelihood, BaseGenerativeNet):
     """Denoising diffusion probabilistic model: a net learns the noise eps(x_t, t) that the
     forward process q(x_t | x_0) added; sampling runs the reverse process from N(0, I).
 
@@ -59,13 +58,24 @@ class DDPM(BaseGenerativeNet):
     image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
+        torch's optimizers, with g the gradient plus ``weight_decay`` * w: "sgd" is
+        b <- momentum b + g (b = g at the first step), then w <- w - lr (g + momentum b)
+        with ``nesterov``, else w <- w - lr b; "rmsprop" is v <- 0.99 v + 0.01 g^2, then
+        w <- w - lr g / (sqrt(v) + 1e-8), or with momentum b <- momentum b + g / (sqrt(v) +
+        1e-8), w <- w - lr b; "adam" is Adam with betas (0.9, 0.999) and eps 1e-8, its moments
+        bias-corrected; "adamw" is Adam on the gradient alone after w <- w (1 - lr weight_decay).
     learning_rate : float, default=1e-3
     momentum : float, default=0.9
-        Momentum of "sgd" and "rmsprop".
+        Momentum of "sgd" and "rmsprop" (0: none).
     nesterov : bool, default=False
         Nesterov momentum for "sgd".
     weight_decay : float, default=0.0
-        L2 penalty (decoupled weight decay for "adamw").
+        L2 penalty: ``weight_decay`` * w added to the gradient, the gradient of
+        0.5 * weight_decay * sum w^2 (decoupled weight decay for "adamw").
+    weight_decay_on : {"all", "weights"}, default="all"
+        The parameters ``weight_decay`` reaches: all, or the weight matrices and kernels alone
+        (tensors of two or more dimensions, not biases nor the norms' scales and shifts), the
+        penalty 0.5 * reg * (sum W1^2 + W2^2 + ...) of CS231n's nets and scikit-learn's MLP ``alpha``.
     weight_scale : float or None, default=None
         None keeps the default initialisation (Kaiming-normal weights, zero biases); a float
         draws every weight matrix of the linear, convolutional and recurrent layers from
@@ -165,6 +175,7 @@ class DDPM(BaseGenerativeNet):
         momentum=0.9,
         nesterov=False,
         weight_decay=0.0,
+        weight_decay_on="all",
         weight_scale=None,
         batch_size="auto",
         max_epochs=None,
@@ -200,6 +211,7 @@ class DDPM(BaseGenerativeNet):
         self.momentum = momentum
         self.nesterov = nesterov
         self.weight_decay = weight_decay
+        self.weight_decay_on = weight_decay_on
         self.weight_scale = weight_scale
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -316,66 +328,6 @@ class DDPM(BaseGenerativeNet):
             predicted = objective.denoiser(objective.noisy(x0[a:b], t[a:b], eps[a:b]), t[a:b])
             total += F.mse_loss(predicted, eps[a:b], reduction="sum").item()
         return total / eps.numel()
-
-    @torch.no_grad()
-    def log_likelihood(self, X, n_timesteps: int | None = None, random_state=None) -> np.ndarray:
-        """The variational lower bound on log p(x) of each sample (Ho et al. 2020, eq. 5), in nats.
-
-        -log p(x_0) <= L_T + sum_(t=2..T) KL(q(x_(t-1) | x_t, x_0) || p(x_(t-1) | x_t)) -
-        log p(x_0 | x_1), each KL between Gaussians of the same variance (see
-        :mod:`toolkit.generative._variational_bound`); this returns -L. The decoder p(x_0 | x_1)
-        is Gaussian with variance beta_1 for continuous data, where the figure is a log-density
-        in the input's units (the scaling's Jacobian included), and for images of integer
-        values (pixels) the paper's discretised Gaussian over those levels, where it is the
-        log-probability of the exact image.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame
-            Samples in the input's units and form (integer levels within the training range
-            for a model fitted on integer images).
-        n_timesteps : int, optional
-            How many t of 2..T to draw (uniformly, the sum estimated as (T - 1) times their
-            mean); None sums over every t. One x_t ~ q(x_t | x_0) per sample and t either way.
-        random_state : int, RandomState instance or None
-            Seeds the draws (None: the estimator's ``random_state``).
-
-        Returns
-        -------
-        log_p : ndarray of shape (n_samples,)
-        """
-        check_is_fitted(self, "module_")
-        X = self._check_X(X, reset=False)
-        if self.n_levels_ is not None:  # the [-1, 1] range in the input's units
-            vb.check_levels(
-                X, self.n_levels_, self.data_offset_ - self.data_scale_, self.data_offset_ + self.data_scale_
-            )
-        if n_timesteps is not None and (
-            not isinstance(n_timesteps, Integral) or isinstance(n_timesteps, bool) or n_timesteps < 1
-        ):
-            raise ValueError(f"n_timesteps must be an int >= 1 or None, got {n_timesteps!r}")
-        generator = self._generator(self.random_state if random_state is None else random_state)
-        passes, weight = vb.timestep_passes(self.n_steps, len(X), n_timesteps, generator)
-        x0 = torch.from_numpy(self._scale(X)).to(self.device_).double()
-        denoiser = self._inference_net().denoiser
-
-        def predict_x0(t: np.ndarray) -> torch.Tensor:
-            draw = self._randn(tuple(x0.shape), generator)
-            return vb.predicted_x0(x0, t, self.schedule_.alpha_bar, draw, denoiser, inference_batches)
-
-        total = vb.negative_bound(x0, self.schedule_, predict_x0, passes, weight, self.n_levels_)
-        if self.n_levels_ is not None:
-            return -total.cpu().numpy()
-        return -total.cpu().numpy() - float(np.sum(np.broadcast_to(np.log(self.data_scale_), self.net_shape_)))
-
-    def bits_per_dim(self, X, n_timesteps: int | None = None, random_state=None) -> float:
-        """The variational bound in bits per value: -mean(log_likelihood(X)) / (values per sample x ln 2).
-
-        For integer images (the discretised decoder) this is the figure diffusion papers
-        report; for continuous data it is a differential entropy and can be negative.
-        """
-        log_p = self.log_likelihood(X, n_timesteps=n_timesteps, random_state=random_state)
-        return float(-log_p.mean() / (np.prod(self.net_shape_) * math.log(2)))
 
     def score(self, X, y=None) -> float:
         """Minus the mean denoising loss on X (scikit-learn's higher-is-better convention)."""

@@ -65,13 +65,24 @@ class VAE(BaseAutoEncoder):
     image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
+        torch's optimizers, with g the gradient plus ``weight_decay`` * w: "sgd" is
+        b <- momentum b + g (b = g at the first step), then w <- w - lr (g + momentum b)
+        with ``nesterov``, else w <- w - lr b; "rmsprop" is v <- 0.99 v + 0.01 g^2, then
+        w <- w - lr g / (sqrt(v) + 1e-8), or with momentum b <- momentum b + g / (sqrt(v) +
+        1e-8), w <- w - lr b; "adam" is Adam with betas (0.9, 0.999) and eps 1e-8, its moments
+        bias-corrected; "adamw" is Adam on the gradient alone after w <- w (1 - lr weight_decay).
     learning_rate : float, default=1e-3
     momentum : float, default=0.9
-        Momentum of "sgd" and "rmsprop".
+        Momentum of "sgd" and "rmsprop" (0: none).
     nesterov : bool, default=False
         Nesterov momentum for "sgd".
     weight_decay : float, default=0.0
-        L2 penalty (decoupled weight decay for "adamw").
+        L2 penalty: ``weight_decay`` * w added to the gradient, the gradient of
+        0.5 * weight_decay * sum w^2 (decoupled weight decay for "adamw").
+    weight_decay_on : {"all", "weights"}, default="all"
+        The parameters ``weight_decay`` reaches: all, or the weight matrices and kernels alone
+        (tensors of two or more dimensions, not biases nor the norms' scales and shifts), the
+        penalty 0.5 * reg * (sum W1^2 + W2^2 + ...) of CS231n's nets and scikit-learn's MLP ``alpha``.
     weight_scale : float or None, default=None
         None keeps the default initialisation (Kaiming-normal weights, zero biases); a float
         draws every weight matrix of the linear, convolutional and recurrent layers from
@@ -164,6 +175,7 @@ class VAE(BaseAutoEncoder):
         momentum=0.9,
         nesterov=False,
         weight_decay=0.0,
+        weight_decay_on="all",
         weight_scale=None,
         batch_size="auto",
         max_epochs=None,
@@ -198,6 +210,7 @@ class VAE(BaseAutoEncoder):
         self.momentum = momentum
         self.nesterov = nesterov
         self.weight_decay = weight_decay
+        self.weight_decay_on = weight_decay_on
         self.weight_scale = weight_scale
         self.batch_size = batch_size
         self.max_epochs = max_epochs
