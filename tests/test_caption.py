@@ -284,3 +284,15 @@ def test_the_defaults_caption_one_shape_scenes():
 @pytest.mark.parametrize("draw", [0, 1, 2, 4, 5, 6, 7])
 def test_the_defaults_caption_one_shape_scenes_of_every_draw(draw):
     assert scene_accuracy(draw) >= 0.97
+
+
+def test_the_notes_zero_initial_cell_trains_and_exports(features_data, tmp_path):
+    X, y = features_data
+    model = CaptionGenerator(
+        "features", hidden_size=16, embedding_dim=8, initial_cell="zero", max_steps=60, random_state=0
+    ).fit(X, y)
+    assert model.module_.decoder.initial_cell is None
+    _, c0 = model.module_(torch.from_numpy(X[:4]))
+    assert torch.equal(c0, torch.zeros_like(c0))
+    export(model, tmp_path)
+    assert validate(model, tmp_path, X[::8]).passed

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from toolkit.nn.caption import CaptionDecoder, masked_temporal_cross_entropy
+from toolkit.nn.layers import count_parameters
 
 
 def rnn_step(x, h, Wx, Wh, b):
@@ -95,3 +96,23 @@ def test_the_null_word_embeds_to_zero_and_learns_nothing():
     scores = decoder(decoder.initial_state(torch.randn(1, 3)), words)
     masked_temporal_cross_entropy(scores[:, :-1], words[:, 1:]).backward()
     assert torch.all(decoder.embedding.weight[0] == 0) and torch.all(decoder.embedding.weight.grad[0] == 0)
+
+
+def test_the_notes_initial_state_projects_h0_and_starts_c0_at_zero():
+    """CS231n's captioning LSTM: h0 = features W_proj + b_proj, c0 = 0 (no parameters for c0)."""
+    torch.manual_seed(0)
+    learned = CaptionDecoder(n_features=5, vocabulary_size=11, embedding_dim=4, hidden_size=6, cell="lstm")
+    notes = CaptionDecoder(
+        n_features=5, vocabulary_size=11, embedding_dim=4, hidden_size=6, cell="lstm", initial_cell="zero"
+    )
+    assert count_parameters(learned) - count_parameters(notes) == 5 * 6 + 6  # c0's projection
+    features = torch.randn(3, 5)
+    h0, c0 = notes.initial_state(features)
+    proj = notes.initial_hidden
+    torch.testing.assert_close(h0, features @ proj.weight.T + proj.bias)
+    assert torch.equal(c0, torch.zeros(3, 6))
+    assert (learned.initial_state(features)[1] != 0).any()
+    gru = CaptionDecoder(5, 11, 4, 6, cell="gru", initial_cell="zero")
+    assert len(gru.initial_state(features)) == 1
+    with pytest.raises(ValueError, match="initial_cell"):
+        CaptionDecoder(5, 11, 4, 6, initial_cell="random")

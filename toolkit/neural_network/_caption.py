@@ -74,6 +74,9 @@ class CaptionGenerator(StepBudget, SupervisedNet):
     cell : {"rnn", "lstm", "gru"}, default="lstm"
     embedding_dim : int, default=64
     hidden_size : int, default=128
+    initial_cell : {"learned", "zero"}, default="learned"
+        An LSTM's initial cell state c0: an affine map of the features as h0 is, or zero (CS231n's
+        captioning LSTM, h0 = features W_proj + b and c0 = 0). Other cells have no c0.
     max_length : int, default=16
         Tokens per caption, its <END> included: decoding stops after ``max_length`` steps,
         and training captions of more than ``max_length - 1`` words are cut to that length
@@ -182,6 +185,7 @@ class CaptionGenerator(StepBudget, SupervisedNet):
         "cell": [StrOptions(set(CELLS))],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "hidden_size": [Interval(Integral, 1, None, closed="left")],
+        "initial_cell": [StrOptions({"learned", "zero"})],
         "max_length": [Interval(Integral, 2, None, closed="left")],
         "min_count": [Interval(Integral, 1, None, closed="left")],
         "beam_width": [Interval(Integral, 1, None, closed="left")],
@@ -203,6 +207,7 @@ class CaptionGenerator(StepBudget, SupervisedNet):
         cell="lstm",
         embedding_dim=64,
         hidden_size=128,
+        initial_cell="learned",
         max_length=16,
         min_count=1,
         beam_width=1,
@@ -244,6 +249,7 @@ class CaptionGenerator(StepBudget, SupervisedNet):
         self.cell = cell
         self.embedding_dim = embedding_dim
         self.hidden_size = hidden_size
+        self.initial_cell = initial_cell
         self.max_length = max_length
         self.min_count = min_count
         self.beam_width = beam_width
@@ -312,7 +318,14 @@ class CaptionGenerator(StepBudget, SupervisedNet):
         else:
             encoder, n_features = nn.Identity(), net_shape[0]
         decoder = CaptionDecoder(
-            n_features, n_outputs, self.embedding_dim, self.hidden_size, self.cell, self.dropout, NULL_ID
+            n_features,
+            n_outputs,
+            self.embedding_dim,
+            self.hidden_size,
+            self.cell,
+            self.dropout,
+            NULL_ID,
+            initial_cell=self.initial_cell,
         )
         return CaptionNet(encoder, decoder)
 

@@ -1,7 +1,7 @@
 """The many-to-many pieces of an image captioner (CS231n's captioning RNN, assignment 3).
 
 Image features -> the decoder's initial state through a learned affine projection
-(h0 = features W_h + b_h, and c0 likewise for an LSTM); words -> a learned embedding; a
+(h0 = features W_h + b_h; an LSTM's c0 likewise, or zero as CS231n's starts it); words -> a learned embedding; a
 vanilla RNN, an LSTM or a GRU over time; a temporal affine layer to vocabulary scores at
 every step; a temporal softmax loss that ignores <NULL> padding. ``CaptionNet`` puts an
 encoder (a conv net, or nothing for precomputed features) in front; its forward pass maps
@@ -54,6 +54,8 @@ class CaptionDecoder(nn.Module):
         On the embedded words and on the states before the temporal affine layer.
     null_index : int
         The <NULL> word: its embedding stays zero and gets no gradient.
+    initial_cell : {"learned", "zero"}
+        An LSTM's c0: affine in the features as h0 is, or zero (CS231n's captioning LSTM).
     """
 
     def __init__(
@@ -65,20 +67,26 @@ class CaptionDecoder(nn.Module):
         cell: str = "lstm",
         dropout: float = 0.0,
         null_index: int = 0,
+        initial_cell: str = "learned",
     ) -> None:
         super().__init__()
         self.cell_type = cell
         self.embedding = nn.Embedding(vocabulary_size, embedding_dim, padding_idx=null_index)
         self.initial_hidden = nn.Linear(n_features, hidden_size)
-        self.initial_cell = nn.Linear(n_features, hidden_size) if cell == "lstm" else None
+        if initial_cell not in ("learned", "zero"):
+            raise ValueError(f'initial_cell must be "learned" or "zero", got {initial_cell!r}')
+        self.zero_cell = cell == "lstm" and initial_cell == "zero"
+        self.initial_cell = nn.Linear(n_features, hidden_size) if cell == "lstm" and not self.zero_cell else None
         self.rnn = CELLS[cell](embedding_dim, hidden_size, batch_first=True)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.temporal_affine = nn.Linear(hidden_size, vocabulary_size)  # (N, T, H) -> (N, T, V)
         init_weights(self, "tanh")  # the <NULL> row of the embedding starts (and stays) zero
 
     def initial_state(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(h0,) or, for an LSTM, (h0, c0); each (N, H), affine in the features."""
+        """(h0,) or, for an LSTM, (h0, c0); each (N, H), affine in the features (c0 may be zero)."""
         h0 = self.initial_hidden(features)
+        if self.zero_cell:
+            return h0, torch.zeros_like(h0)
         return (h0, self.initial_cell(features)) if self.initial_cell is not None else (h0,)
 
     def _run(
