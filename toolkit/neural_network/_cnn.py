@@ -24,12 +24,13 @@ class _CNNBase(PredictorNet):
         "norm": [StrOptions({"batch", "layer", "group", "instance"}), None],
         "groups": [Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "pool": [StrOptions({"max", "avg"}), None],
+        "pool": [StrOptions({"max", "avg"}), None, "array-like"],
         "pool_size": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "head": [StrOptions(set(HEADS))],
         "dense": ["array-like"],
         "image_shape": ["array-like", None],
+        "kaiming_mode": [StrOptions({"fan_in", "fan_out"})],
     }
 
     def __init__(
@@ -48,6 +49,7 @@ class _CNNBase(PredictorNet):
         head="gap",
         dense=(),
         image_shape=None,
+        kaiming_mode="fan_in",
         optimizer="adam",
         learning_rate=1e-3,
         momentum=0.9,
@@ -85,6 +87,7 @@ class _CNNBase(PredictorNet):
         self.head = head
         self.dense = dense
         self.image_shape = image_shape
+        self.kaiming_mode = kaiming_mode
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.momentum = momentum
@@ -113,7 +116,7 @@ class _CNNBase(PredictorNet):
         super()._check_parameters()
         channels = check_positive_ints(self.channels, "channels")
         check_positive_ints(self.dense, "dense", allow_empty=True)
-        for name in ("kernel_size", "stride", "padding"):
+        for name in ("kernel_size", "stride", "padding", "pool"):
             per_block(getattr(self, name), len(channels), name)
         if self.norm == "group" and any(c % self.groups for c in channels):
             raise ValueError(
@@ -141,6 +144,7 @@ class _CNNBase(PredictorNet):
             dropout=self.dropout,
             head=self.head,
             dense=check_positive_ints(self.dense, "dense", allow_empty=True),
+            kaiming_mode=self.kaiming_mode,
         )
 
 
@@ -161,7 +165,8 @@ class CNNClassifier(NeuralClassifierMixin, _CNNBase):
     groups : int, default=8
         Groups of ``norm="group"``.
     activation : {"relu", "leaky_relu", "tanh", "sigmoid"}, default="relu"
-    pool : {"max", "avg"} or None, default="max"
+    pool : {"max", "avg"}, None or a sequence of those, default="max"
+        The pooling of every block, or of each block (None: that block has none).
     pool_size : int, default=2
         Window and stride of the pooling, never larger than the map it pools.
     dropout : float, default=0.0
@@ -170,10 +175,17 @@ class CNNClassifier(NeuralClassifierMixin, _CNNBase):
         position of the last maps flattened ("flatten").
     dense : sequence of int, default=()
         Widths of dense layers [linear -> activation -> dropout] before the output layer.
-        CS231n's three-layer convnet (conv - relu - 2x2 max pool - affine - relu - affine)
-        is ``CNNClassifier((32,), norm=None, head="flatten", dense=(100,))``.
+        CS231n's three-layer convnet in numpy (conv - relu - 2x2 max pool - affine - relu -
+        affine, weights from weight_scale * randn) is ``CNNClassifier((32,), kernel_size=7,
+        norm=None, head="flatten", dense=(100,), weight_scale=1e-3)``; its PyTorch convnet
+        (conv 5x5 pad 2 - relu - conv 3x3 pad 1 - relu - affine, Kaiming fan_out) is
+        ``CNNClassifier((c1, c2), kernel_size=(5, 3), padding=(2, 1), norm=None, pool=None,
+        head="flatten", kaiming_mode="fan_out")``.
     image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
+    kaiming_mode : {"fan_in", "fan_out"}, default="fan_in"
+        The default initialisation's Kaiming-normal variance, 2 / fan_in (He et al.) or
+        2 / fan_out (torch's recipe, and CS231n's PyTorch convnet); ``weight_scale`` overrides it.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
         torch's optimizers, with g the gradient plus ``weight_decay`` * w: "sgd" is
         b <- momentum b + g (b = g at the first step), then w <- w - lr (g + momentum b)
@@ -266,7 +278,8 @@ class CNNRegressor(NeuralRegressorMixin, _CNNBase):
     groups : int, default=8
         Groups of ``norm="group"``.
     activation : {"relu", "leaky_relu", "tanh", "sigmoid"}, default="relu"
-    pool : {"max", "avg"} or None, default="max"
+    pool : {"max", "avg"}, None or a sequence of those, default="max"
+        The pooling of every block, or of each block (None: that block has none).
     pool_size : int, default=2
         Window and stride of the pooling, never larger than the map it pools.
     dropout : float, default=0.0
@@ -275,10 +288,17 @@ class CNNRegressor(NeuralRegressorMixin, _CNNBase):
         position of the last maps flattened ("flatten").
     dense : sequence of int, default=()
         Widths of dense layers [linear -> activation -> dropout] before the output layer.
-        CS231n's three-layer convnet (conv - relu - 2x2 max pool - affine - relu - affine)
-        is ``CNNClassifier((32,), norm=None, head="flatten", dense=(100,))``.
+        CS231n's three-layer convnet in numpy (conv - relu - 2x2 max pool - affine - relu -
+        affine, weights from weight_scale * randn) is ``CNNClassifier((32,), kernel_size=7,
+        norm=None, head="flatten", dense=(100,), weight_scale=1e-3)``; its PyTorch convnet
+        (conv 5x5 pad 2 - relu - conv 3x3 pad 1 - relu - affine, Kaiming fan_out) is
+        ``CNNClassifier((c1, c2), kernel_size=(5, 3), padding=(2, 1), norm=None, pool=None,
+        head="flatten", kaiming_mode="fan_out")``.
     image_shape : (H, W) or (C, H, W), optional
         Shape of one image when X holds flat rows.
+    kaiming_mode : {"fan_in", "fan_out"}, default="fan_in"
+        The default initialisation's Kaiming-normal variance, 2 / fan_in (He et al.) or
+        2 / fan_out (torch's recipe, and CS231n's PyTorch convnet); ``weight_scale`` overrides it.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
         torch's optimizers, with g the gradient plus ``weight_decay`` * w: "sgd" is
         b <- momentum b + g (b = g at the first step), then w <- w - lr (g + momentum b)

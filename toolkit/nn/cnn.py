@@ -18,9 +18,9 @@ def conv_output_size(n_in: int, kernel: int, stride: int, padding: int) -> int:
     return (n_in + 2 * padding - kernel) // stride + 1
 
 
-def per_block(value: int | str | Sequence, n_blocks: int, name: str) -> list:
-    """Broadcast a scalar hyper-parameter to one value per block, or check a per-block list."""
-    if isinstance(value, (int, str)):
+def per_block(value: int | str | Sequence | None, n_blocks: int, name: str) -> list:
+    """Broadcast a scalar hyper-parameter (or None) to one value per block, or check a per-block list."""
+    if value is None or isinstance(value, (int, str)):
         return [value] * n_blocks
     values = list(value)
     if len(values) != n_blocks:
@@ -35,7 +35,7 @@ class ConvNet(nn.Module):
     Maps (B, C, H, W) to (B, n_out). Pooling never shrinks an axis below one: its window on
     an axis is ``min(pool_size, length)``, and a block whose window is 1 x 1 has no pool.
     CS231n's three-layer convnet (assignment 2), conv - relu - 2x2 max pool - affine - relu - affine, is
-    ``channels=(32,), norm=None, pool="max", head="flatten", dense=(100,)``.
+    ``channels=(32,), kernel_size=7, norm=None, pool="max", head="flatten", dense=(100,)``.
 
     Parameters
     ----------
@@ -53,7 +53,8 @@ class ConvNet(nn.Module):
     groups : int
         Number of groups for ``norm="group"``.
     activation : {"relu", "leaky_relu", "tanh", "sigmoid"}
-    pool : {"max", "avg", None}
+    pool : {"max", "avg", None} or sequence of those
+        Per block, or one value for all.
     pool_size : int
     dropout : float
         Inverted dropout after each block and each dense layer, and before the head.
@@ -62,6 +63,8 @@ class ConvNet(nn.Module):
         (B, C' H' W'), so that the dense layers see where things are.
     dense : sequence of int
         Widths of the dense layers between the pooled features and the head.
+    kaiming_mode : {"fan_in", "fan_out"}
+        Variance of the Kaiming-normal initial weights: 2 / fan_in or 2 / fan_out (for ReLU).
     """
 
     def __init__(
@@ -80,15 +83,19 @@ class ConvNet(nn.Module):
         dropout: float = 0.0,
         head: str = "gap",
         dense: Sequence[int] = (),
+        kaiming_mode: str = "fan_in",
     ) -> None:
         super().__init__()
         n_blocks = len(channels)
         kernels = per_block(kernel_size, n_blocks, "kernel_size")
         strides = per_block(stride, n_blocks, "stride")
         paddings = per_block(padding, n_blocks, "padding")
+        pools = per_block(pool, n_blocks, "pool")
+        if unknown := [kind for kind in pools if kind is not None and kind not in POOLS]:
+            raise ValueError(f"pool must be 'max', 'avg' or None per block, got {unknown[0]!r}")
         c, h, w = in_shape
         blocks: list[nn.Module] = []
-        for n, k, s, p in zip(channels, kernels, strides, paddings):
+        for n, k, s, p, pool_kind in zip(channels, kernels, strides, paddings, pools):
             if p == "same":
                 if k % 2 == 0:
                     raise ValueError(f'padding="same" needs an odd kernel_size, got {k}')
@@ -105,8 +112,8 @@ class ConvNet(nn.Module):
                 make_activation(activation),
             ]
             window = (min(pool_size, h), min(pool_size, w))
-            if pool is not None and window != (1, 1):
-                layers.append(POOLS[pool](window, stride=window))
+            if pool_kind is not None and window != (1, 1):
+                layers.append(POOLS[pool_kind](window, stride=window))
                 h, w = conv_output_size(h, window[0], window[0], 0), conv_output_size(w, window[1], window[1], 0)
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
@@ -126,7 +133,7 @@ class ConvNet(nn.Module):
         self.dense = nn.Sequential(*layers)
         self.head = nn.Linear(width, n_out)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        init_weights(self, activation)
+        init_weights(self, activation, mode=kaiming_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, n_out)
         x = self.blocks(x)  # (B, C', H', W')

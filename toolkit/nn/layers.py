@@ -38,8 +38,9 @@ def make_norm(kind: str | None, n_features: int, *, spatial: bool, groups: int =
     raise ValueError(f"unknown normalisation {kind!r}")
 
 
-def init_weights(module: nn.Module, activation: str) -> None:
-    """Kaiming-normal weights (N(0, 2 / fan_in) for ReLU) and zero biases, in place.
+def init_weights(module: nn.Module, activation: str, mode: str = "fan_in") -> None:
+    """Kaiming-normal weights (N(0, 2 / fan_in) for ReLU, or 2 / fan_out with ``mode="fan_out"``)
+    and zero biases, in place.
 
     Linear and convolutional layers get ``kaiming_normal_`` with the gain of ``activation``;
     recurrent layers keep PyTorch's uniform initialisation except for zero biases.
@@ -47,7 +48,7 @@ def init_weights(module: nn.Module, activation: str) -> None:
     nonlinearity = {"relu": "relu", "leaky_relu": "leaky_relu", "tanh": "tanh", "sigmoid": "sigmoid"}[activation]
     for layer in module.modules():
         if isinstance(layer, (nn.Linear, nn.Conv2d)):
-            nn.init.kaiming_normal_(layer.weight, nonlinearity=nonlinearity)
+            nn.init.kaiming_normal_(layer.weight, mode=mode, nonlinearity=nonlinearity)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
         elif isinstance(layer, nn.RNNBase):
