@@ -1,16 +1,18 @@
 """CS231n's layer maths as oracles: numpy forward / backward passes (tests/reference/layers.py)
-checked against numerical gradients, then against the torch modules the toolkit builds its nets
-from, with the same weights, forward and backward, in float64."""
+checked against numerical gradients, then against toolkit's own modules with the same weights,
+forward and backward, in float64: the layers of DenseNet (affine, ReLU, dropout), of ConvNet
+(convolution, max pooling), of CaptionDecoder (RNN and LSTM steps, temporal affine, the temporal
+softmax loss) and make_norm's normalisations."""
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tests.reference import layers as ref
 from tests.reference.gradient_check import numerical_gradient, relative_error
-from toolkit.nn.caption import masked_temporal_cross_entropy
+from toolkit.nn import ConvNet, DenseNet
+from toolkit.nn.caption import CaptionDecoder, masked_temporal_cross_entropy
 from toolkit.nn.layers import make_norm
 
 GRADIENT_TOLERANCE = 1e-6  # numpy backward vs central differences
@@ -61,11 +63,12 @@ def test_affine():
     dx, dw, db = ref.affine_backward(dout, cache)
     forward = lambda x, w, b: ref.affine_forward(x, w, b)[0]  # noqa: E731
     check_gradients(forward, {"x": dx, "w": dw, "b": db}, {"x": x, "w": w, "b": b}, dout)
-    layer = nn.Linear(6, 5).double()
+    net = DenseNet(6, 5, hidden=()).double()  # the output layer of every dense net
+    layer = net.layers[0]
     with torch.no_grad():
         layer.weight.copy_(torch.tensor(w.T)), layer.bias.copy_(torch.tensor(b))
     xt = tensor(x)
-    check_torch(layer(xt.reshape(4, -1)), out, dout, [(xt, dx), (layer.weight, dw.T), (layer.bias, db)])
+    check_torch(net(xt.reshape(4, -1)), out, dout, [(xt, dx), (layer.weight, dw.T), (layer.bias, db)])
 
 
 def test_relu():
@@ -74,8 +77,9 @@ def test_relu():
     dout = randn(*out.shape)
     dx = ref.relu_backward(dout, cache)
     check_gradients(lambda x: ref.relu_forward(x)[0], {"x": dx}, {"x": x}, dout)
+    relu = DenseNet(7, 7, hidden=(7,)).layers[1]  # a dense net's hidden activation
     xt = tensor(x)
-    check_torch(nn.ReLU()(xt), out, dout, [(xt, dx)])
+    check_torch(relu(xt), out, dout, [(xt, dx)])
 
 
 def test_the_two_two_one_worked_example_from_the_reference_layers():
@@ -92,6 +96,7 @@ def test_the_two_two_one_worked_example_from_the_reference_layers():
     np.testing.assert_allclose(out, [[-0.18]], atol=1e-12)
     loss = 0.5 * float(((out - y) ** 2).sum())
     assert loss == pytest.approx(0.6962, abs=1e-12)
+    assert f"{loss:.3f}" == "0.696"  # the seed's 0.697 is a slip: 0.6962 rounds to 0.696
     dh, dw2, db2 = ref.affine_backward(out - y, c3)
     dx, dw1, db1 = ref.affine_backward(ref.relu_backward(dh, c2), c1)
     np.testing.assert_allclose(dw2.T, [[0.0, -2.006]], atol=1e-12)
@@ -109,6 +114,16 @@ def test_batchnorm_naive_and_simplified_backward():
     simplified = ref.batchnorm_backward_alt(dout, cache)
     for a, b in zip(naive, simplified):
         assert relative_error(a, b) < 1e-10
+    # The simplified form's dy is the gradient at x_hat, dout * gamma (not dout): with it, the
+    # formula without gamma in front gives dx; with dout itself it does not (gamma is not 1).
+    _, x_hat, _, var, _, eps = cache
+
+    def simplified_dx(dy):
+        n = len(x)
+        return (n * dy - dy.sum(axis=0) - x_hat * (dy * x_hat).sum(axis=0)) / (n * np.sqrt(var + eps))
+
+    assert relative_error(simplified_dx(dout * gamma), naive[0]) < 1e-10
+    assert relative_error(simplified_dx(dout), naive[0]) > 1e-2
     forward = lambda x, gamma, beta: ref.batchnorm_forward(x, gamma, beta)[0]  # noqa: E731
     inputs = {"x": x, "gamma": gamma, "beta": beta}
     check_gradients(forward, dict(zip(["x", "gamma", "beta"], naive)), inputs, dout)
@@ -165,9 +180,11 @@ def test_spatial_groupnorm_and_its_layer_and_instance_cases(kind, groups):
 # -------------------------------------------------------------------------- dropout
 def test_inverted_dropout_matches_torchs_with_its_mask():
     x, p = randn(50, 40) + 3, 0.3
+    dropout = DenseNet(40, 1, hidden=(40,), dropout=p).layers[2].train()  # after the hidden activation
+    assert isinstance(dropout, nn.Dropout)
     torch.manual_seed(0)
     xt = tensor(x)
-    out_t = F.dropout(xt, p, training=True)
+    out_t = dropout(xt)
     mask = (out_t.detach().numpy() != 0).astype(float)  # x + 3 is never exactly 0 here
     assert abs(mask.mean() - (1 - p)) < 0.03
     out, cache = ref.dropout_forward(x, p, mask)
@@ -187,7 +204,8 @@ def test_naive_convolution(stride, pad):
     grads = ref.conv_backward_naive(dout, cache)
     forward = lambda x, w, b: ref.conv_forward_naive(x, w, b, stride, pad)[0]  # noqa: E731
     check_gradients(forward, dict(zip(["x", "w", "b"], grads)), {"x": x, "w": w, "b": b}, dout)
-    layer = nn.Conv2d(3, 4, 3, stride=stride, padding=pad).double()
+    net = ConvNet((3, 7, 7), 1, channels=(4,), kernel_size=3, stride=stride, padding=pad, norm=None, pool=None)
+    layer = net.double().blocks[0][0]  # the block is conv -> ReLU: its conv alone here
     with torch.no_grad():
         layer.weight.copy_(torch.tensor(w)), layer.bias.copy_(torch.tensor(b))
     xt = tensor(x)
@@ -200,8 +218,10 @@ def test_naive_max_pooling():
     dout = randn(*out.shape)
     dx = ref.max_pool_backward_naive(dout, cache)
     check_gradients(lambda x: ref.max_pool_forward_naive(x)[0], {"x": dx}, {"x": x}, dout)
+    pool = ConvNet((3, 6, 6), 1, channels=(3,), norm=None, pool="max").blocks[0][2]  # conv -> ReLU -> pool
+    assert isinstance(pool, nn.MaxPool2d)
     xt = tensor(x)
-    check_torch(nn.MaxPool2d(2)(xt), out, dout, [(xt, dx)])
+    check_torch(pool(xt), out, dout, [(xt, dx)])
 
 
 # -------------------------------------------------------------------------- recurrent steps
@@ -213,7 +233,7 @@ def test_rnn_step_matches_one_step_of_torchs_rnn():
     forward = lambda x, h, wx, wh, b: ref.rnn_step_forward(x, h, wx, wh, b)[0]  # noqa: E731
     inputs = {"x": x, "h": h, "wx": wx, "wh": wh, "b": b}
     check_gradients(forward, dict(zip(inputs, grads)), inputs, dout)
-    rnn = nn.RNN(4, 5, batch_first=True).double()
+    rnn = CaptionDecoder(2, 7, 4, 5, cell="rnn").double().rnn  # the captioner's recurrent layer
     with torch.no_grad():
         rnn.weight_ih_l0.copy_(torch.tensor(wx.T)), rnn.weight_hh_l0.copy_(torch.tensor(wh.T))
         rnn.bias_ih_l0.copy_(torch.tensor(b)), rnn.bias_hh_l0.zero_()
@@ -239,7 +259,7 @@ def test_lstm_step_matches_one_step_of_torchs_lstm():
     inputs = {"x": x, "h": h, "c": c, "wx": wx, "wh": wh, "b": b}
     check_gradients(both, dict(zip(inputs, grads)), inputs, np.concatenate([dh, dc], axis=1))
     order = np.r_[0:hidden, hidden : 2 * hidden, 3 * hidden : 4 * hidden, 2 * hidden : 3 * hidden]  # i f g o
-    lstm = nn.LSTM(d, hidden, batch_first=True).double()
+    lstm = CaptionDecoder(2, 7, d, hidden, cell="lstm").double().rnn
     with torch.no_grad():
         lstm.weight_ih_l0.copy_(torch.tensor(wx[:, order].T)), lstm.weight_hh_l0.copy_(torch.tensor(wh[:, order].T))
         lstm.bias_ih_l0.copy_(torch.tensor(b[order])), lstm.bias_hh_l0.zero_()
@@ -259,7 +279,7 @@ def test_temporal_affine():
     grads = ref.temporal_affine_backward(dout, cache)
     forward = lambda x, w, b: ref.temporal_affine_forward(x, w, b)[0]  # noqa: E731
     check_gradients(forward, dict(zip(["x", "w", "b"], grads)), {"x": x, "w": w, "b": b}, dout)
-    layer = nn.Linear(3, 6).double()
+    layer = CaptionDecoder(2, 6, 2, 3, cell="rnn").double().temporal_affine  # (N, T, H) -> (N, T, V)
     with torch.no_grad():
         layer.weight.copy_(torch.tensor(w.T)), layer.bias.copy_(torch.tensor(b))
     xt = tensor(x)

@@ -57,7 +57,9 @@ def batchnorm_backward(dout, cache):
 def batchnorm_backward_alt(dout, cache):
     """The simplified form: dx = gamma / (N sigma) (N dout - sum(dout) - x_hat sum(dout x_hat)).
 
-    ``dout`` is the upstream gradient (``dy`` in derivations of this form).
+    ``dout`` is the upstream gradient, dL/dy for y = gamma x_hat + beta. Derivations that write
+    dx = 1 / (N sigma) (N dy - sum(dy) - x_hat sum(dy x_hat)) mean by ``dy`` the gradient at
+    x_hat, dout * gamma, not dout: gamma moves in front here.
     """
     x, x_hat, mean, var, gamma, eps = cache
     n = len(x)
