@@ -11,7 +11,7 @@ from toolkit.jobs import Baseline, Job, import_file
 experiments = import_file(Path(__file__).with_name("_experiments.py"))
 kit = experiments.normalisation.kit
 
-SECONDS = {"quick": 55, "full": 150}
+SECONDS = {"quick": 45, "full": 95}
 SCALE = 1e-3  # an init scale where the assignment expects the plain deep net to fail and batch norm to train
 
 
