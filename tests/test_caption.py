@@ -274,15 +274,11 @@ def scene_accuracy(draw: int) -> float:
     return float(score_shape_captions(model.predict(X_test), attributes)["all"].mean())
 
 
-def test_the_defaults_caption_one_shape_scenes():
-    """The defaults learn one-shape scenes in about 20 s on two cores: draw 3 is the one where a
-    patience rule on the loss (the old defaults) ended at 0.945 after 240 steps of batch 200."""
-    assert scene_accuracy(3) >= 0.97
-
-
 @pytest.mark.heavy
-@pytest.mark.parametrize("draw", [0, 1, 2, 4, 5, 6, 7])
+@pytest.mark.parametrize("draw", range(8))
 def test_the_defaults_caption_one_shape_scenes_of_every_draw(draw):
+    """The defaults learn one-shape scenes in about 20 s on two cores, whatever the draw: the old
+    defaults' patience rule ended draw 3 at 0.52 after 244 s, draw 0 at 0.70 after 189 s."""
     assert scene_accuracy(draw) >= 0.97
 
 
