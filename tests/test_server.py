@@ -556,7 +556,7 @@ def test_repository_index_load_unload_and_a_corrupt_graph(fitted, tmp_path):
     shutil.copytree(exports / "cancer_mlp", root / "broken")
     graph = root / "broken" / "model.onnx"
     graph.write_bytes(graph.read_bytes()[: len(graph.read_bytes()) // 2])  # truncated
-    process, client = start_server(root, tmp_path / "repository.log", "--quiet")
+    process, client = start_server(root, tmp_path / "repository.log", "--quiet", "--model-control-mode", "explicit")
     try:
         ready = client.get("/v2/models/broken/ready")
         assert ready.status_code == 503 and "could not be loaded" in ready.json()["error"]
@@ -762,3 +762,76 @@ def test_a_full_queue_answers_503_with_retry_after_and_the_rest_are_served(fitte
     assert busy and all(a.headers["retry-after"] == "1" and "is busy" in a.json()["error"] for a in busy)
     assert all(a.status_code == 200 for a in answers if a not in busy) and len(busy) < 32
     assert after.status_code == 200  # the server stays up
+
+
+# ------------------------------------------------------------------- model control
+def test_model_control_modes(fitted, tmp_path, monkeypatch):
+    """Triton's --model-control-mode, in this process: "none" serves what it found at start,
+    "poll" (the default) also what changes on disk, "explicit" what load and unload say; load
+    and unload answer 403 with how to enable them except in "explicit"."""
+    import asyncio
+    import shutil
+
+    from toolkit.serving import ServerSettings, _repository, create_app
+
+    exports, models = fitted
+    _, frame = models["cancer_mlp"]
+    request = {"inputs": [tensor("X", frame.iloc[:2].to_numpy())]}
+    monkeypatch.setattr(_repository, "RECHECK_SECONDS", 0.0)
+
+    def serve(mode: str):
+        root = tmp_path / mode
+        shutil.copytree(exports / "wine_gmm", root / "swap")
+        app = create_app(root) if mode == "poll" else create_app(root, ServerSettings(model_control_mode=mode))
+
+        def ask(*calls):
+            async def run():
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                    return [await getattr(client, method)(url, **options) for method, url, options in calls]
+
+            return asyncio.run(run())
+
+        assert ask(("get", "/v2/models/swap", {}))[0].json()["inputs"][0]["shape"] == [-1, 13]
+        export(models["cancer_mlp"][0], root / "swap")  # another export swapped in
+        shutil.copytree(exports / "cancer_mlp", root / "added")  # a folder added
+        return ask
+
+    for mode in ("none", "poll"):
+        ask = serve(mode)
+        swapped, added, unload, load = ask(
+            ("get", "/v2/models/swap", {}),
+            ("post", "/v2/models/added/infer", {"json": request}),
+            ("post", "/v2/repository/models/swap/unload", {}),
+            ("post", "/v2/repository/models/added/load", {}),
+        )
+        picked_up = mode == "poll"
+        assert swapped.json()["inputs"][0]["shape"] == ([-1, frame.shape[1]] if picked_up else [-1, 13])
+        assert added.status_code == (200 if picked_up else 404)
+        for answer in (unload, load):
+            assert answer.status_code == 403
+            assert f"refused in model control mode {mode!r}" in answer.json()["error"]
+            assert "--model-control-mode explicit" in answer.json()["error"]
+        assert ask(("get", "/v2/models/swap/ready", {}))[0].json()["ready"] is True  # nothing unloaded
+
+    ask = serve("explicit")
+    swapped, added = ask(("get", "/v2/models/swap", {}), ("post", "/v2/models/added/infer", {"json": request}))
+    assert swapped.json()["inputs"][0]["shape"] == [-1, 13] and added.status_code == 404  # only on request
+    loaded, added, swapped = ask(
+        ("post", "/v2/repository/models/added/load", {}),
+        ("post", "/v2/models/added/infer", {"json": request}),
+        ("post", "/v2/repository/models/swap/load", {}),
+    )
+    assert loaded.json() == {"name": "added", "loaded": ["added"]} and added.status_code == 200
+    assert ask(("get", "/v2/models/swap", {}))[0].json()["inputs"][0]["shape"] == [-1, frame.shape[1]]
+    unloaded, ready = ask(("post", "/v2/repository/models/swap/unload", {}), ("get", "/v2/models/swap/ready", {}))
+    assert unloaded.json() == {"name": "swap", "unloaded": True} and ready.status_code == 503
+
+
+def test_an_unknown_model_control_mode_is_named():
+    from toolkit.serving import ServerSettings
+
+    with pytest.raises(ValueError, match="model_control_mode must be one of"):
+        ServerSettings(model_control_mode="auto")
+    settings = ServerSettings(model_control_mode="explicit", max_rows=5)
+    assert ServerSettings.from_environment(settings.to_environment("."))[0] == settings

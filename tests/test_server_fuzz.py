@@ -146,7 +146,7 @@ def served(tmp_path_factory):
         export(model, root / name)
     for version in ("1", "2"):
         shutil.copytree(root / "rows", root / "versioned" / version)
-    process, client = start_server(root, root / "fuzz.log", "--quiet")
+    process, client = start_server(root, root / "fuzz.log", "--quiet", "--model-control-mode", "explicit")
     inputs = {name: client.get(f"/v2/models/{name}").json()["inputs"] for name in client.get("/v2").json()["models"]}
     yield client, inputs
     stop_server(process, client)

@@ -129,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests a model's batching queue holds; beyond, 503 with Retry-After (default: 1024)",
     )
     serve.add_argument(
+        "--model-control-mode",
+        choices=("none", "poll", "explicit"),
+        default="poll",
+        help="as Triton's: none serves the models found at start; poll (default) also serves exports swapped in, "
+        "versions and folders added, without a restart; explicit serves what POST /v2/repository/models/NAME/load "
+        "and /unload say (refused with 403 in the other modes)",
+    )
+    serve.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         default="info",

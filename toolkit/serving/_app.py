@@ -240,5 +240,10 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         if served.batcher is not None:
             metrics.watch_batcher(served.name, served.batcher)
 
-    repository = ModelRepository(directory, intra_op_num_threads=settings.intra_op_num_threads, prepare=prepare)
+    repository = ModelRepository(
+        directory,
+        intra_op_num_threads=settings.intra_op_num_threads,
+        prepare=prepare,
+        poll=settings.model_control_mode == "poll",
+    )
     return V2App(DataPlane(repository, settings), metrics, settings)

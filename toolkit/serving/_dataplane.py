@@ -105,7 +105,17 @@ class DataPlane:
     def repository_index(self) -> list[dict]:
         return self.repository.index()
 
+    def _check_model_control(self, action: str) -> None:
+        mode = self.settings.model_control_mode
+        if mode != "explicit":
+            raise RequestError(
+                403,
+                f"{action} requests are refused in model control mode {mode!r}; start the server with "
+                "--model-control-mode explicit to load and unload models by request",
+            )
+
     async def repository_load(self, name: str) -> dict:
+        self._check_model_control("load")
         try:
             folder = self.repository.folder_of(name)
             loaded = await asyncio.to_thread(self.repository.load_folder, folder)
@@ -114,6 +124,7 @@ class DataPlane:
         return {"name": name, "loaded": loaded}
 
     def repository_unload(self, name: str) -> dict:
+        self._check_model_control("unload")
         try:
             self.repository.unload(name)
         except KeyError:

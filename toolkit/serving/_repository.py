@@ -217,15 +217,19 @@ class ModelRepository:
     listed as unavailable with its reason while the others serve. A folder replaced on disk (an
     export swapped in: its model.json changes; a version added or removed) is read again at its
     next request, without a restart (model.json is looked at no more than every
-    RECHECK_SECONDS per folder). ``prepare(served)`` runs on every model made (the server
-    starts its batching).
+    RECHECK_SECONDS per folder), and a folder added is served at its first request or the next
+    index; ``poll=False`` serves the folders as they were read (at start, or by ``load_folder``).
+    ``prepare(served)`` runs on every model made (the server starts its batching).
     """
 
-    def __init__(self, directory: str | Path, *, intra_op_num_threads: int | None = None, prepare=None) -> None:
+    def __init__(
+        self, directory: str | Path, *, intra_op_num_threads: int | None = None, prepare=None, poll: bool = True
+    ) -> None:
         self.root = Path(directory).resolve()
         if not self.root.is_dir():
             raise FileNotFoundError(f"{directory} is not a directory of exported models")
-        self.intra_op_num_threads, self.prepare = intra_op_num_threads, prepare
+        self.intra_op_num_threads, self.prepare, self.poll = intra_op_num_threads, prepare, poll
+        self.scanned = time.monotonic()  # when the directory was last listed for new folders
         self.models: dict[str, ServedModel] = {}  # name: its highest version
         self.versions: dict[str, dict[str, ServedModel]] = {}  # name: {version: model}
         self.unavailable: dict[str, Unavailable] = {}
@@ -314,12 +318,26 @@ class ModelRepository:
             del self.models[served], self.versions[served]
             self.unavailable[served] = Unavailable(folder, "unloaded (POST .../load to serve it again)", version)
 
+    def _load_new_folders(self) -> None:
+        """Polling: read the folders added under the directory since it was last listed (no
+        more than every RECHECK_SECONDS)."""
+        now = time.monotonic()
+        if not self.poll or now - self.scanned <= RECHECK_SECONDS:
+            return
+        self.scanned = now
+        known = {m.folder for m in self.models.values()} | {u.folder for u in self.unavailable.values()}
+        for folder_name in sorted(self.listing() - known):
+            self.load_folder(folder_name)
+
     def get(self, name: str) -> ServedModel:
         """The served model (its highest version: ``versions[name]`` has every one); KeyError
-        when unknown, LookupError(reason) when not ready. A folder replaced on disk is read
-        again first."""
+        when unknown, LookupError(reason) when not ready. Polling, a folder replaced on disk is
+        read again first, and an unknown name looked for among the folders added."""
         served = self.models.get(name)
-        if served is not None:
+        if served is None and name not in self.unavailable:
+            self._load_new_folders()
+            served = self.models.get(name)
+        if served is not None and self.poll:
             folder, now = served.folder, time.monotonic()
             if now - self.checked.get(folder, 0.0) > RECHECK_SECONDS:
                 self.checked[folder] = now
@@ -334,6 +352,7 @@ class ModelRepository:
 
     def index(self) -> list[dict]:
         """``POST /v2/repository/index``: every model version with its state and, when not ready, why."""
+        self._load_new_folders()
         entries = [
             {"name": name, "version": version, "state": "READY", "reason": ""}
             for name, versions in self.versions.items()

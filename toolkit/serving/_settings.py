@@ -11,6 +11,7 @@ from pathlib import Path
 
 DIRECTORY_VARIABLE = "TOOLKIT_SERVE_DIR"
 PREFIX = "TOOLKIT_SERVE_"
+MODEL_CONTROL_MODES = ("none", "poll", "explicit")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,12 @@ class ServerSettings:
         How long a batch's first request waits for others (microseconds).
     max_queue_size : int
         Requests a model's batching queue holds; the next gets 503 with Retry-After.
+    model_control_mode : {"none", "poll", "explicit"}
+        Triton's model control: "none" serves the repository as found at start; "poll" (the
+        default) also serves what changes on disk (an export swapped in, a version or a folder
+        added, a folder removed) without a restart; "explicit" serves what the repository API's
+        load and unload requests say, and nothing else changes. Load and unload answer 403
+        except in "explicit" mode: no request can take a model away by default.
     """
 
     max_rows: int = 10_000
@@ -42,6 +49,12 @@ class ServerSettings:
     max_batch_size: int = 32
     max_queue_delay_us: int = 0
     max_queue_size: int = 1024
+    model_control_mode: str = "poll"
+
+    def __post_init__(self):
+        if self.model_control_mode not in MODEL_CONTROL_MODES:
+            mode = self.model_control_mode
+            raise ValueError(f"model_control_mode must be one of {MODEL_CONTROL_MODES}, got {mode!r}")
 
     def to_environment(self, directory: str | Path) -> dict[str, str]:
         """The ``TOOLKIT_SERVE_*`` variables that give a worker process these settings and the
@@ -58,8 +71,8 @@ class ServerSettings:
         """(settings, directory) from the variables :meth:`to_environment` wrote (a field
         without its variable keeps its default)."""
         values = {
-            field.name: int(environ[PREFIX + field.name.upper()])
+            field.name: value if isinstance(field.default, str) else int(value)
             for field in dataclasses.fields(cls)
-            if PREFIX + field.name.upper() in environ
+            if (value := environ.get(PREFIX + field.name.upper())) is not None
         }
         return cls(**values), environ[DIRECTORY_VARIABLE]
