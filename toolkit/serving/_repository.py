@@ -235,9 +235,8 @@ class ModelRepository:
         self.unavailable: dict[str, Unavailable] = {}
         self.stamps: dict[str, tuple | None] = {}
         self.checked: dict[str, float] = {}  # when each folder's model.json was last looked at
-        for folder in sorted(self.root.iterdir()):
-            if (folder / METADATA_FILE).is_file() or _version_folders(folder):
-                self.load_folder(folder.name)
+        for folder_name in sorted(self.listing()):
+            self.load_folder(folder_name)
 
     def listing(self) -> set[str]:
         """The names of the export folders (and folders of versions) directly under the directory."""
@@ -320,14 +319,16 @@ class ModelRepository:
 
     def _load_new_folders(self) -> None:
         """Polling: read the folders added under the directory since it was last listed (no
-        more than every RECHECK_SECONDS)."""
+        more than every RECHECK_SECONDS); one read before that serves nothing (its model.json
+        unreadable) is read again only once it changes on disk."""
         now = time.monotonic()
         if not self.poll or now - self.scanned <= RECHECK_SECONDS:
             return
         self.scanned = now
         known = {m.folder for m in self.models.values()} | {u.folder for u in self.unavailable.values()}
         for folder_name in sorted(self.listing() - known):
-            self.load_folder(folder_name)
+            if _stamp(self.root / folder_name) != self.stamps.get(folder_name):
+                self.load_folder(folder_name)
 
     def get(self, name: str) -> ServedModel:
         """The served model (its highest version: ``versions[name]`` has every one); KeyError
