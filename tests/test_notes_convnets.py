@@ -103,13 +103,18 @@ def test_the_net_is_the_notes_layer_by_layer(options, reference, digits):
     assert summary["params"].sum() == count_parameters(hand)
 
 
-def test_the_numpy_nets_weights_are_weight_scale_randn_and_biases_zero(digits):
+def initial_net(options, digits) -> nn.Module:
+    """The net as initialised for the digits, before any training step."""
     X, y = digits
-    model = CNNClassifier(**NUMPY_NET, max_epochs=1, random_state=0)
+    model = CNNClassifier(**options, max_epochs=1, random_state=0)
     model._check_X(X[:10], reset=True)  # the shapes, then the initial net
     model._encode_targets(y, len(X), reset=True)
     model._initialize()
-    for name, p in model.module_.named_parameters():
+    return model.module_
+
+
+def test_the_numpy_nets_weights_are_weight_scale_randn_and_biases_zero(digits):
+    for name, p in initial_net(NUMPY_NET, digits).named_parameters():
         values = p.detach().numpy().ravel()
         if name.endswith("bias"):
             assert not values.any(), name
@@ -119,13 +124,8 @@ def test_the_numpy_nets_weights_are_weight_scale_randn_and_biases_zero(digits):
 
 
 def test_the_torch_nets_weights_are_kaiming_fan_out_and_biases_zero(digits):
-    X, y = digits
     for mode in ("fan_out", "fan_in"):
-        model = CNNClassifier(**{**TORCH_NET, "kaiming_mode": mode}, max_epochs=1, random_state=0)
-        model._check_X(X[:10], reset=True)
-        model._encode_targets(y, len(X), reset=True)
-        model._initialize()
-        for layer in layers_of(model.module_):
+        for layer in layers_of(initial_net({**TORCH_NET, "kaiming_mode": mode}, digits)):
             if isinstance(layer, (nn.Conv2d, nn.Linear)):
                 w = layer.weight.detach().numpy()
                 receptive = int(np.prod(w.shape[2:]))

@@ -1,5 +1,6 @@
 """``toolkit serve`` as a real process on a loopback port, spoken to with a real HTTP client."""
 
+import asyncio
 import json
 import math
 import signal
@@ -624,10 +625,20 @@ def test_folders_that_keep_versions_serve_each_version_and_the_highest_by_defaul
         stop_server(process, client)
 
 
+def asgi_requests(app, *calls) -> list:
+    """The answers of ``calls`` ((method, url, httpx options), in order) to the app in this process."""
+
+    async def run():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return [await getattr(client, method)(url, **options) for method, url, options in calls]
+
+    return asyncio.run(run())
+
+
 def test_an_export_swapped_in_or_a_version_added_is_served_without_a_restart(fitted, tmp_path, monkeypatch):
     """The app in this process: a folder's model.json is looked at again once RECHECK_SECONDS
     have passed since the last look (patched: never, then always), and a changed one is read."""
-    import asyncio
     import shutil
 
     from toolkit.serving import _repository, create_app
@@ -641,13 +652,8 @@ def test_an_export_swapped_in_or_a_version_added_is_served_without_a_restart(fit
     monkeypatch.setattr(_repository, "RECHECK_SECONDS", float("inf"))
     app = create_app(root)
 
-    async def ask(*calls):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return [await getattr(client, method)(url, **options) for method, url, options in calls]
-
     def swap_shape() -> list:
-        return asyncio.run(ask(("get", "/v2/models/swap", {})))[0].json()["inputs"][0]["shape"]
+        return asgi_requests(app, ("get", "/v2/models/swap", {}))[0].json()["inputs"][0]["shape"]
 
     assert swap_shape() == [-1, 13]
     export(models["cancer_mlp"][0], root / "swap")  # another export swapped in, no restart
@@ -655,12 +661,11 @@ def test_an_export_swapped_in_or_a_version_added_is_served_without_a_restart(fit
     assert swap_shape() == [-1, 13]  # not looked at again yet
     monkeypatch.setattr(_repository, "RECHECK_SECONDS", 0.0)
     assert swap_shape() == [-1, frame.shape[1]]
-    infer, versions, answer = asyncio.run(
-        ask(
-            ("post", "/v2/models/swap/infer", {"json": request}),
-            ("get", "/v2/models/versioned", {}),
-            ("post", "/v2/models/versioned/infer", {"json": request}),
-        )
+    infer, versions, answer = asgi_requests(
+        app,
+        ("post", "/v2/models/swap/infer", {"json": request}),
+        ("get", "/v2/models/versioned", {}),
+        ("post", "/v2/models/versioned/infer", {"json": request}),
     )
     assert infer.status_code == 200 and versions.json()["versions"] == ["1", "2"]
     assert answer.json()["model_version"] == "2"
@@ -769,7 +774,6 @@ def test_model_control_modes(fitted, tmp_path, monkeypatch):
     """Triton's --model-control-mode, in this process: "none" serves what it found at start,
     "poll" (the default) also what changes on disk, "explicit" what load and unload say; load
     and unload answer 403 with how to enable them except in "explicit"."""
-    import asyncio
     import shutil
 
     from toolkit.serving import ServerSettings, _repository, create_app
@@ -785,12 +789,7 @@ def test_model_control_modes(fitted, tmp_path, monkeypatch):
         app = create_app(root) if mode == "poll" else create_app(root, ServerSettings(model_control_mode=mode))
 
         def ask(*calls):
-            async def run():
-                transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                    return [await getattr(client, method)(url, **options) for method, url, options in calls]
-
-            return asyncio.run(run())
+            return asgi_requests(app, *calls)
 
         assert ask(("get", "/v2/models/swap", {}))[0].json()["inputs"][0]["shape"] == [-1, 13]
         export(models["cancer_mlp"][0], root / "swap")  # another export swapped in
@@ -835,3 +834,29 @@ def test_an_unknown_model_control_mode_is_named():
         ServerSettings(model_control_mode="auto")
     settings = ServerSettings(model_control_mode="explicit", max_rows=5)
     assert ServerSettings.from_environment(settings.to_environment("."))[0] == settings
+
+
+def test_polling_reads_a_folder_that_serves_nothing_again_only_once_it_changes(fitted, tmp_path, monkeypatch):
+    import shutil
+
+    from toolkit.serving import _repository, create_app
+
+    exports, _ = fitted
+    root = tmp_path / "models"
+    shutil.copytree(exports / "wine_gmm", root / "wine_gmm")
+    monkeypatch.setattr(_repository, "RECHECK_SECONDS", 0.0)
+    app = create_app(root)
+    (root / "bad").mkdir()
+    (root / "bad" / "model.json").write_text("{not json")  # read, skipped with a warning, serves nothing
+    reads = []
+    load_folder = _repository.ModelRepository.load_folder
+    monkeypatch.setattr(
+        _repository.ModelRepository, "load_folder", lambda self, name: reads.append(name) or load_folder(self, name)
+    )
+    for _ in range(3):
+        assert [e["name"] for e in asgi_requests(app, ("post", "/v2/repository/index", {}))[0].json()] == ["wine_gmm"]
+    assert reads == ["bad"]
+    shutil.rmtree(root / "bad")
+    shutil.copytree(exports / "wine_gmm", root / "bad")  # mended: read again, and served
+    assert asgi_requests(app, ("get", "/v2/models/bad/ready", {}))[0].json() == {"name": "bad", "ready": True}
+    assert reads == ["bad", "bad"]
