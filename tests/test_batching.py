@@ -147,7 +147,8 @@ def test_only_graphs_whose_outputs_have_fixed_axes_besides_the_batch_are_batchab
     def served(*output_shapes):
         outputs = [SimpleNamespace(name=f"y{i}", shape=list(shape)) for i, shape in enumerate(output_shapes)]
         session = SimpleNamespace(get_outputs=lambda: outputs)
-        model = SimpleNamespace(inputs=[{"name": "X", "shape": [None, 3], "dtype": "float32"}], session=session)
+        inputs = [{"name": "X", "shape": [None, 3], "dtype": "float32"}]
+        model = SimpleNamespace(inputs=inputs, outputs={o.name: {} for o in outputs}, session=session)
         return ServedModel("m", model)
 
     assert served(["N", 10], ["N"]).batchable

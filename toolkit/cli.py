@@ -75,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="serve exported models over HTTP (Open Inference Protocol V2)",
-        description="Serve every export folder under DIRECTORY over HTTP: the Open Inference Protocol (V2) at "
-        "/v2/models/NAME/infer, DataFrame records at /v2/models/NAME/predict, Prometheus metrics at /metrics. "
+        description="Serve every model under DIRECTORY (or one .onnx file) over HTTP: the Open Inference Protocol "
+        "(V2) at /v2/models/NAME/infer, DataFrame records at /v2/models/NAME/predict, Prometheus metrics at /metrics. "
         'Needs the [serve] extras: pip install "toolkit[serve]".',
     )
     serve.add_argument(
@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path("exports"),
         metavar="DIRECTORY",
-        help="folder of export folders (default: exports/)",
+        help="folder of models: export folders, folders of a model.onnx made elsewhere, Triton's <model>/<n>/ "
+        "version folders (default: exports/); or one .onnx file",
     )
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all interfaces)"
@@ -181,8 +182,8 @@ def serve(args: argparse.Namespace) -> int:
 
     from toolkit.serving._server import ServerSettings, serve
 
-    if not args.directory.is_dir():
-        print(f"toolkit: no folder {args.directory} to serve", file=sys.stderr)
+    if not (args.directory.is_dir() or (args.directory.is_file() and args.directory.suffix == ".onnx")):
+        print(f"toolkit: {args.directory} is neither a folder of models nor an .onnx file to serve", file=sys.stderr)
         return 2
     settings = ServerSettings(**{field.name: getattr(args, field.name) for field in dataclasses.fields(ServerSettings)})
     serve(

@@ -180,7 +180,9 @@ class DataPlane:
         )
         wrong = [n for n in names if n not in available]
         if wrong:
-            raise RequestError(400, f"outputs {wrong} are not among the model's {available}")
+            other = served.model.entry.get("other_outputs") or {}
+            kinds = "".join(f"; {n!r} is a {other[n]}, which the protocol cannot carry" for n in wrong if n in other)
+            raise RequestError(400, f"outputs {wrong} are not among the model's {available}{kinds}")
         return feed, names
 
     @staticmethod

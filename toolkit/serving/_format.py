@@ -1,6 +1,11 @@
 """The export folder's layout: one or more ONNX graphs (``model.onnx`` for most estimators)
 beside ``model.json``, whose ``graphs`` entry describes each, with each file's SHA-256.
 
+A graph made elsewhere (torch.onnx, skl2onnx, a hub model's export) is a model too: a folder
+holding ``model.onnx`` and no ``model.json`` (Triton's layout), or one ``.onnx`` file. Its
+metadata names its one graph and leaves the inputs and outputs to be read from the graph
+itself once it is loaded (``inputs`` and ``outputs`` are None).
+
 An export replaces the files one rename at a time, graphs first and ``model.json`` last, so a
 reader that runs meanwhile can meet an old ``model.json`` beside a new graph. The digests let
 it tell: :func:`read_graph` reads ``model.json`` and the graph again until they agree, so a
@@ -15,13 +20,47 @@ import time
 from pathlib import Path
 
 METADATA_FILE = "model.json"
+GRAPH_FILE = "model.onnx"  # the graph of a folder without model.json, as Triton names it
+
+
+def marker(path: str | Path) -> Path | None:
+    """The file that makes ``path`` a model: its ``model.json``, else its ``model.onnx`` (a
+    graph made elsewhere), or ``path`` itself when it is an ``.onnx`` file; None otherwise.
+    It changes (inode, mtime) whenever the model is replaced on disk."""
+    path = Path(path)
+    if path.is_file():
+        return path if path.suffix == ".onnx" else None
+    for name in (METADATA_FILE, GRAPH_FILE):
+        if (path / name).is_file():
+            return path / name
+    return None
+
+
+def graph_folder(path: str | Path) -> Path:
+    """The folder a model's graph files are in: ``path`` itself, or the folder of an ``.onnx`` file."""
+    path = Path(path)
+    return path.parent if path.is_file() else path
+
+
+def bare_metadata(graph_file: Path) -> dict:
+    """The metadata of a graph made elsewhere: no estimator, one graph named "model" whose inputs
+    and outputs are read from the graph when it is loaded."""
+    entry = {"file": graph_file.name, "inputs": None, "outputs": None}
+    return {"estimator": None, "graphs": {"model": entry}}
 
 
 def read_metadata(folder: str | Path) -> dict:
-    """Parse ``model.json`` of an export folder, with a clear error when it is missing."""
+    """Parse ``model.json`` of an export folder (or describe a graph made elsewhere: a folder of
+    ``model.json``-less ``model.onnx``, or an ``.onnx`` file), with a clear error when neither."""
+    found = marker(folder)
+    if found is not None and found.name != METADATA_FILE:
+        return bare_metadata(found)
     path = Path(folder) / METADATA_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {folder} is not a toolkit export folder")
+    if found is None:
+        raise FileNotFoundError(
+            f"{path} not found: {folder} is neither a toolkit export folder nor a folder of {GRAPH_FILE} "
+            "nor an .onnx file"
+        )
     metadata = json.loads(path.read_text())
     if "graphs" not in metadata:
         raise ValueError(f"{path} was written by an older toolkit (no 'graphs' entry); export the model again")
@@ -51,18 +90,18 @@ def file_digest(data: bytes) -> str:
 
 
 def read_graph(folder: str | Path, graph: str | None = None, *, attempts: int = 20) -> tuple[dict, str, dict, bytes]:
-    """(metadata, graph name, its entry, the graph file's bytes), consistent with each other.
+    """(metadata, graph name, its entry, the graph file's bytes), consistent with each other;
+    ``folder`` may also be a graph made elsewhere (see :func:`read_metadata`).
 
     When the file's digest differs from the one ``model.json`` records (or the file is gone),
     an export is replacing the folder: both are read again, up to ``attempts`` times over
     about a second, before a ValueError says the folder holds a mixed or damaged export.
     Folders written before digests were recorded are read as they are.
     """
-    folder = Path(folder)
     for attempt in range(attempts):
         metadata = read_metadata(folder)
         name, entry = graph_entry(metadata, graph)
-        path = folder / entry["file"]
+        path = graph_folder(folder) / entry["file"]
         try:
             data = path.read_bytes()
         except FileNotFoundError:

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pandas as pd
 
 from toolkit.serving._format import read_graph, shape_text
-from toolkit.serving._tensor_types import BY_NAME
+from toolkit.serving._tensor_types import BY_NAME, BY_ONNX
 
 
 def column_mismatch(expected: list[str], columns: list[str]) -> str:
@@ -18,6 +18,35 @@ def column_mismatch(expected: list[str], columns: list[str]) -> str:
     missing = [c for c in expected if c not in columns]
     extra = [c for c in columns if c not in expected]
     return f"missing {missing}, unexpected {extra}" if missing or extra else ""
+
+
+def graph_signature(session: ort.InferenceSession) -> dict:
+    """The ``inputs`` and ``outputs`` entries (as ``model.json`` writes them) of a graph made
+    elsewhere, read from the loaded graph: names, element types, shapes (None on a free axis).
+
+    Its inputs accept missing values (NaN): what they mean is the graph's to say. Outputs that are
+    not tensors (skl2onnx's ZipMap of class probabilities: a sequence of maps) are left out, and
+    listed under ``other_outputs``: the Open Inference Protocol carries tensors only.
+    """
+    inputs = []
+    for arg in session.get_inputs():
+        if arg.type not in BY_ONNX or arg.shape is None:
+            raise ValueError(
+                f"input {arg.name!r} is a {arg.type} of shape {arg.shape}; only tensors of known rank whose "
+                f"element type is one of {sorted(BY_NAME)} can be fed"
+            )
+        shape = [d if isinstance(d, int) else None for d in arg.shape]
+        inputs.append({"name": arg.name, "dtype": BY_ONNX[arg.type].name, "shape": shape, "allow_nan": True})
+    outputs = [
+        {"name": arg.name, "method": None, "ndim": len(arg.shape)}
+        for arg in session.get_outputs()
+        if arg.type in BY_ONNX and arg.shape is not None
+    ]
+    if not outputs:
+        raise ValueError("the graph has no tensor output to serve")
+    served = {output["name"] for output in outputs}
+    other = {arg.name: arg.type for arg in session.get_outputs() if arg.name not in served}
+    return {"inputs": inputs, "outputs": outputs, "other_outputs": other}
 
 
 def default_providers() -> list[str]:
@@ -32,7 +61,9 @@ class OnnxModel:
     Parameters
     ----------
     folder : str or Path
-        An export folder (``model.json`` and its graphs).
+        An export folder (``model.json`` and its graphs), or a graph made elsewhere: a folder
+        holding ``model.onnx`` alone (Triton's layout) or an ``.onnx`` file, whose inputs and
+        outputs are read from the graph.
     graph : str, optional
         Which graph of the folder to load (e.g. "encoder" or "decoder" of a VAE); needed
         only when it holds several.
@@ -44,7 +75,7 @@ class OnnxModel:
     Attributes
     ----------
     metadata : dict
-        The parsed ``model.json``.
+        The parsed ``model.json`` (a graph made elsewhere: ``estimator`` None).
     graph : str
         The loaded graph's name; ``entry`` is its description in ``model.json``.
     session : onnxruntime.InferenceSession
@@ -69,8 +100,17 @@ class OnnxModel:
         self.session = ort.InferenceSession(
             graph_bytes, sess_options=options, providers=providers or default_providers()
         )
+        if self.entry["inputs"] is None:  # a graph made elsewhere
+            self.entry = {**self.entry, **graph_signature(self.session)}
         self.inputs = self.entry["inputs"]
         self.outputs = {output["name"]: output for output in self.entry["outputs"]}
+
+    @property
+    def estimator_class(self) -> str | None:
+        """The exported estimator's class ("toolkit.neural_network.MLPClassifier"); None for a
+        graph made elsewhere."""
+        estimator = self.metadata.get("estimator")
+        return estimator["class"] if estimator else None
 
     @property
     def provider(self) -> str:
@@ -178,5 +218,5 @@ class OnnxModel:
         return self._method_output("inverse_transform", X)
 
     def __repr__(self) -> str:
-        estimator = self.metadata["estimator"]["class"]
+        estimator = self.estimator_class or "none (a graph made elsewhere)"
         return f"OnnxModel({str(self.folder)!r}, graph={self.graph!r}, estimator={estimator}, provider={self.provider})"

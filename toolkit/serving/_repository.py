@@ -1,5 +1,8 @@
 """The models a server offers: every export folder directly under one directory, by name.
 
+A folder holding ``model.onnx`` without ``model.json`` (a graph made elsewhere) is a model too,
+as is one ``.onnx`` file given instead of the directory.
+
 Names are discovered once, when the repository is built, and requests only look names up
 in that table: no path is ever built from a request, so ``..``, absolute paths and the
 like can only miss. A folder (or a symlink) that resolves outside the directory is refused
@@ -18,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.serving._batching import Batcher
-from toolkit.serving._format import METADATA_FILE, read_metadata
+from toolkit.serving._format import graph_folder, marker, read_metadata
 from toolkit.serving._model import OnnxModel
 from toolkit.serving._tensor_types import BY_NAME, BY_ONNX
 
@@ -42,9 +45,15 @@ class ServedModel:
     versions: list[str] = field(default_factory=lambda: ["1"])
 
     @cached_property
+    def output_args(self) -> list:
+        """The graph's tensor outputs in session order (onnxruntime's NodeArgs; a graph made
+        elsewhere may have others, which are not served)."""
+        return [o for o in self.model.session.get_outputs() if o.name in self.model.outputs]
+
+    @cached_property
     def output_names(self) -> list[str]:
-        """The graph's outputs in session order (read once: every request needs them)."""
-        return [o.name for o in self.model.session.get_outputs()]
+        """The names of ``output_args`` (read once: every request needs them)."""
+        return [o.name for o in self.output_args]
 
     @cached_property
     def output_index(self) -> dict[str, int]:
@@ -59,7 +68,7 @@ class ServedModel:
         inputs = all(spec["shape"] and spec["shape"][0] is None for spec in self.model.inputs)
         outputs = all(
             out.shape and not isinstance(out.shape[0], int) and all(isinstance(d, int) for d in out.shape[1:])
-            for out in self.model.session.get_outputs()
+            for out in self.output_args
         )
         return inputs and outputs
 
@@ -93,9 +102,10 @@ class ServedModel:
             values = rng.integers(0, 10, shape) if spec["dtype"].startswith("int") else rng.normal(size=shape)
             feed[spec["name"]] = values.astype(BY_NAME[spec["dtype"]].numpy)
         try:
-            together = self.model.session.run(None, feed)
+            run, names = self.model.session.run, self.output_names
+            together = run(names, feed)
             parts = [(0, 1), (1, 2), (2, 5), (5, rows)]
-            apart = [self.model.session.run(None, {k: v[a:b] for k, v in feed.items()}) for a, b in parts]
+            apart = [run(names, {k: v[a:b] for k, v in feed.items()}) for a, b in parts]
         except Exception as error:  # noqa: BLE001 - a graph the probe cannot feed is not batched
             return f"the graph did not run on the start-up probe's random rows ({error})"
         alike = all(
@@ -126,7 +136,7 @@ class ServedModel:
                 "datatype": BY_ONNX[out.type].datatype if out.type in BY_ONNX else out.type,
                 "shape": [d if isinstance(d, int) else -1 for d in out.shape],
             }
-            for out in self.model.session.get_outputs()
+            for out in self.output_args
         ]
         return {
             "name": self.name,
@@ -135,7 +145,7 @@ class ServedModel:
             "inputs": inputs,
             "outputs": outputs,
             "parameters": {
-                "estimator": self.model.metadata["estimator"]["class"],
+                "estimator": self.model.estimator_class,
                 "feature_names": self.model.entry.get("feature_names"),
             },
         }
@@ -177,24 +187,33 @@ class ServedModel:
 
 def _version_folders(folder: Path) -> list[Path]:
     """The version folders of a folder that keeps versions (Triton's layout: ``<model>/<n>/``,
-    each an export folder), lowest number first; [] for anything else."""
-    if (folder / METADATA_FILE).is_file() or not folder.is_dir():
+    each an export folder or a folder of ``model.onnx``), lowest number first; [] for anything else."""
+    if not folder.is_dir() or marker(folder) is not None:
         return []
-    numbered = [child for child in folder.iterdir() if child.name.isdigit() and (child / METADATA_FILE).is_file()]
+    numbered = [child for child in folder.iterdir() if child.name.isdigit() and marker(child) is not None]
     return sorted(numbered, key=lambda child: int(child.name))
 
 
 def _stamp(folder: Path) -> tuple | None:
-    """(inode, mtime) of the folder's model.json, or of each version's: an export swapped in,
-    or a version added or removed, changes it (None: gone)."""
+    """(inode, mtime) of the model's marker file (model.json, or the graph of one made
+    elsewhere), or of each version's: an export swapped in, or a version added or removed,
+    changes it (None: gone)."""
     versions = _version_folders(folder)
     if versions:
         return tuple((child.name, _stamp(child)) for child in versions)
     try:
-        status = (folder / METADATA_FILE).stat()
-    except OSError:
+        status = marker(folder).stat()
+    except (OSError, AttributeError):
         return None
     return status.st_ino, status.st_mtime_ns
+
+
+def served_name(path: Path) -> str:
+    """The name one ``.onnx`` file is served by: its folder's for ``model.onnx`` (Triton names a
+    model by its folder), its own stem for any other."""
+    if path.name != "model.onnx":
+        return path.stem
+    return path.parent.parent.name if path.parent.name.isdigit() else path.parent.name
 
 
 @dataclass
@@ -211,6 +230,10 @@ class ModelRepository:
     """The models of a server: every export folder directly under ``directory``, by name, with
     the V2 model-repository extension's index, load and unload.
 
+    A folder holding ``model.onnx`` and no model.json (a graph made elsewhere) is served with
+    the inputs and outputs its graph declares; ``directory`` may also be one ``.onnx`` file,
+    served alone under its folder's name (``model.onnx``) or its own stem.
+
     A folder that keeps versions (no model.json of its own, export folders named by number
     inside: ``digits_cnn/1``, ``digits_cnn/2``) serves each version, the highest by default. A
     folder whose graph cannot be read (truncated, corrupt, a digest that does not match) is
@@ -225,7 +248,11 @@ class ModelRepository:
     def __init__(
         self, directory: str | Path, *, intra_op_num_threads: int | None = None, prepare=None, poll: bool = True
     ) -> None:
-        self.root = Path(directory).resolve()
+        path = Path(directory).resolve()
+        self.file = path if path.is_file() else None  # one .onnx file served alone
+        self.root = path.parent if self.file else path
+        if self.file is not None and path.suffix != ".onnx":
+            raise ValueError(f"{directory} is a file but no .onnx graph; give a directory of models or an .onnx file")
         if not self.root.is_dir():
             raise FileNotFoundError(f"{directory} is not a directory of exported models")
         self.intra_op_num_threads, self.prepare, self.poll = intra_op_num_threads, prepare, poll
@@ -239,8 +266,15 @@ class ModelRepository:
             self.load_folder(folder_name)
 
     def listing(self) -> set[str]:
-        """The names of the export folders (and folders of versions) directly under the directory."""
-        return {path.name for path in self.root.iterdir() if (path / METADATA_FILE).is_file() or _version_folders(path)}
+        """The names of the model folders (and folders of versions) directly under the directory
+        (or the one file's name)."""
+        if self.file is not None:
+            return {served_name(self.file)}
+        return {path.name for path in self.root.iterdir() if path.is_dir() and (marker(path) or _version_folders(path))}
+
+    def path_of(self, folder_name: str) -> Path:
+        """Where a listed folder name's model is on disk (the one file, when the server has one)."""
+        return self.file if self.file is not None else self.root / folder_name
 
     def folder_of(self, name: str) -> str:
         """The folder a model or folder name refers to (``<folder>.<graph>`` names a graph of
@@ -263,7 +297,7 @@ class ModelRepository:
         self._forget(folder_name)  # a folder gone from disk is served no more
         if folder_name not in self.listing():  # names are matched against the listing: no path is built from them
             raise KeyError(folder_name)
-        folder = self.root / folder_name
+        folder = self.path_of(folder_name)
         resolved = folder.resolve()
         if resolved.parent != self.root and self.root not in resolved.parents:
             LOG.warning("refusing %s: it resolves to %s, outside %s", folder_name, resolved, self.root)
@@ -297,7 +331,7 @@ class ModelRepository:
                 LOG.warning("%s (version %s) is not ready: %s", name, version, error)
                 self.unavailable[name] = Unavailable(folder_name, f"its graph could not be loaded: {error}", version)
                 continue
-            if self.root not in (folder / model.entry["file"]).resolve().parents:
+            if self.root not in (graph_folder(folder) / model.entry["file"]).resolve().parents:
                 LOG.warning("refusing %s: its graph file resolves outside %s", name, self.root)
                 continue
             model_served = ServedModel(name, model, version=version, folder=folder_name)
@@ -327,7 +361,7 @@ class ModelRepository:
         self.scanned = now
         known = {m.folder for m in self.models.values()} | {u.folder for u in self.unavailable.values()}
         for folder_name in sorted(self.listing() - known):
-            if _stamp(self.root / folder_name) != self.stamps.get(folder_name):
+            if _stamp(self.path_of(folder_name)) != self.stamps.get(folder_name):
                 self.load_folder(folder_name)
 
     def get(self, name: str) -> ServedModel:
@@ -342,7 +376,7 @@ class ModelRepository:
             folder, now = served.folder, time.monotonic()
             if now - self.checked.get(folder, 0.0) > RECHECK_SECONDS:
                 self.checked[folder] = now
-                if _stamp(self.root / folder) != self.stamps.get(folder):
+                if _stamp(self.path_of(folder)) != self.stamps.get(folder):
                     self.load_folder(folder)
                     served = self.models.get(name)
         if served is not None:
