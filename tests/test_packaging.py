@@ -14,7 +14,13 @@ import toolkit
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # Import name -> distribution name, where they differ.
-DISTRIBUTIONS = {"sklearn": "scikit-learn", "prometheus_client": "prometheus-client"}
+DISTRIBUTIONS = {
+    "sklearn": "scikit-learn",
+    "prometheus_client": "prometheus-client",
+    "grpc": "grpcio",
+    "grpc_tools": "grpcio-tools",
+    "google": "protobuf",
+}
 # Declared and never imported by name: torch.onnx's exporter imports onnxscript itself.
 IMPORTED_BY_A_DEPENDENCY = {"onnxscript"}
 

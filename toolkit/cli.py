@@ -19,7 +19,7 @@ DESCRIPTION = (
     "(toolkit info)."
 )
 # What the [serve] extras bring (pyproject.toml), checked before the server is imported.
-SERVE_MODULES = ("starlette", "uvicorn", "prometheus_client")
+SERVE_MODULES = ("starlette", "uvicorn", "prometheus_client", "grpc", "grpc_tools")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -138,6 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
         "and /unload say (refused with 403 in the other modes)",
     )
     serve.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        help="also serve the protocol over gRPC (inference.GRPCInferenceService, as Triton, KServe and MLServer) "
+        "on this port, on --host, from the same process and models (default: HTTP only)",
+    )
+    serve.set_defaults(grpc_host="127.0.0.1")  # gRPC listens where HTTP does: serve() sets it to --host
+    serve.add_argument(
+        "--drain-seconds",
+        type=int,
+        default=30,
+        help="on SIGTERM, how long gRPC calls in flight may take to finish (HTTP's are drained by uvicorn; "
+        "default: 30)",
+    )
+    serve.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         default="info",
@@ -185,6 +200,7 @@ def serve(args: argparse.Namespace) -> int:
     if not (args.directory.is_dir() or (args.directory.is_file() and args.directory.suffix == ".onnx")):
         print(f"toolkit: {args.directory} is neither a folder of models nor an .onnx file to serve", file=sys.stderr)
         return 2
+    args.grpc_host = args.host
     settings = ServerSettings(**{field.name: getattr(args, field.name) for field in dataclasses.fields(ServerSettings)})
     serve(
         args.directory,

@@ -14,6 +14,7 @@ requests with :meth:`V2App.record` and read bodies with :func:`read_body`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -85,7 +86,11 @@ class V2App:
 
     def __init__(self, dataplane: DataPlane, metrics: Metrics, settings: ServerSettings) -> None:
         self.dataplane, self.metrics, self.settings = dataplane, metrics, settings
-        self.routes = Starlette(routes=self._routes(), exception_handlers={404: _not_found, 405: _wrong_method})
+        self.routes = Starlette(
+            routes=self._routes(),
+            exception_handlers={404: _not_found, 405: _wrong_method},
+            lifespan=self._lifespan,
+        )
         self.state = self.routes.state
         self.state.models = dataplane.models
 
@@ -100,6 +105,22 @@ class V2App:
                     await self._infer(parts[3], parts[5], scope, receive, send)
                     return
         await self.routes(scope, receive, send)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app):
+        """Start the gRPC listener (``settings.grpc_port``) with the server; on shutdown, let its
+        calls in flight finish (up to ``settings.drain_seconds``) as uvicorn lets HTTP's."""
+        if self.settings.grpc_port is None:
+            yield
+            return
+        from toolkit.serving._grpc import start_server
+
+        settings = self.settings
+        server = await start_server(self, settings.grpc_host, settings.grpc_port, settings.max_body_bytes)
+        try:
+            yield
+        finally:
+            await server.stop(settings.drain_seconds)
 
     def record(self, endpoint: str, name: str, status: int, started: float) -> None:
         """Count an answered request in the metrics, under ``endpoint`` and its model's label."""

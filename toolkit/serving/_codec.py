@@ -239,9 +239,13 @@ def _numeric(data: list | np.ndarray, name: str, expected: TensorType, allow_nan
     missing = False
     if isinstance(data, np.ndarray):  # decoded from binary: typed already
         flat = data
+        if expected.family == "integer" and flat.dtype.kind in "iu":
+            return _integers(flat, name, expected)
     else:
         flat = _flat(data)
         types = set(map(type, flat))
+        if expected.family == "integer" and types <= {int}:
+            return _integers(flat, name, expected)
         if not types <= NUMBER_TYPES:
             if bool in types:
                 raise ValueError(f"input {name!r} is {datatype}: JSON booleans (true / false) are not numbers here")
@@ -277,6 +281,20 @@ def _numeric(data: list | np.ndarray, name: str, expected: TensorType, allow_nan
             f"input {name!r}: the value {values[outside][0]:.0f} does not fit {datatype} [{bounds.min}, {bounds.max}]"
         )
     return values.astype(expected.numpy)
+
+
+def _integers(flat: list | np.ndarray, name: str, expected: TensorType) -> np.ndarray:
+    """Integer values (Python ints, or an integer array) as the input's integer type, their range
+    checked exactly (through float64, 64-bit extremes would round)."""
+    bounds = np.iinfo(expected.numpy)
+    if len(flat):
+        low, high = (int(flat.min()), int(flat.max())) if isinstance(flat, np.ndarray) else (min(flat), max(flat))
+        if low < bounds.min or high > bounds.max:
+            raise ValueError(
+                f"input {name!r}: the value {low if low < bounds.min else high} does not fit {expected.datatype} "
+                f"[{bounds.min}, {bounds.max}]"
+            )
+    return np.asarray(flat, dtype=expected.numpy).reshape(-1)
 
 
 # ------------------------------------------------------------------------ answers

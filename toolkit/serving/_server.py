@@ -1,4 +1,5 @@
-"""``toolkit serve``: every export folder under a directory, served over HTTP by uvicorn.
+"""``toolkit serve``: every model under a directory, served over HTTP by uvicorn (and over gRPC,
+from the same process, when ``ServerSettings.grpc_port`` is set: :mod:`toolkit.serving._grpc`).
 
 The app is :mod:`toolkit.serving._app` (routes) on :mod:`toolkit.serving._dataplane` (what the
 server does); :mod:`toolkit.serving._codec` turns V2 tensors into arrays and back,
@@ -10,6 +11,7 @@ environment (:mod:`toolkit.serving._settings`).
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from pathlib import Path
 
@@ -26,12 +28,14 @@ def app_from_environment() -> V2App:
     return create_app(directory, settings)
 
 
-def startup_lines(models: dict[str, ServedModel], url: str) -> list[str]:
-    """What ``toolkit serve`` prints before it listens: the address and each model's signature."""
+def startup_lines(models: dict[str, ServedModel], url: str, grpc_address: str | None = None) -> list[str]:
+    """What ``toolkit serve`` prints before it listens: the addresses and each model's signature."""
     lines = [
         f"toolkit serve: {len(models)} model(s) at {url} (Open Inference Protocol V2: POST "
         f"{url}/v2/models/<name>/infer; records: POST .../predict; metrics: GET {url}/metrics)"
     ]
+    if grpc_address is not None:
+        lines.append(f"  and over gRPC at {grpc_address} (inference.GRPCInferenceService)")
     return lines + ["  " + served.signature() for served in models.values()]
 
 
@@ -66,10 +70,11 @@ def serve(
 
     import uvicorn
 
-    settings = settings or ServerSettings()
+    settings = dataclasses.replace(settings or ServerSettings(), grpc_host=host)
     app = create_app(directory, settings)
     if announce:
-        print("\n".join(startup_lines(app.state.models, f"http://{host}:{port}")), flush=True)
+        grpc_address = None if settings.grpc_port is None else f"{host}:{settings.grpc_port}"
+        print("\n".join(startup_lines(app.state.models, f"http://{host}:{port}", grpc_address)), flush=True)
     options = {
         "host": host,
         "port": port,

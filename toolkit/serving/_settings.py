@@ -1,4 +1,4 @@
-"""``ServerSettings``: the limits and threads of a server, and their one trip through the
+"""``ServerSettings``: the limits, threads and listeners of a server, and their one trip through the
 environment (uvicorn's worker processes build the app from ``TOOLKIT_SERVE_*`` variables)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ MODEL_CONTROL_MODES = ("none", "poll", "explicit")
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Limits and threads of a server.
+    """Limits, threads and listeners of a server.
 
     Parameters
     ----------
@@ -41,6 +41,13 @@ class ServerSettings:
         added, a folder removed) without a restart; "explicit" serves what the repository API's
         load and unload requests say, and nothing else changes. Load and unload answer 403
         except in "explicit" mode: no request can take a model away by default.
+    grpc_port : int, optional
+        Also answer the protocol over gRPC (``inference.GRPCInferenceService``) on this port,
+        from the same process, models, batchers and metrics (None: HTTP only).
+    grpc_host : str
+        The address gRPC listens on (``toolkit serve`` gives it HTTP's).
+    drain_seconds : int
+        On shutdown (SIGTERM), how long gRPC calls in flight may take to finish.
     """
 
     max_rows: int = 10_000
@@ -50,6 +57,9 @@ class ServerSettings:
     max_queue_delay_us: int = 0
     max_queue_size: int = 1024
     model_control_mode: str = "poll"
+    grpc_port: int | None = None
+    grpc_host: str = "127.0.0.1"
+    drain_seconds: int = 30
 
     def __post_init__(self):
         if self.model_control_mode not in MODEL_CONTROL_MODES:
