@@ -109,18 +109,19 @@ class V2App:
     @contextlib.asynccontextmanager
     async def _lifespan(self, app):
         """Start the gRPC listener (``settings.grpc_port``) with the server; on shutdown, let its
-        calls in flight finish (up to ``settings.drain_seconds``) as uvicorn lets HTTP's."""
-        if self.settings.grpc_port is None:
-            yield
-            return
-        from toolkit.serving._grpc import start_server
+        calls in flight finish (up to ``settings.drain_seconds``) as uvicorn lets HTTP's, and take
+        this process's live gauges out of the workers' metrics."""
+        settings, server = self.settings, None
+        if settings.grpc_port is not None:
+            from toolkit.serving._grpc import start_server
 
-        settings = self.settings
-        server = await start_server(self, settings.grpc_host, settings.grpc_port, settings.max_body_bytes)
+            server = await start_server(self, settings.grpc_host, settings.grpc_port, settings.max_body_bytes)
         try:
             yield
         finally:
-            await server.stop(settings.drain_seconds)
+            if server is not None:
+                await server.stop(settings.drain_seconds)
+            self.metrics.close()
 
     def record(self, endpoint: str, name: str, status: int, started: float) -> None:
         """Count an answered request in the metrics, under ``endpoint`` and its model's label."""

@@ -241,6 +241,10 @@ def _numeric(data: list | np.ndarray, name: str, expected: TensorType, allow_nan
         flat = data
         if expected.family == "integer" and flat.dtype.kind in "iu":
             return _integers(flat, name, expected)
+        if flat.dtype == expected.little_endian and expected.family == "float":  # no cast: checked as it is
+            finite = np.isfinite(flat).all()
+            if finite or (allow_nan and not np.isinf(flat).any()):
+                return flat.astype(expected.numpy, copy=False)
     else:
         flat = _flat(data)
         types = set(map(type, flat))

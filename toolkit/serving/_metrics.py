@@ -1,16 +1,38 @@
 """The server's Prometheus series: requests, errors and latency by model, endpoint and code, and
-the adaptive batcher's batches and queue (``GET /metrics``)."""
+the adaptive batcher's batches and queue (``GET /metrics``).
+
+With several worker processes (``toolkit serve --workers N``) a scrape reaches one of them, so
+each writes its values where all can read them: prometheus_client's multiprocess mode
+(``PROMETHEUS_MULTIPROC_DIR``, set by ``toolkit serve`` for its workers), and ``/metrics``
+answers the sums over every worker, live or gone (counters and histograms) and over the live
+ones (the queue gauge).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
-    """Prometheus series of one app (its own registry, so apps in one process do not clash)."""
+    """Prometheus series of one app (its own registry, so apps in one process do not clash; in
+    multiprocess mode, the values of every process writing to ``PROMETHEUS_MULTIPROC_DIR``)."""
 
     def __init__(self) -> None:
         self._series: dict[tuple, tuple] = {}
+        self.multiprocess = MULTIPROCESS_VARIABLE in os.environ
+        self._batchers: dict[str, object] = {}  # multiprocess: queues whose lengths are written as they change
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "toolkit_requests",
@@ -33,7 +55,11 @@ class Metrics:
 
         self.batches = Counter("toolkit_batches", "Adaptive batches run, by model", ["model"], registry=self.registry)
         self.queued = Gauge(
-            "toolkit_queued_requests", "Requests waiting in a model's batching queue", ["model"], registry=self.registry
+            "toolkit_queued_requests",
+            "Requests waiting in a model's batching queue",
+            ["model"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.batch_requests = Histogram(
             "toolkit_batch_requests",
@@ -44,17 +70,38 @@ class Metrics:
         )
 
     def watch_batcher(self, model: str, batcher) -> None:
-        """Count a model's batches and expose its queue's length."""
+        """Count a model's batches and expose its queue's length (read at each scrape; in
+        multiprocess mode written at each batch and each answer, as no scrape reaches the others)."""
         batcher.on_batch = lambda n_requests: self.record_batch(model, n_requests)
-        self.queued.labels(model).set_function(lambda: len(batcher.pending))
+        if self.multiprocess:
+            self._batchers[model] = batcher
+        else:
+            self.queued.labels(model).set_function(lambda: len(batcher.pending))
 
     def exposition(self) -> tuple[bytes, str]:
-        """(body, content type) of ``GET /metrics``: Prometheus' text format."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """(body, content type) of ``GET /metrics``: Prometheus' text format (every worker's sums
+        in multiprocess mode)."""
+        if not self.multiprocess:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    def close(self) -> None:
+        """This process stops serving: its live gauges leave the multiprocess sums."""
+        if self.multiprocess:
+            multiprocess.mark_process_dead(os.getpid())
+
+    def _write_queue(self, model: str) -> None:
+        batcher = self._batchers.get(model)
+        if batcher is not None:
+            self.queued.labels(model).set(len(batcher.pending))
 
     def record_batch(self, model: str, n_requests: int) -> None:
         self.batches.labels(model).inc()
         self.batch_requests.labels(model).observe(n_requests)
+        if self.multiprocess:
+            self._write_queue(model)
 
     def observe(self, model: str, endpoint: str, code: int, seconds: float) -> None:
         """Count one answered request and its latency."""
@@ -69,3 +116,5 @@ class Metrics:
         series[1].observe(seconds)
         if series[2] is not None:
             series[2].inc()
+        if self.multiprocess:
+            self._write_queue(model)

@@ -12,10 +12,13 @@ environment (:mod:`toolkit.serving._settings`).
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 
 from toolkit.serving._app import V2App, create_app
+from toolkit.serving._metrics import MULTIPROCESS_VARIABLE
 from toolkit.serving._repository import ServedModel
 from toolkit.serving._settings import ServerSettings
 
@@ -89,4 +92,13 @@ def serve(
         return
     del app  # each worker loads its own sessions
     os.environ.update(settings.to_environment(directory))
-    uvicorn.run("toolkit.serving._server:app_from_environment", factory=True, workers=workers, **options)
+    # The workers' metrics, summed at each scrape: prometheus_client's multiprocess mode, in a
+    # folder of this run's (or the one the environment names already, kept as found).
+    own_folder = MULTIPROCESS_VARIABLE not in os.environ
+    if own_folder:
+        os.environ[MULTIPROCESS_VARIABLE] = tempfile.mkdtemp(prefix="toolkit-serve-metrics-")
+    try:
+        uvicorn.run("toolkit.serving._server:app_from_environment", factory=True, workers=workers, **options)
+    finally:
+        if own_folder:
+            shutil.rmtree(os.environ.pop(MULTIPROCESS_VARIABLE), ignore_errors=True)
