@@ -144,6 +144,7 @@ def h2load(port: int, frame: Path, answer_bytes: int, streams: int, seconds: int
     ``frame``. h2load reads HTTP statuses only, and a gRPC error is a 200 whose grpc-status
     trailer says so, with no message: the data bytes received must hold ``answer_bytes`` (one
     framed response) per call, or the shortfall counts as failed calls."""
+    log.unlink(missing_ok=True)  # h2load appends to its log
     command = ["h2load", "-c1", f"-m{streams}", "-t1", f"-D{seconds}", "-d", str(frame), "--log-file", str(log)]
     command += ["-H", "content-type: application/grpc", "-H", "te: trailers"]
     run = subprocess.run(

@@ -11,6 +11,7 @@ answer. Errors are gRPC status codes with HTTP's messages (:data:`STATUS_CODES`)
 
 from __future__ import annotations
 
+import logging
 import time
 
 import grpc
@@ -20,6 +21,8 @@ from toolkit.serving._codec import encode_binary_tensor
 from toolkit.serving._dataplane import RequestError
 from toolkit.serving._grpc_v2 import protocol
 from toolkit.serving._tensor_types import of_array
+
+LOG = logging.getLogger("toolkit.serving")
 
 # The field of InferTensorContents that carries each datatype's values (FP16: raw contents only).
 CONTENTS_FIELD = {
@@ -156,6 +159,10 @@ class InferenceService:
             except RequestError as error:
                 self.app.record(endpoint, name, error.status, started)
                 await context.abort(status_code(error), str(error))
+            except Exception as error:  # a fault of the server's: INTERNAL, counted as HTTP's 500
+                LOG.exception("gRPC %s failed", method)
+                self.app.record(endpoint, name, 500, started)
+                await context.abort(grpc.StatusCode.INTERNAL, f"the server failed on this request: {error!r}")
             self.app.record(endpoint, name, 200, started)
             return response
 
