@@ -132,12 +132,13 @@ class DataPlane:
         return {"name": name, "unloaded": True}
 
     # ------------------------------------------------------------------ inference
-    async def infer(self, name: str, version: str | None, payload: dict) -> Inference:
+    async def infer(self, name: str, version: str | None, payload: dict, *, typed: bool = False) -> Inference:
         """Run an inference request {"inputs": [...], "outputs": [...], "id": ...} on a model:
         batched with others when its model batches, on the event loop when small, else on a
-        worker thread."""
+        worker thread. ``typed``: every field has the protocol's type already (the request was a
+        protobuf message), so only the values are checked."""
         served = self.lookup(name, version)
-        feed, names = self._feed(served, payload)
+        feed, names = self._feed(served, payload, typed)
         if served.batcher is not None:
             outputs = await self._run_batched(served, feed, names)
         elif sum(value.size for value in feed.values()) <= INLINE_ELEMENTS:
@@ -147,9 +148,9 @@ class DataPlane:
         request_id = payload["id"] if "id" in payload else f"{self._id_prefix}-{next(self._counter)}"
         return Inference(served.name, served.version, request_id, names, outputs)
 
-    def _feed(self, served: ServedModel, payload: dict) -> tuple[dict, list[str]]:
+    def _feed(self, served: ServedModel, payload: dict, typed: bool = False) -> tuple[dict, list[str]]:
         """(feed for the graph, output names) from an inference request."""
-        problem = request_problem(payload)
+        problem = None if typed else request_problem(payload)
         if problem:
             raise RequestError(400, problem)
         inputs = payload.get("inputs")

@@ -92,16 +92,17 @@ def request_payload(request) -> dict:
         raise RequestError(
             400, f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs; give one per input"
         )
-    inputs = [
-        {
+    inputs = []
+    for index, tensor in enumerate(request.inputs):
+        entry = {
             "name": tensor.name,
             "datatype": tensor.datatype,
             "shape": list(tensor.shape),
-            "parameters": _parameters(tensor.parameters),
             "data": _input_data(tensor, raw[index] if raw else None),
         }
-        for index, tensor in enumerate(request.inputs)
-    ]
+        if tensor.parameters:
+            entry["parameters"] = _parameters(tensor.parameters)
+        inputs.append(entry)
     payload = {"inputs": inputs}
     if request.outputs:
         payload["outputs"] = [{"name": o.name, "parameters": _parameters(o.parameters)} for o in request.outputs]
@@ -112,15 +113,18 @@ def request_payload(request) -> dict:
 
 def fill_response(response, names: list[str], outputs: list[np.ndarray], raw: bool) -> None:
     """Put the outputs in a ModelInferResponse: raw contents, or each in its datatype's field."""
-    raw = raw or any(of_array(value).datatype not in CONTENTS_FIELD for value in outputs)
-    for name, value in zip(names, outputs):
-        entry = response.outputs.add(name=name, datatype=of_array(value).datatype, shape=value.shape)
-        if raw:
+    kinds = [of_array(value) for value in outputs]
+    raw = raw or any(kind.datatype not in CONTENTS_FIELD for kind in kinds)
+    for name, value, kind in zip(names, outputs, kinds):
+        entry = response.outputs.add(name=name, datatype=kind.datatype, shape=value.shape)
+        if raw and kind.datatype == "BYTES":
             response.raw_output_contents.append(encode_binary_tensor(name, value)[1])
-        elif entry.datatype == "BYTES":
+        elif raw:
+            response.raw_output_contents.append(np.ascontiguousarray(value, dtype=kind.little_endian).tobytes())
+        elif kind.datatype == "BYTES":
             entry.contents.bytes_contents.extend(str(v).encode("utf-8") for v in value.reshape(-1).tolist())
         else:
-            getattr(entry.contents, CONTENTS_FIELD[entry.datatype]).extend(value.reshape(-1).tolist())
+            getattr(entry.contents, CONTENTS_FIELD[kind.datatype]).extend(value.reshape(-1).tolist())
 
 
 class InferenceService:
@@ -188,7 +192,7 @@ class InferenceService:
 
     async def ModelInfer(self, request):
         payload = request_payload(request)
-        inference = await self.plane.infer(request.model_name, request.model_version or None, payload)
+        inference = await self.plane.infer(request.model_name, request.model_version or None, payload, typed=True)
         response = self.protocol["ModelInferResponse"](**inference.fields())
         fill_response(response, inference.names, inference.outputs, raw=bool(request.raw_input_contents))
         return response
