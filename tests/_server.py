@@ -43,3 +43,13 @@ def stop_server(process, client) -> None:
     client.close()
     process.terminate()
     process.wait(timeout=20)
+
+
+def metric(text: str, series: str, default: float | None = None) -> float:
+    """The value of one series (its name with its labels, as exposed) in a Prometheus exposition;
+    ``default`` when the series is absent, an AssertionError naming it when no default is given."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    assert default is not None, f"no series {series} in the exposition"
+    return default

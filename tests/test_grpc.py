@@ -19,7 +19,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
-from tests._server import free_port, start_server, stop_server
+from tests._server import free_port, metric, start_server, stop_server
 from toolkit.mixture import GaussianMixture
 from toolkit.neural_network import MLPClassifier
 from toolkit.onnx import export
@@ -262,47 +262,19 @@ def test_bad_requests_get_status_codes_with_the_messages_http_gives(servers, rep
     _, frame, _ = repository
     rows = frame.iloc[:2].to_numpy(np.float32)
 
-    def same(grpc_call, status: str, http_answer, code: int):
-        got_status, message = grpc_error(grpc_call)
-        assert (got_status, http_answer.status_code) == (status, code)
-        assert message == http_answer.json()["error"]
-
-    same(
-        lambda: client.infer("nope", grpc_inputs({"X": ("FP32", rows)})),
-        "NOT_FOUND",
-        http_infer(http, "nope", {"X": ("FP32", rows)}),
-        404,
-    )
-    same(
-        lambda: client.infer("cancer", grpc_inputs({"X": ("FP32", rows)}), model_version="9"),
-        "NOT_FOUND",
-        http_infer(http, "cancer/versions/9", {"X": ("FP32", rows)}),
-        404,
-    )
-    same(
-        lambda: client.infer("cancer", grpc_inputs({"X": ("FP32", rows[:, :5])})),
-        "INVALID_ARGUMENT",
-        http_infer(http, "cancer", {"X": ("FP32", rows[:, :5])}),
-        400,
-    )
-    same(
-        lambda: client.infer("cancer", grpc_inputs({"X": ("BOOL", rows > 0)})),
-        "INVALID_ARGUMENT",
-        http_infer(http, "cancer", {"X": ("BOOL", rows > 0)}),
-        400,
-    )
-    same(
-        lambda: client.infer("cancer", grpc_inputs({"Z": ("FP32", rows)})),
-        "INVALID_ARGUMENT",
-        http_infer(http, "cancer", {"Z": ("FP32", rows)}),
-        400,
-    )
-    same(
-        lambda: client.infer("broken", grpc_inputs({"x": ("FP32", rows)})),
-        "UNAVAILABLE",
-        http_infer(http, "broken", {"x": ("FP32", rows)}),
-        503,
-    )
+    cases = [  # (model, version, inputs, gRPC status, HTTP status)
+        ("nope", "", {"X": ("FP32", rows)}, "NOT_FOUND", 404),
+        ("cancer", "9", {"X": ("FP32", rows)}, "NOT_FOUND", 404),
+        ("cancer", "", {"X": ("FP32", rows[:, :5])}, "INVALID_ARGUMENT", 400),
+        ("cancer", "", {"X": ("BOOL", rows > 0)}, "INVALID_ARGUMENT", 400),
+        ("cancer", "", {"Z": ("FP32", rows)}, "INVALID_ARGUMENT", 400),
+        ("broken", "", {"x": ("FP32", rows)}, "UNAVAILABLE", 503),
+    ]
+    for model, version, inputs, status, code in cases:
+        got_status, message = grpc_error(lambda: client.infer(model, grpc_inputs(inputs), model_version=version))
+        over_http = http_infer(http, f"{model}/versions/{version}" if version else model, inputs)
+        assert (got_status, over_http.status_code) == (status, code), (model, version, inputs)
+        assert message == over_http.json()["error"]
     nan = rows.copy()
     nan[0, 0] = np.nan
     status, message = grpc_error(lambda: client.infer("cancer", grpc_inputs({"X": ("FP32", nan)})))
@@ -333,6 +305,7 @@ def test_explicit_model_control_loads_and_unloads_over_grpc_and_metrics_count_gr
     client.load_model("wine_gmm")
     assert client.is_model_ready("wine_gmm")
     client.infer("cancer", grpc_inputs({"X": ("FP32", rows)}))
+    assert grpc_error(lambda: client.infer("nope", grpc_inputs({"X": ("FP32", rows)})))[0] == "NOT_FOUND"
     metrics = http.get("/metrics").text
     assert 'toolkit_requests_total{code="200",endpoint="grpc_ModelInfer",model="cancer"}' in metrics
     assert 'toolkit_requests_total{code="404",endpoint="grpc_ModelInfer",model="unknown"}' in metrics
@@ -373,8 +346,7 @@ def test_a_full_queue_is_resource_exhausted_and_sigterm_drains_the_calls_in_flig
                 return error.status().removeprefix("StatusCode.")
 
     def queued() -> float:
-        line = next(li for li in http.get("/metrics").text.splitlines() if li.startswith("toolkit_queued_requests"))
-        return float(line.rsplit(" ", 1)[1])
+        return metric(http.get("/metrics").text, 'toolkit_queued_requests{model="cancer"}')
 
     try:
         with ThreadPoolExecutor(6) as pool:

@@ -20,7 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from tests._server import start_server, stop_server
+from tests._server import metric, start_server, stop_server
 from toolkit.generative import DDPM, VAE
 from toolkit.mixture import GaussianMixture
 from toolkit.neural_network import MLPClassifier
@@ -687,9 +687,7 @@ def test_sigterm_drains_the_requests_in_flight_then_exits_0(fitted, tmp_path):
             return own.post("/v2/models/cancer_mlp/infer", json=request).status_code
 
     def queued() -> float:
-        metric = 'toolkit_queued_requests{model="cancer_mlp"}'
-        line = next(li for li in client.get("/metrics").text.splitlines() if li.startswith(metric))
-        return float(line.rsplit(" ", 1)[1])
+        return metric(client.get("/metrics").text, 'toolkit_queued_requests{model="cancer_mlp"}')
 
     try:
         with ThreadPoolExecutor(8) as pool:
@@ -710,8 +708,7 @@ def test_sigterm_drains_the_requests_in_flight_then_exits_0(fitted, tmp_path):
 def answered(client, model: str = "cancer_mlp") -> float:
     """The inference requests the server has answered 200 for ``model`` (its metrics)."""
     series = f'toolkit_requests_total{{code="200",endpoint="infer",model="{model}"}}'
-    line = next((li for li in client.get("/metrics").text.splitlines() if li.startswith(series)), None)
-    return 0.0 if line is None else float(line.rsplit(" ", 1)[1])
+    return metric(client.get("/metrics").text, series, default=0.0)
 
 
 def test_a_client_that_disconnects_mid_request_leaves_the_server_serving(fitted, tmp_path):

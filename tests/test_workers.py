@@ -9,17 +9,11 @@ import numpy as np
 from sklearn.datasets import load_breast_cancer
 from sklearn.exceptions import ConvergenceWarning
 
-from tests._server import start_server, stop_server
+from tests._server import metric, start_server, stop_server
 from toolkit.neural_network import MLPClassifier
 from toolkit.onnx import export
 
 REQUESTS = 60
-
-
-def series(text: str, name: str) -> float:
-    """The value of one series (name with its labels) in a Prometheus exposition."""
-    line = next(li for li in text.splitlines() if li.startswith(name + " "))
-    return float(line.rsplit(" ", 1)[1])
 
 
 def test_metrics_of_two_workers_add_up_whichever_worker_a_scrape_reaches(tmp_path, monkeypatch):
@@ -43,9 +37,9 @@ def test_metrics_of_two_workers_add_up_whichever_worker_a_scrape_reaches(tmp_pat
         for _ in range(6):  # each scrape on its own connection, so both workers answer some
             with httpx.Client(base_url=client.base_url, timeout=30) as own:
                 text = own.get("/metrics").text
-            assert series(text, 'toolkit_requests_total{code="200",endpoint="infer",model="cancer"}') == REQUESTS
-            assert series(text, 'toolkit_request_seconds_count{endpoint="infer",model="cancer"}') == REQUESTS
-            assert series(text, 'toolkit_batch_requests_sum{model="cancer"}') == REQUESTS  # every request in a batch
-            assert series(text, 'toolkit_queued_requests{model="cancer"}') == 0
+            assert metric(text, 'toolkit_requests_total{code="200",endpoint="infer",model="cancer"}') == REQUESTS
+            assert metric(text, 'toolkit_request_seconds_count{endpoint="infer",model="cancer"}') == REQUESTS
+            assert metric(text, 'toolkit_batch_requests_sum{model="cancer"}') == REQUESTS  # every request in a batch
+            assert metric(text, 'toolkit_queued_requests{model="cancer"}') == 0
     finally:
         stop_server(process, client)

@@ -200,7 +200,6 @@ def serve(args: argparse.Namespace) -> int:
     if not (args.directory.is_dir() or (args.directory.is_file() and args.directory.suffix == ".onnx")):
         print(f"toolkit: {args.directory} is neither a folder of models nor an .onnx file to serve", file=sys.stderr)
         return 2
-    args.grpc_host = args.host
     settings = ServerSettings(**{field.name: getattr(args, field.name) for field in dataclasses.fields(ServerSettings)})
     serve(
         args.directory,

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.serving._batching import Batcher
-from toolkit.serving._format import graph_folder, marker, read_metadata
+from toolkit.serving._format import GRAPH_FILE, graph_folder, marker, read_metadata
 from toolkit.serving._model import OnnxModel
 from toolkit.serving._tensor_types import BY_NAME, BY_ONNX
 
@@ -201,9 +201,12 @@ def _stamp(folder: Path) -> tuple | None:
     versions = _version_folders(folder)
     if versions:
         return tuple((child.name, _stamp(child)) for child in versions)
+    found = marker(folder)
+    if found is None:
+        return None
     try:
-        status = marker(folder).stat()
-    except (OSError, AttributeError):
+        status = found.stat()
+    except OSError:
         return None
     return status.st_ino, status.st_mtime_ns
 
@@ -211,7 +214,7 @@ def _stamp(folder: Path) -> tuple | None:
 def served_name(path: Path) -> str:
     """The name one ``.onnx`` file is served by: its folder's for ``model.onnx`` (Triton names a
     model by its folder), its own stem for any other."""
-    if path.name != "model.onnx":
+    if path.name != GRAPH_FILE:
         return path.stem
     return path.parent.parent.name if path.parent.name.isdigit() else path.parent.name
 
