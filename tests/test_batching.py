@@ -126,6 +126,39 @@ def test_batches_on_worker_threads_gather_the_next_batch_meanwhile():
     assert seen == [1, 10] and graph.runs == [1, 10]
 
 
+def test_concurrent_requests_arriving_one_per_turn_gather_while_a_small_batch_runs_on_a_thread():
+    # gRPC's case: grpc.aio hands the loop one call per turn, so inline runs would never batch
+    graph = Graph(hold=True)
+    batcher = Batcher(graph, max_batch_size=64, max_queue_delay_us=0, max_queue_size=100)
+    seen = []
+    batcher.on_batch = seen.append
+
+    async def go():
+        first = asyncio.ensure_future(batcher.submit(rows(0)[0], concurrent=True))
+        await asyncio.to_thread(graph.running.wait, 30)  # small, yet on a thread: the loop goes on
+        rest = []
+        for feed in rows(*range(1, 6)):  # one per turn of the loop
+            rest.append(asyncio.ensure_future(batcher.submit(feed, concurrent=True)))
+            await asyncio.sleep(0)
+        graph.release.set()
+        return [await first, *(await asyncio.gather(*rest))]
+
+    answers = asyncio.run(go())
+    assert [float(a[0][0, 0]) for a in answers] == [2.0 * v for v in range(6)]
+    assert seen == [1, 5] and graph.runs == [1, 5]
+    # the same arrivals without the hint run at once, each alone, on the loop
+    graph = Graph()
+    batcher = Batcher(graph, max_batch_size=64, max_queue_delay_us=0, max_queue_size=100)
+
+    async def one_per_turn():
+        for feed in rows(*range(6)):
+            await batcher.submit(feed)
+            await asyncio.sleep(0)
+
+    asyncio.run(one_per_turn())
+    assert graph.runs == [1] * 6
+
+
 def test_a_full_queue_refuses_at_once():
     async def go():
         batcher = Batcher(Graph(), max_batch_size=64, max_queue_delay_us=1_000_000, max_queue_size=3)

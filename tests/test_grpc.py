@@ -1,7 +1,9 @@
 """``toolkit serve --grpc-port``: the protocol over gRPC, driven by tritonclient.grpc (its defaults:
 raw contents) and by typed contents, each answer compared with HTTP's for the same request."""
 
+import functools
 import signal
+import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +60,17 @@ def identity_graph(onnx_type) -> bytes:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9).SerializeToString()
 
 
+def slow_graph(width: int = 4096, steps: int = 400) -> bytes:
+    """x -> y, ``steps`` elementwise Sin over ``width`` FP32 values a row: about 5 ms a row, the same
+    answer at any batch size (so the server batches it)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])
+    names = ["x", *(f"s{i}" for i in range(steps - 1)), "y"]
+    nodes = [helper.make_node("Sin", [a], [b]) for a, b in zip(names, names[1:])]
+    graph = helper.make_graph(nodes, "slow", [x], [y])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9).SerializeToString()
+
+
 def sample(datatype: str, dtype) -> np.ndarray:
     """Two rows of values that use the type's range (its extremes for integers)."""
     if datatype == "BYTES":
@@ -92,6 +105,8 @@ def repository(tmp_path_factory):
     for datatype, onnx_type, _ in TYPES:
         (root / f"identity_{datatype.lower()}").mkdir()
         (root / f"identity_{datatype.lower()}" / "model.onnx").write_bytes(identity_graph(onnx_type))
+    (root / "slow").mkdir()
+    (root / "slow" / "model.onnx").write_bytes(slow_graph())
     (root / "broken").mkdir()
     (root / "broken" / "model.onnx").write_bytes(b"not an onnx graph")
     return root, frame, wine
@@ -255,6 +270,37 @@ def test_models_answer_over_grpc_as_over_http(servers, repository):
     np.testing.assert_array_equal(by_columns, expected)
     np.testing.assert_array_equal(typed, expected)
     assert len(expected) == len(wine)
+
+
+def test_concurrent_calls_on_one_channel_are_batched_and_each_gets_its_own_answer(servers):
+    """grpc.aio hands the server one call per turn of its loop; calls in flight together still
+    meet in the batcher (they wait on a thread's run, about 5 ms here), and batching changes no answer."""
+    http, client, _ = servers
+    rows = np.random.default_rng(0).normal(size=(48, 4096)).astype(np.float32)
+    expected = http_outputs(http_infer(http, "slow", {"x": ("FP32", rows)}), np.float32)["y"][1]
+
+    def batches() -> tuple[float, float]:
+        text = http.get("/metrics").text
+        return tuple(metric(text, f'toolkit_batch_requests_{part}{{model="slow"}}', 0.0) for part in ("count", "sum"))
+
+    before = batches()
+    answers, done = {}, threading.Event()
+
+    def answered(index, result, error):
+        answers[index] = error or result.as_numpy("y")
+        if len(answers) == len(rows):
+            done.set()
+
+    for index in range(len(rows)):
+        call = functools.partial(answered, index)
+        client.async_infer("slow", grpc_inputs({"x": ("FP32", rows[index : index + 1])}), callback=call)
+    assert done.wait(60), f"{len(answers)} of {len(rows)} calls answered"
+    for index in range(len(rows)):
+        np.testing.assert_array_equal(answers[index], expected[index : index + 1])
+    after = batches()
+    n_batches, n_requests = after[0] - before[0], after[1] - before[1]
+    # one call at a time each would run alone, as all 48 did before calls in flight were told to wait
+    assert n_requests == len(rows) and n_batches < n_requests, (n_batches, n_requests)
 
 
 def test_bad_requests_get_status_codes_with_the_messages_http_gives(servers, repository):

@@ -6,7 +6,10 @@ A request waits at most ``max_queue_delay_us`` for others to join it, and a batc
 requests queue and their batch runs on the loop's next turn, after every request parsed in
 this one; but under light load (the last batch held one request), a small request that finds
 nothing queued runs at once, as unbatched, so that a lone client loses no turn of the event
-loop (requests arriving after it in the same turn queue). Batches are run from loop callbacks,
+loop (requests arriving after it in the same turn queue). A transport that takes one call per turn
+of the loop (grpc.aio accepts calls one by one) says when other calls of its are in flight: those
+requests queue, and their batches run on a thread however small, so that the calls accepted while
+one runs gather into the next. Batches are run from loop callbacks,
 not a task of their own: a request costs one future and no extra task switch. Requests are validated and cast one by
 one before they queue (a bad request fails alone); the batch is the concatenation of their
 prepared arrays, and a batch that onnxruntime refuses is run again request by request, so
@@ -77,13 +80,18 @@ class Batcher:
     running: bool = False  # a batch is on a worker thread
     ran_this_turn: bool = False  # a request ran at once in this turn of the event loop
     last_batch_requests: int = 1
+    offload: bool = False  # small batches go to a thread too: calls arrive one per turn, and gather meanwhile
 
-    async def submit(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Queue one prepared request; its outputs (all of the graph's) once its batch ran."""
+    async def submit(self, feed: dict[str, np.ndarray], *, concurrent: bool = False) -> list[np.ndarray]:
+        """Queue one prepared request; its outputs (all of the graph's) once its batch ran.
+        ``concurrent``: the request's transport has other calls in flight, which reach the loop
+        one per turn (gRPC): it waits for its batch on a thread, which they can join meanwhile."""
         if len(self.pending) >= self.max_queue_size:
             raise QueueFull(f"{len(self.pending)} requests are waiting (max_queue_size {self.max_queue_size})")
         loop = asyncio.get_running_loop()
-        alone = self.last_batch_requests == 1 and not (self.pending or self.running or self.ran_this_turn)
+        self.offload = concurrent
+        alone = not concurrent and self.last_batch_requests == 1
+        alone = alone and not (self.pending or self.running or self.ran_this_turn)
         if alone and not self.max_queue_delay_us:
             if sum(value.size for value in feed.values()) <= self.inline_elements:
                 return self._run_now(loop, feed)
@@ -136,7 +144,8 @@ class Batcher:
         self.scheduled = None
         batch = self._take()
         if batch:
-            if sum(value.size for pending in batch for value in pending.feed.values()) <= self.inline_elements:
+            small = sum(value.size for pending in batch for value in pending.feed.values()) <= self.inline_elements
+            if small and not self.offload:
                 self._finish(batch, self._answers(batch))  # small: the hop to a thread costs more than the run
             else:
                 self.running = True

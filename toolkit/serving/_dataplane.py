@@ -132,15 +132,18 @@ class DataPlane:
         return {"name": name, "unloaded": True}
 
     # ------------------------------------------------------------------ inference
-    async def infer(self, name: str, version: str | None, payload: dict, *, typed: bool = False) -> Inference:
+    async def infer(
+        self, name: str, version: str | None, payload: dict, *, typed: bool = False, concurrent: bool = False
+    ) -> Inference:
         """Run an inference request {"inputs": [...], "outputs": [...], "id": ...} on a model:
         batched with others when its model batches, on the event loop when small, else on a
         worker thread. ``typed``: every field has the protocol's type already (the request was a
-        protobuf message), so only the values are checked."""
+        protobuf message), so only the values are checked. ``concurrent``: other calls of a
+        transport that hands the loop one call per turn are in flight (Batcher.submit)."""
         served = self.lookup(name, version)
         feed, names = self._feed(served, payload, typed)
         if served.batcher is not None:
-            outputs = await self._run_batched(served, feed, names)
+            outputs = await self._run_batched(served, feed, names, concurrent)
         elif sum(value.size for value in feed.values()) <= INLINE_ELEMENTS:
             outputs = run_graph(served, feed, names)
         else:
@@ -187,10 +190,12 @@ class DataPlane:
         return feed, names
 
     @staticmethod
-    async def _run_batched(served: ServedModel, feed: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+    async def _run_batched(
+        served: ServedModel, feed: dict[str, np.ndarray], names: list[str], concurrent: bool
+    ) -> list[np.ndarray]:
         """The request's outputs from its model's batcher: run stacked with other checked requests."""
         try:
-            outputs = await served.batcher.submit(feed)
+            outputs = await served.batcher.submit(feed, concurrent=concurrent)
         except QueueFull as error:
             raise RequestError(503, f"model {served.name!r} is busy: {error}; retry shortly", retry_after=1) from None
         except Exception as error:  # onnxruntime refused this request (a refused batch is rerun request by request)

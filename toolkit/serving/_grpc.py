@@ -133,6 +133,10 @@ class InferenceService:
 
     def __init__(self, app) -> None:
         self.app, self.plane, self.protocol = app, app.dataplane, protocol()
+        self.in_flight = 0  # calls begun and not yet ended (their answers sent), of every method
+
+    def _call_ended(self, context) -> None:
+        self.in_flight -= 1
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's methods, each with the (de)serializers of its proto messages."""
@@ -155,6 +159,8 @@ class InferenceService:
 
         async def rpc(request, context):
             started = time.perf_counter()
+            self.in_flight += 1
+            context.add_done_callback(self._call_ended)
             name = getattr(request, "model_name", "") or getattr(request, "name", "")
             try:
                 response = await answer(request)
@@ -192,7 +198,11 @@ class InferenceService:
 
     async def ModelInfer(self, request):
         payload = request_payload(request)
-        inference = await self.plane.infer(request.model_name, request.model_version or None, payload, typed=True)
+        # grpc.aio hands the loop one call per turn: with others in flight, this one waits for them to batch
+        concurrent = self.in_flight > 1
+        inference = await self.plane.infer(
+            request.model_name, request.model_version or None, payload, typed=True, concurrent=concurrent
+        )
         response = self.protocol["ModelInferResponse"](**inference.fields())
         fill_response(response, inference.names, inference.outputs, raw=bool(request.raw_input_contents))
         return response

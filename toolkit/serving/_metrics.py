@@ -30,7 +30,7 @@ class Metrics:
     multiprocess mode, the values of every process writing to ``PROMETHEUS_MULTIPROC_DIR``)."""
 
     def __init__(self) -> None:
-        self._series: dict[tuple, tuple] = {}
+        self._series: dict = {}  # label children, looked up once: (model, endpoint, code) or a batching model
         self.multiprocess = MULTIPROCESS_VARIABLE in os.environ
         self._batchers: dict[str, object] = {}  # multiprocess: queues whose lengths are written as they change
         self.registry = CollectorRegistry()
@@ -98,8 +98,11 @@ class Metrics:
             self.queued.labels(model).set(len(batcher.pending))
 
     def record_batch(self, model: str, n_requests: int) -> None:
-        self.batches.labels(model).inc()
-        self.batch_requests.labels(model).observe(n_requests)
+        series = self._series.get(model)
+        if series is None:  # as in observe: the label lookups once per model
+            series = self._series[model] = (self.batches.labels(model), self.batch_requests.labels(model))
+        series[0].inc()
+        series[1].observe(n_requests)
         if self.multiprocess:
             self._write_queue(model)
 
