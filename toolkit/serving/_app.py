@@ -15,6 +15,7 @@ requests with :meth:`V2App.record` and read bodies with :func:`read_body`.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -29,6 +30,7 @@ from toolkit.serving._dataplane import DataPlane, Inference, RequestError
 from toolkit.serving._metrics import Metrics
 from toolkit.serving._repository import ModelRepository, ServedModel
 from toolkit.serving._settings import ServerSettings
+from toolkit.serving._shared_state import STATE_VARIABLE, SharedState
 
 JSON = "application/json"
 
@@ -112,6 +114,7 @@ class V2App:
         calls in flight finish (up to ``settings.drain_seconds``) as uvicorn lets HTTP's, and take
         this process's live gauges out of the workers' metrics."""
         settings, server = self.settings, None
+        self.metrics.started()
         if settings.grpc_port is not None:
             from toolkit.serving._grpc import start_server
 
@@ -262,10 +265,12 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         if served.batcher is not None:
             metrics.watch_batcher(served.name, served.batcher)
 
+    shared = os.environ.get(STATE_VARIABLE)  # set by toolkit serve for its workers
     repository = ModelRepository(
         directory,
         intra_op_num_threads=settings.intra_op_num_threads,
         prepare=prepare,
         poll=settings.model_control_mode == "poll",
+        shared=None if shared is None else SharedState(shared),
     )
     return V2App(DataPlane(repository, settings), metrics, settings)

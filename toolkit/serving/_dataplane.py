@@ -65,9 +65,11 @@ class DataPlane:
         return self.repository.models
 
     def metrics_label(self, name: str) -> str:
-        """The model label a request's metrics carry: its model's name, "unknown" for a name no
-        model has (so that made-up names cannot grow the series), "" for no model."""
-        return name if name in self.repository.models else ("unknown" if name else "")
+        """The model label a request's metrics carry: its model's name (served, or known and not
+        ready), "unknown" for a name no model has (so that made-up names cannot grow the
+        series), "" for no model."""
+        known = name in self.repository.models or name in self.repository.unavailable
+        return name if known else ("unknown" if name else "")
 
     def lookup(self, name: str, version: str | None = None) -> ServedModel:
         """The model a request names (its highest version unless it names one)."""
@@ -86,6 +88,7 @@ class DataPlane:
 
     # ------------------------------------------------------------------ health and metadata
     def server_metadata(self) -> dict:
+        self.repository.follow()
         return {"name": "toolkit", "version": __version__, "extensions": EXTENSIONS, "models": sorted(self.models)}
 
     def model_metadata(self, name: str, version: str | None = None) -> dict:
@@ -121,14 +124,18 @@ class DataPlane:
             loaded = await asyncio.to_thread(self.repository.load_folder, folder)
         except KeyError:
             raise RequestError(404, f"no export folder {name!r} under this server's directory") from None
+        self.repository.publish(folder, loaded=True)  # the other workers read it again before they answer
         return {"name": name, "loaded": loaded}
 
     def repository_unload(self, name: str) -> dict:
         self._check_model_control("unload")
+        self.repository.follow()
         try:
+            folder = self.repository.folder_of(name)
             self.repository.unload(name)
         except KeyError:
             raise RequestError(404, f"unknown model {name!r}; this server has {sorted(self.models)}") from None
+        self.repository.publish(folder, loaded=False)
         return {"name": name, "unloaded": True}
 
     # ------------------------------------------------------------------ inference

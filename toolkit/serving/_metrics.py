@@ -11,6 +11,7 @@ ones (the queue gauge).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -53,6 +54,11 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.worker_starts = Counter(
+            "toolkit_worker_starts",
+            "Server processes started: one per worker, and one more each time a worker that died is replaced",
+            registry=self.registry,
+        )
         self.batches = Counter("toolkit_batches", "Adaptive batches run, by model", ["model"], registry=self.registry)
         self.queued = Gauge(
             "toolkit_queued_requests",
@@ -86,6 +92,17 @@ class Metrics:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    def started(self) -> None:
+        """This process starts serving: counted, and in multiprocess mode the live gauges of
+        workers that died without closing (killed) leave the sums."""
+        self.worker_starts.inc()
+        if self.multiprocess:
+            folder = os.environ[MULTIPROCESS_VARIABLE]
+            for path in Path(folder).glob("gauge_live*_*.db"):
+                pid = int(path.stem.rsplit("_", 1)[1])
+                if not _alive(pid):
+                    multiprocess.mark_process_dead(pid, folder)
 
     def close(self) -> None:
         """This process stops serving: its live gauges leave the multiprocess sums."""
@@ -121,3 +138,13 @@ class Metrics:
             series[2].inc()
         if self.multiprocess:
             self._write_queue(model)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -23,6 +23,7 @@ import numpy as np
 from toolkit.serving._batching import Batcher
 from toolkit.serving._format import GRAPH_FILE, graph_folder, marker, read_metadata
 from toolkit.serving._model import OnnxModel
+from toolkit.serving._shared_state import SharedState
 from toolkit.serving._tensor_types import BY_NAME, BY_ONNX
 
 LOG = logging.getLogger("toolkit.serving")
@@ -246,10 +247,21 @@ class ModelRepository:
     RECHECK_SECONDS per folder), and a folder added is served at its first request or the next
     index; ``poll=False`` serves the folders as they were read (at start, or by ``load_folder``).
     ``prepare(served)`` runs on every model made (the server starts its batching).
+
+    ``shared``: the state the workers of one server share (``_shared_state.py``). A worker
+    then serves what the operations recorded there say: at start (a worker restarted after the
+    others loaded or unloaded a model), and at each lookup after another worker recorded one
+    (``follow``); its own load and unload it records with ``publish``.
     """
 
     def __init__(
-        self, directory: str | Path, *, intra_op_num_threads: int | None = None, prepare=None, poll: bool = True
+        self,
+        directory: str | Path,
+        *,
+        intra_op_num_threads: int | None = None,
+        prepare=None,
+        poll: bool = True,
+        shared: SharedState | None = None,
     ) -> None:
         path = Path(directory).resolve()
         self.file = path if path.is_file() else None  # one .onnx file served alone
@@ -265,8 +277,45 @@ class ModelRepository:
         self.unavailable: dict[str, Unavailable] = {}
         self.stamps: dict[str, tuple | None] = {}
         self.checked: dict[str, float] = {}  # when each folder's model.json was last looked at
+        self.shared, self.generations, self.epoch = shared, {}, 0  # the shared operations applied here
+        recorded = None if shared is None else shared.read()
         for folder_name in sorted(self.listing()):
-            self.load_folder(folder_name)
+            # without polling, a worker started later serves the folders recorded, not those added on disk since
+            if recorded is None or poll or folder_name in recorded["folders"]:
+                self.load_folder(folder_name)
+        if recorded is not None:
+            self._apply(recorded, fresh=True)
+
+    def follow(self) -> None:
+        """Apply the load and unload operations other workers recorded since the last look (one
+        read of shared memory when there are none)."""
+        if self.shared is not None and self.shared.epoch() != self.epoch:
+            self._apply(self.shared.read())
+
+    def publish(self, folder_name: str, loaded: bool) -> None:
+        """Record this worker's load (``loaded``) or unload of a folder for the other workers,
+        and apply the operations they recorded meanwhile."""
+        if self.shared is not None:
+            self._apply(self.shared.record(folder_name, loaded), own=folder_name)
+
+    def _apply(self, state: dict, *, own: str | None = None, fresh: bool = False) -> None:
+        """Serve as ``state`` says: each folder whose generation moved is read again (loaded)
+        or unloaded; ``own``: the folder this worker's operation changed already; ``fresh``:
+        the folders were just read from disk (at start), so only unloads remain to apply."""
+        for folder_name, entry in state["folders"].items():
+            if self.generations.get(folder_name) == entry["generation"]:
+                continue
+            self.generations[folder_name] = entry["generation"]
+            if folder_name == own or (fresh and entry["loaded"]):
+                continue
+            try:
+                if entry["loaded"]:
+                    self.load_folder(folder_name)
+                else:
+                    self.unload(folder_name)
+            except KeyError:  # gone from disk, or never served here: nothing to unload
+                pass
+        self.epoch = state["epoch"]
 
     def listing(self) -> set[str]:
         """The names of the model folders (and folders of versions) directly under the directory
@@ -371,6 +420,7 @@ class ModelRepository:
         """The served model (its highest version: ``versions[name]`` has every one); KeyError
         when unknown, LookupError(reason) when not ready. Polling, a folder replaced on disk is
         read again first, and an unknown name looked for among the folders added."""
+        self.follow()
         served = self.models.get(name)
         if served is None and name not in self.unavailable:
             self._load_new_folders()
@@ -390,6 +440,7 @@ class ModelRepository:
 
     def index(self) -> list[dict]:
         """``POST /v2/repository/index``: every model version with its state and, when not ready, why."""
+        self.follow()
         self._load_new_folders()
         entries = [
             {"name": name, "version": version, "state": "READY", "reason": ""}

@@ -6,7 +6,8 @@ server does); :mod:`toolkit.serving._codec` turns V2 tensors into arrays and bac
 :mod:`toolkit.serving._repository` finds and reloads the models, and concurrent requests for a
 model are batched (:mod:`toolkit.serving._batching`) unless its graph's answers would change.
 With several workers each process builds its own app from the settings passed through the
-environment (:mod:`toolkit.serving._settings`).
+environment (:mod:`toolkit.serving._settings`), and they share one repository state
+(:mod:`toolkit.serving._shared_state`) and one set of metrics.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from toolkit.serving._app import V2App, create_app
 from toolkit.serving._metrics import MULTIPROCESS_VARIABLE
 from toolkit.serving._repository import ServedModel
 from toolkit.serving._settings import ServerSettings
+from toolkit.serving._shared_state import STATE_VARIABLE, SharedState
 
 __all__ = ["ServerSettings", "app_from_environment", "create_app", "serve", "startup_lines"]
 
@@ -61,8 +63,9 @@ def serve(
     host, port
         Where uvicorn listens.
     workers : int, default=1
-        Server processes, each with its own sessions (settings reach them through
-        TOOLKIT_SERVE_* variables).
+        Server processes, each with its own sessions and batcher, sharing the repository's
+        state (a load or unload holds on all of them) and the metrics (settings reach them
+        through TOOLKIT_SERVE_* variables).
     settings : ServerSettings, optional
     log_level : str, default="info"
         uvicorn's log level; at "info" each request is logged as an access line.
@@ -90,15 +93,19 @@ def serve(
     if workers == 1:
         uvicorn.run(app, **options)
         return
+    folders = sorted(app.dataplane.repository.listing())
     del app  # each worker loads its own sessions
     os.environ.update(settings.to_environment(directory))
-    # The workers' metrics, summed at each scrape: prometheus_client's multiprocess mode, in a
-    # folder of this run's (or the one the environment names already, kept as found).
-    own_folder = MULTIPROCESS_VARIABLE not in os.environ
-    if own_folder:
-        os.environ[MULTIPROCESS_VARIABLE] = tempfile.mkdtemp(prefix="toolkit-serve-metrics-")
+    # One repository state for the workers (_shared_state.py), in a folder of this run's; their
+    # metrics, summed at each scrape: prometheus_client's multiprocess mode, in a folder of this
+    # run's too (or the one the environment names already, kept as found).
+    made = {STATE_VARIABLE: tempfile.mkdtemp(prefix="toolkit-serve-state-")}
+    if MULTIPROCESS_VARIABLE not in os.environ:
+        made[MULTIPROCESS_VARIABLE] = tempfile.mkdtemp(prefix="toolkit-serve-metrics-")
+    os.environ.update(made)
+    SharedState(made[STATE_VARIABLE]).initialize(folders)
     try:
         uvicorn.run("toolkit.serving._server:app_from_environment", factory=True, workers=workers, **options)
     finally:
-        if own_folder:
-            shutil.rmtree(os.environ.pop(MULTIPROCESS_VARIABLE), ignore_errors=True)
+        for variable in made:
+            shutil.rmtree(os.environ.pop(variable), ignore_errors=True)
