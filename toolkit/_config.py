@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import platform
 import sys
 
+from toolkit._cpu_budget import cpu_budget
 from toolkit._version import __version__
 
 DISTRIBUTIONS = ("torch", "onnxruntime", "numpy", "scikit-learn", "scipy", "pandas", "onnx", "skl2onnx")
@@ -75,6 +77,7 @@ def config() -> dict:
         "versions": {name: _version(name) for name in DISTRIBUTIONS},
         "devices": _devices(),
         "passes": {"GaussianMixture": _mixture_pass(), "ARForecaster": _ar_pass()},
+        "cpu_budget": dataclasses.asdict(cpu_budget()),
     }
 
 
@@ -82,9 +85,11 @@ def show_config(mode: str = "stdout") -> dict | None:
     """Print (or return) toolkit's build and run-time configuration.
 
     Versions of toolkit and the libraries it runs on, whether torch sees a CUDA device and
-    which onnxruntime providers there are, and which pass each family with a compiled kernel
-    takes on this machine: GaussianMixture's compiled EM kernel (and its AVX-512 or AVX2 build)
-    or the torch pass, ARForecaster's compiled kernel or numpy's passes.
+    which onnxruntime providers there are, the CPU budget (the threads toolkit's work uses, from
+    the CPU affinity, a cgroup CPU quota or OMP_NUM_THREADS, and which decided), and which pass
+    each family with a compiled kernel takes on this machine: GaussianMixture's compiled EM
+    kernel (and its AVX-512 or AVX2 build) or the torch pass, ARForecaster's compiled kernel or
+    numpy's passes.
 
     Parameters
     ----------
@@ -104,6 +109,8 @@ def show_config(mode: str = "stdout") -> dict | None:
     print("versions: " + ", ".join(f"{name} {version}" for name, version in info["versions"].items()))
     print(f"CUDA (torch): {info['devices']['torch_cuda']}")
     print(f"onnxruntime providers: {', '.join(info['devices']['onnxruntime_providers'])}")
+    budget = info["cpu_budget"]
+    print(f"CPU budget: {budget['threads']} thread(s) ({budget['source']})")
     for family, which in info["passes"].items():
         print(f"{family}: {which}")
     return None

@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="intra_op_num_threads",
         type=int,
         default=None,
-        help="onnxruntime intra-op threads per session (default: onnxruntime's choice)",
+        help="onnxruntime intra-op threads per session (default: the CPU budget, shared among the workers)",
     )
     serve.add_argument("--max-rows", type=int, default=10_000, help="rows a request may send (default: 10000)")
     serve.add_argument(

@@ -11,15 +11,17 @@ import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from toolkit._cpu_budget import cpu_budget
 from toolkit.jobs._outcome import Outcome
 
 
 def default_jobs() -> int:
-    """Pipelines run at a time: two where there are two cores or more. Their nets are small, and
-    torch uses a second thread on one poorly: on 2 cores, two pipelines of one thread each
-    finish sooner than one after the other with two threads each (shapes_captioning +
-    digits_ddpm: 155 s of CPU with one thread, 221 s with two)."""
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
+    """Pipelines run at a time: two where the CPU budget (``toolkit._cpu_budget``: the CPUs this
+    process may use, not the host's) has two threads or more. Their nets are small, and torch
+    uses a second thread on one poorly: on 2 cores, two pipelines of one thread each finish
+    sooner than one after the other with two threads each (shapes_captioning + digits_ddpm:
+    155 s of CPU with one thread, 221 s with two)."""
+    return 2 if cpu_budget().threads >= 2 else 1
 
 
 class InProcess:
@@ -51,6 +53,11 @@ def start_worker(threads: int, pids) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     pids.put(os.getpid())
     os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), TQDM_DISABLE="1")
+    set_torch_threads(threads)
+
+
+def set_torch_threads(threads: int) -> None:
+    """torch's intra-op threads (when torch is installed: the base install has none)."""
     with contextlib.suppress(ImportError):
         import torch
 
@@ -93,12 +100,15 @@ class WorkerPool:
 
 @contextlib.contextmanager
 def job_executor(jobs: int):
-    """(executor, slots): in this process for one job at a time, else a :class:`WorkerPool` of
-    ``jobs`` workers, each with its share of the cores."""
+    """(executor, slots): in this process for one job at a time, with torch's threads set to the
+    CPU budget (not torch's default of one per host core), else a :class:`WorkerPool` of
+    ``jobs`` workers, each with its share of the budget."""
+    threads = cpu_budget().threads
     if jobs <= 1:
+        set_torch_threads(threads)
         yield InProcess(), 1
         return
-    pool = WorkerPool(jobs, threads=max(1, (os.cpu_count() or 1) // jobs))
+    pool = WorkerPool(jobs, threads=max(1, threads // jobs))
     try:
         yield pool, jobs
     finally:

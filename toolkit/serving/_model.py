@@ -8,6 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 
+from toolkit._cpu_budget import cpu_budget
 from toolkit.serving._format import read_graph, shape_text
 from toolkit.serving._tensor_types import BY_NAME, BY_ONNX
 
@@ -70,7 +71,10 @@ class OnnxModel:
     providers : list of str, optional
         onnxruntime execution providers; default CUDA (when available) then CPU.
     intra_op_num_threads, inter_op_num_threads : int, optional
-        onnxruntime thread pool sizes (0 or None: onnxruntime's default).
+        onnxruntime thread pool sizes. None: the intra-op pool takes the CPU budget (the CPUs
+        this process may use: its affinity and cgroup quota, or OMP_NUM_THREADS; see
+        ``toolkit.show_config()``) rather than onnxruntime's one thread per host core, and the
+        inter-op pool onnxruntime's default.
 
     Attributes
     ----------
@@ -93,8 +97,7 @@ class OnnxModel:
         self.folder = Path(folder)
         self.metadata, self.graph, self.entry, graph_bytes = read_graph(self.folder, graph)
         options = ort.SessionOptions()
-        if intra_op_num_threads:
-            options.intra_op_num_threads = intra_op_num_threads
+        options.intra_op_num_threads = intra_op_num_threads or cpu_budget().threads
         if inter_op_num_threads:
             options.inter_op_num_threads = inter_op_num_threads
         self.session = ort.InferenceSession(

@@ -18,6 +18,7 @@ import signal
 import tempfile
 from pathlib import Path
 
+from toolkit._cpu_budget import cpu_budget
 from toolkit.serving._app import V2App, create_app
 from toolkit.serving._metrics import MULTIPROCESS_VARIABLE
 from toolkit.serving._repository import ServedModel
@@ -77,6 +78,8 @@ def serve(
     import uvicorn
 
     settings = dataclasses.replace(settings or ServerSettings(), grpc_host=host)
+    if workers > 1 and settings.intra_op_num_threads is None:  # each worker its share of the CPU budget
+        settings = dataclasses.replace(settings, intra_op_num_threads=max(1, cpu_budget().threads // workers))
     app = create_app(directory, settings)
     if announce:
         grpc_address = None if settings.grpc_port is None else f"{host}:{settings.grpc_port}"

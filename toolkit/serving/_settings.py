@@ -25,7 +25,8 @@ class ServerSettings:
     max_body_bytes : int
         Request bodies above this get 413 before they are parsed.
     intra_op_num_threads : int, optional
-        onnxruntime threads per session (None: onnxruntime's default).
+        onnxruntime threads per session (None: the CPU budget, ``toolkit.show_config()``; with
+        several workers, each worker's share of it).
     max_batch_size : int
         Adaptive batching (``_batching.py``): concurrent requests for a model stacked into one
         run of at most this many rows (default 32); 0 or 1: off. A model.json's ``serving`` entry
