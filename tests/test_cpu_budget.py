@@ -117,11 +117,14 @@ def test_onnx_sessions_take_the_budget_unless_given_their_threads(tmp_path, monk
     path.write_bytes(
         helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9).SerializeToString()
     )
-    monkeypatch.setattr(_model, "cpu_budget", lambda: CpuBudget(3, "a test's"))
+    monkeypatch.setattr(_model, "cpu_budget", lambda: CpuBudget(1, "a test's"))
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)  # a host of 64 CPUs of which this process may use 1
     model = OnnxModel(path)
-    assert model.session.get_session_options().intra_op_num_threads == 3
+    assert model.session.get_session_options().intra_op_num_threads == 1
     assert model.run(np.array([[-1.0, 2.0]], np.float32))["y"].tolist() == [[0.0, 2.0]]
-    assert OnnxModel(path, intra_op_num_threads=1).session.get_session_options().intra_op_num_threads == 1
+    assert OnnxModel(path, intra_op_num_threads=2).session.get_session_options().intra_op_num_threads == 2
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)  # the budget is the whole host: onnxruntime's own choice
+    assert OnnxModel(path).session.get_session_options().intra_op_num_threads == 0
 
 
 def test_toolkit_run_sets_torchs_threads_to_the_budget_one_job_at_a_time_and_shares_it_among_workers(monkeypatch):

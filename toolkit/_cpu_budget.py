@@ -40,6 +40,13 @@ class CpuBudget:
     threads: int
     source: str
 
+    @property
+    def below_host(self) -> bool:
+        """Whether the budget is below the host's CPU count: then the libraries' own defaults,
+        sized from the host (torch and onnxruntime take one thread per physical core), would
+        oversubscribe it; otherwise they are left their choice."""
+        return self.threads < (os.cpu_count() or self.threads)
+
 
 def cpu_budget(
     environ: Mapping[str, str] = os.environ, cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP

@@ -56,12 +56,14 @@ def start_worker(threads: int, pids) -> None:
     set_torch_threads(threads)
 
 
-def set_torch_threads(threads: int) -> None:
-    """torch's intra-op threads (when torch is installed: the base install has none)."""
+def set_torch_threads(threads: int, at_most: bool = False) -> None:
+    """torch's intra-op threads (when torch is installed: the base install has none); ``at_most``:
+    never more than torch's own default (one per physical core, which the budget, counting
+    logical CPUs, may exceed)."""
     with contextlib.suppress(ImportError):
         import torch
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(min(threads, torch.get_num_threads()) if at_most else threads)
 
 
 class WorkerPool:
@@ -100,12 +102,12 @@ class WorkerPool:
 
 @contextlib.contextmanager
 def job_executor(jobs: int):
-    """(executor, slots): in this process for one job at a time, with torch's threads set to the
-    CPU budget (not torch's default of one per host core), else a :class:`WorkerPool` of
-    ``jobs`` workers, each with its share of the budget."""
+    """(executor, slots): in this process for one job at a time, with torch's threads at most the
+    CPU budget (torch's default counts the host's cores), else a :class:`WorkerPool` of ``jobs``
+    workers, each with its share of the budget."""
     threads = cpu_budget().threads
     if jobs <= 1:
-        set_torch_threads(threads)
+        set_torch_threads(threads, at_most=True)
         yield InProcess(), 1
         return
     pool = WorkerPool(jobs, threads=max(1, threads // jobs))

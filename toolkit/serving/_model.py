@@ -73,8 +73,9 @@ class OnnxModel:
     intra_op_num_threads, inter_op_num_threads : int, optional
         onnxruntime thread pool sizes. None: the intra-op pool takes the CPU budget (the CPUs
         this process may use: its affinity and cgroup quota, or OMP_NUM_THREADS; see
-        ``toolkit.show_config()``) rather than onnxruntime's one thread per host core, and the
-        inter-op pool onnxruntime's default.
+        ``toolkit.show_config()``) when it is below the host's CPU count, where onnxruntime's
+        default (one thread per physical core of the host) would oversubscribe it; the inter-op
+        pool onnxruntime's default.
 
     Attributes
     ----------
@@ -97,7 +98,9 @@ class OnnxModel:
         self.folder = Path(folder)
         self.metadata, self.graph, self.entry, graph_bytes = read_graph(self.folder, graph)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_num_threads or cpu_budget().threads
+        budget = cpu_budget()
+        if intra_op_num_threads or budget.below_host:
+            options.intra_op_num_threads = intra_op_num_threads or budget.threads
         if inter_op_num_threads:
             options.inter_op_num_threads = inter_op_num_threads
         self.session = ort.InferenceSession(
