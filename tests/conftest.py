@@ -13,10 +13,15 @@ def digits():
     return X / 16.0, y
 
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # One torch thread per xdist worker: two workers with two threads each on two cores
-    # oversubscribe the CPU and run several times slower.
-    torch.set_num_threads(1)
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    # Each xdist worker its share of the CPU budget (two workers with two threads each on two
+    # cores oversubscribe the CPU and run several times slower): torch's threads, and through
+    # OMP_NUM_THREADS the budget of every session and server process the tests start.
+    from toolkit._cpu_budget import cpu_budget
+
+    share = max(1, cpu_budget().threads // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    os.environ["OMP_NUM_THREADS"] = str(share)
+    torch.set_num_threads(share)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -89,7 +89,8 @@ def test_a_process_pinned_to_one_cpu_gets_one_thread():
         "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
         "from toolkit._cpu_budget import cpu_budget; print(cpu_budget({}).threads)"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    environment = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"
 
 

@@ -34,6 +34,8 @@ from contextlib import contextmanager
 import torch
 import torch.distributed as dist
 
+from toolkit._cpu_budget import cpu_budget
+
 LAUNCHED = "TORCHELASTIC_RUN_ID"  # set by the elastic agent (torchrun, elastic_launch) in its workers
 
 
@@ -78,8 +80,8 @@ def _train_on_rank(payload: bytes, max_epochs: int) -> bytes | None:
     multiprocessing would share the parameters' memory between the processes (and with the
     caller), and every rank would step the same weights.
     """
-    if "OMP_NUM_THREADS" not in os.environ:  # as torchrun does: the node's cores shared out, no oversubscription
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["LOCAL_WORLD_SIZE"])))
+    if "OMP_NUM_THREADS" not in os.environ:  # as torchrun does: the CPU budget shared out, no oversubscription
+        torch.set_num_threads(max(1, cpu_budget().threads // int(os.environ["LOCAL_WORLD_SIZE"])))
     estimator, X, targets = pickle.loads(payload)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
