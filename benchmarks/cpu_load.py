@@ -5,7 +5,7 @@ under each thread setting: toolkit's defaults (the CPU budget), libgomp's passiv
 
 Each run is a fresh process (the thread settings act when torch loads OpenMP); the settings are
 interleaved within each round, and the table gives each one's median wall time and its ratio
-loaded / unloaded (the goal of the thread-budget issue: at most 2.5). A run past ``--timeout``
+loaded / unloaded (toolkit's goal: at most 2.5). A run past ``--timeout``
 seconds is stopped and shown as ">timeout".
 
     python benchmarks/cpu_load.py [--rounds 3] [--load 2] [--timeout 600]
