@@ -115,6 +115,19 @@ def run(full=False):
 """
 
 
+def test_worker_processes_show_no_progress_bars_and_one_pipeline_at_a_time_does(tmp_path, capfd):
+    """Two workers' bars would garble each other on the terminal, so toolkit run's workers hide
+    them (tqdm, imported in a worker before it turns bars off, does not read TQDM_DISABLE again:
+    the bars showed); run one at a time in this process, the pipelines show theirs."""
+    refit = "model, X, y = fitted()\n    model.set_params(verbose=True).fit(X, y)"
+    verbose = COIN_JOB.replace("model, X, y = fitted()", refit)
+    jobs = write_jobs(tmp_path / "jobs", {"a": verbose, "b": verbose})
+    assert main(["run", "--pipelines", str(jobs), "--out", str(tmp_path / "two"), "--jobs", "2"]) == 0
+    assert "epoch" not in capfd.readouterr().err
+    assert main(["run", "--pipelines", str(jobs), "--out", str(tmp_path / "one"), "--jobs", "1"]) == 0
+    assert "epoch/s" in capfd.readouterr().err
+
+
 def test_pipelines_run_two_at_a_time_and_a_worker_that_dies_is_a_failed_row(tmp_path, capsys):
     """Two workers: the two pipelines' sleeps overlap in time, and a pipeline whose process is
     killed gets a FAIL row that says so instead of taking the run down."""

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from toolkit._progress import progress_bar
 from toolkit.nn.layers import has_batch_norm
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -333,7 +333,7 @@ class TrainingLoop:
         ran out first). With ``verbose``, a tqdm bar (labelled ``description``) shows the
         epochs and the losses.
         """
-        epochs = tqdm(range(max_epochs), disable=not verbose, unit="epoch", leave=False, desc=description)
+        epochs = progress_bar(range(max_epochs), verbose=verbose, unit="epoch", leave=False, desc=description)
         stopped = False
         call_hook(self.callbacks, "on_train_begin", self.owner, self.history)
         for _ in epochs:

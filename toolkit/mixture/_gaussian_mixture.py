@@ -12,12 +12,12 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
-from tqdm.auto import tqdm
 
 from toolkit._dask import is_dask_collection
 from toolkit._fit_state import restored_on_failure
 from toolkit._input_checks import reject_non_numeric_columns
 from toolkit._param_validation import Interval, StrOptions
+from toolkit._progress import progress_bar
 from toolkit._training import resolve_device
 from toolkit.mixture import _fused_pass
 from toolkit.mixture._gaussian_math import (
@@ -362,8 +362,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """EM iterations from the current parameters; (lower bound of each iteration, converged)."""
         bound, converged, bounds = start, False, []
         e_step, threads = rows.e_step(self)
-        bar = tqdm(
-            range(1, self.max_iter + 1), disable=not self.verbose, unit="iter", leave=False, desc=type(self).__name__
+        bar = progress_bar(
+            range(1, self.max_iter + 1), verbose=self.verbose, unit="iter", leave=False, desc=type(self).__name__
         )
         with threads:
             for n_iter in bar:
