@@ -183,9 +183,10 @@ def test_a_killed_worker_comes_back_serving_the_current_models_and_the_metrics_s
         def scrape() -> str:  # a connection of its own: the client's may have been the killed worker's
             return concurrently(client, "GET", "/metrics", n=1)[0].text
 
-        deadline = time.time() + 60
+        deadline = time.time() + 120  # uvicorn's parent looks every 0.5 s; a worker starts in seconds
         while metric(scrape(), "toolkit_worker_starts_total", 0.0) < 3:
-            assert time.time() < deadline, "the killed worker was not replaced"
+            log = (tmp_path / "serve.log").read_text()[-3000:]
+            assert time.time() < deadline, f"the killed worker was not replaced; the server's log ends:\n{log}"
             time.sleep(0.2)
         assert [r.status_code for r in concurrently(client, "GET", "/v2/models/cancer/ready")] == [503] * PROBES
         assert [r.status_code for r in concurrently(client, "GET", "/v2/models/wine/ready")] == [200] * PROBES
