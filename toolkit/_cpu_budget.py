@@ -72,9 +72,11 @@ def cpu_budget(
     host = os.cpu_count() or affinity
     budget = CpuBudget(affinity, f"CPU affinity: {affinity} of {host} CPUs")
     quota = cgroup_quota(cgroup_root, proc_cgroup)
-    if quota is not None and max(1, math.floor(quota[0])) < affinity:
+    if quota is not None:
         cpus, where = quota
-        budget = CpuBudget(max(1, math.floor(cpus)), f"{where}: {cpus:g} CPUs")
+        threads = max(1, math.floor(cpus))
+        if threads < affinity:
+            budget = CpuBudget(threads, f"{where}: {cpus:g} CPUs")
     return budget
 
 

@@ -31,7 +31,8 @@ class Metrics:
     multiprocess mode, the values of every process writing to ``PROMETHEUS_MULTIPROC_DIR``)."""
 
     def __init__(self) -> None:
-        self._series: dict = {}  # label children, looked up once: (model, endpoint, code) or a batching model
+        self._series: dict[tuple, tuple] = {}  # label children, looked up once per (model, endpoint, code)
+        self._batch_series: dict[str, tuple] = {}  # and per batching model
         self.multiprocess = MULTIPROCESS_VARIABLE in os.environ
         self._batchers: dict[str, object] = {}  # multiprocess: queues whose lengths are written as they change
         self.registry = CollectorRegistry()
@@ -115,9 +116,9 @@ class Metrics:
             self.queued.labels(model).set(len(batcher.pending))
 
     def record_batch(self, model: str, n_requests: int) -> None:
-        series = self._series.get(model)
+        series = self._batch_series.get(model)
         if series is None:  # as in observe: the label lookups once per model
-            series = self._series[model] = (self.batches.labels(model), self.batch_requests.labels(model))
+            series = self._batch_series[model] = (self.batches.labels(model), self.batch_requests.labels(model))
         series[0].inc()
         series[1].observe(n_requests)
         if self.multiprocess:

@@ -98,9 +98,11 @@ class OnnxModel:
         self.folder = Path(folder)
         self.metadata, self.graph, self.entry, graph_bytes = read_graph(self.folder, graph)
         options = ort.SessionOptions()
-        budget = cpu_budget()
-        if intra_op_num_threads or budget.below_host:
-            options.intra_op_num_threads = intra_op_num_threads or budget.threads
+        if not intra_op_num_threads:  # the budget, where onnxruntime's own default would oversubscribe it
+            budget = cpu_budget()
+            intra_op_num_threads = budget.threads if budget.below_host else None
+        if intra_op_num_threads:
+            options.intra_op_num_threads = intra_op_num_threads
         if inter_op_num_threads:
             options.inter_op_num_threads = inter_op_num_threads
         self.session = ort.InferenceSession(
