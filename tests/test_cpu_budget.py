@@ -128,21 +128,30 @@ def test_onnx_sessions_take_the_budget_unless_given_their_threads(tmp_path, monk
     assert OnnxModel(path).session.get_session_options().intra_op_num_threads == 0
 
 
-def test_toolkit_run_sets_torchs_threads_to_the_budget_one_job_at_a_time_and_shares_it_among_workers(monkeypatch):
+def test_toolkit_run_gives_each_pipeline_one_torch_thread_and_runs_as_many_as_the_budget_holds(monkeypatch):
     import torch
 
     from toolkit.jobs import _workers
 
     before = torch.get_num_threads()
     monkeypatch.setattr(_workers, "cpu_budget", lambda: CpuBudget(1, "a test's"))
-    try:
-        torch.set_num_threads(2)  # torch's default on a 2-core host
-        with _workers.job_executor(1) as (executor, slots):
-            assert executor.submit(torch.get_num_threads).result() == 1 and slots == 1
-        assert _workers.default_jobs() == 1
-        monkeypatch.setattr(_workers, "cpu_budget", lambda: CpuBudget(4, "a test's"))
-        assert _workers.default_jobs() == 2
-        with _workers.job_executor(2) as (executor, slots):  # two workers, two threads each
-            assert executor.submit(torch.get_num_threads).result() == 2 and slots == 2
-    finally:
-        torch.set_num_threads(before)
+    assert _workers.default_jobs() == 1
+    with _workers.job_executor(1) as (executor, slots):  # in this process: one thread, torch's own count after
+        assert executor.submit(torch.get_num_threads).result() == 1 and slots == 1
+    assert torch.get_num_threads() == before
+    with _workers.job_executor(1, threads=3) as (executor, slots):  # --threads 3
+        assert executor.submit(torch.get_num_threads).result() == 3
+    monkeypatch.setattr(_workers, "cpu_budget", lambda: CpuBudget(4, "a test's"))
+    assert (_workers.default_jobs(), _workers.default_jobs(threads=2), _workers.default_jobs(threads=8)) == (4, 2, 1)
+    with _workers.job_executor(2) as (executor, slots):  # two workers, one thread each
+        assert executor.submit(torch.get_num_threads).result() == 1 and slots == 2
+    with _workers.job_executor(2, threads=2) as (executor, slots):
+        assert executor.submit(torch.get_num_threads).result() == 2
+
+
+@pytest.mark.parametrize("option", ["--jobs", "--threads"])
+def test_toolkit_run_refuses_a_count_below_one(option, capsys):
+    from toolkit.cli import main
+
+    assert main(["run", "sunspots_ar", option, "0"]) == 2
+    assert f"{option} must be at least 1, got 0" in capsys.readouterr().err

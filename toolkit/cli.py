@@ -69,8 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         default=None,
-        help="pipelines run at a time, each in a worker process with its share of the cores (default: 2 where "
-        "there are 2 cores or more; 1: one after the other, with progress bars)",
+        help="pipelines run at a time, each in a worker process (default: as many as the CPU budget holds at "
+        "--threads each, so 2 on 2 CPUs; 1: one after the other in this process, with progress bars)",
+    )
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per pipeline (default: 1; these small nets gain little from a second thread alone "
+        "and lose most of their speed to other work sharing the cores)",
     )
     serve = commands.add_parser(
         "serve",
@@ -240,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
     from toolkit.jobs._runner import run_all  # torch, onnx: only once the arguments parse
 
     try:
-        return run_all(args.names, directory, args.out, full=args.full, jobs=args.jobs).exit_code
+        return run_all(args.names, directory, args.out, full=args.full, jobs=args.jobs, threads=args.threads).exit_code
     except ValueError as error:
         print(f"toolkit: {error}", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ from toolkit.jobs._catalog import describe, discover
 from toolkit.jobs._outcome import Outcome, run_job
 from toolkit.jobs._report import ReportError, build_report
 from toolkit.jobs._table import format_table, header_lines, row_line, streaming_widths, summary_line
-from toolkit.jobs._workers import default_jobs, job_executor, job_outcome
+from toolkit.jobs._workers import PIPELINE_THREADS, default_jobs, job_executor, job_outcome
 from toolkit.onnx._files import atomic_write_files, json_bytes
 
 RESULTS_FILE = "results.json"
@@ -77,6 +77,7 @@ def run_all(
     *,
     full: bool = False,
     jobs: int | None = None,
+    threads: int | None = None,
     stream: TextIO | None = None,
     progress: TextIO | None = None,
 ) -> Run:
@@ -93,9 +94,12 @@ def run_all(
     full : bool, default=False
         The pipelines' full-size settings instead of the quick ones.
     jobs : int, optional
-        Pipelines run at a time, each in a worker process with its share of the cores (default:
-        :func:`default_jobs`; 1: one after the other in this process, with progress bars).
-        Rows stream as pipelines finish; results.json and the closing table keep run order.
+        Pipelines run at a time, each in a worker process (default: :func:`default_jobs`, as many
+        as the CPU budget holds at ``threads`` each; 1: one after the other in this process, with
+        progress bars). Rows stream as pipelines finish; results.json and the closing table keep
+        run order.
+    threads : int, optional
+        torch threads per pipeline (default: :data:`PIPELINE_THREADS`, one).
     stream : text file, optional
         Where the table goes (default: the current ``sys.stdout``).
     progress : text file, optional
@@ -109,8 +113,11 @@ def run_all(
     Raises
     ------
     ValueError
-        When a name is not a pipeline in ``directory``.
+        When a name is not a pipeline in ``directory``, or ``jobs`` / ``threads`` is below 1.
     """
+    for option, value in (("jobs", jobs), ("threads", threads)):
+        if value is not None and value < 1:
+            raise ValueError(f"--{option} must be at least 1, got {value}")
     stream, progress = stream or sys.stdout, progress or sys.stderr
     available = discover(directory)
     unknown = [n for n in names if n not in available]
@@ -134,7 +141,8 @@ def run_all(
     # other worker idles: a run's length is then about its work over the workers.
     queue = sorted(enumerate(selected, 1), key=lambda item: -infos[item[1]].seconds.get(setting, 0.0))
     running = {}
-    with job_executor(min(jobs or default_jobs(), len(selected))) as (executor, slots):
+    threads = threads or PIPELINE_THREADS
+    with job_executor(min(jobs or default_jobs(threads), len(selected)), threads) as (executor, slots):
         try:
             while queue or running:
                 while queue and len(running) < slots:

@@ -14,14 +14,19 @@ from concurrent.futures.process import BrokenProcessPool
 from toolkit._cpu_budget import cpu_budget
 from toolkit.jobs._outcome import Outcome
 
+PIPELINE_THREADS = 1
+"""torch threads per pipeline unless ``--threads`` says otherwise. These nets are small: a second
+thread shortens a pipeline run alone on an idle machine by 0-25 % (digits_vae on 2 cores: 37.0 s
+with two, 37.1 s with one), but once other work shares the cores, torch's OpenMP threads spin
+while they wait for a descheduled sibling, and the same run takes 3-6x as long (119 s with two
+threads against 51 s with one, beside 2 CPU-bound processes: benchmarks/cpu_load.py). The budget
+decides instead how many pipelines run at once."""
 
-def default_jobs() -> int:
-    """Pipelines run at a time: two where the CPU budget (``toolkit._cpu_budget``: the CPUs this
-    process may use, not the host's) has two threads or more. Their nets are small, and torch
-    uses a second thread on one poorly: on 2 cores, two pipelines of one thread each finish
-    sooner than one after the other with two threads each (shapes_captioning + digits_ddpm:
-    155 s of CPU with one thread, 221 s with two)."""
-    return 2 if cpu_budget().threads >= 2 else 1
+
+def default_jobs(threads: int = PIPELINE_THREADS) -> int:
+    """Pipelines run at a time: as many as the CPU budget (``toolkit._cpu_budget``: the CPUs this
+    process may use, not the host's) holds at ``threads`` torch threads each, at least one."""
+    return max(1, cpu_budget().threads // threads)
 
 
 class InProcess:
@@ -56,14 +61,28 @@ def start_worker(threads: int, pids) -> None:
     set_torch_threads(threads)
 
 
-def set_torch_threads(threads: int, at_most: bool = False) -> None:
-    """torch's intra-op threads (when torch is installed: the base install has none); ``at_most``:
-    never more than torch's own default (one per physical core, which the budget, counting
-    logical CPUs, may exceed)."""
+def set_torch_threads(threads: int) -> None:
+    """torch's intra-op threads (when torch is installed: the base install has none)."""
     with contextlib.suppress(ImportError):
         import torch
 
-        torch.set_num_threads(min(threads, torch.get_num_threads()) if at_most else threads)
+        torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """torch's intra-op threads set to ``threads`` inside the block, its own count after."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class WorkerPool:
@@ -101,16 +120,15 @@ class WorkerPool:
 
 
 @contextlib.contextmanager
-def job_executor(jobs: int):
-    """(executor, slots): in this process for one job at a time, with torch's threads at most the
-    CPU budget (torch's default counts the host's cores), else a :class:`WorkerPool` of ``jobs``
-    workers, each with its share of the budget."""
-    threads = cpu_budget().threads
+def job_executor(jobs: int, threads: int = PIPELINE_THREADS):
+    """(executor, slots): in this process for one job at a time, with ``threads`` torch threads
+    (torch's own count restored after), else a :class:`WorkerPool` of ``jobs`` workers of
+    ``threads`` each."""
     if jobs <= 1:
-        set_torch_threads(threads, at_most=True)
-        yield InProcess(), 1
+        with torch_threads(threads):
+            yield InProcess(), 1
         return
-    pool = WorkerPool(jobs, threads=max(1, threads // jobs))
+    pool = WorkerPool(jobs, threads)
     try:
         yield pool, jobs
     finally:
