@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from toolkit._cpu_budget import CpuBudget, cgroup_quota, cpu_budget
+from toolkit._cpu_budget import CpuBudget, cgroup_quota, cpu_budget, host_physical_cores
 
 AFFINITY = len(os.sched_getaffinity(0))
 
@@ -155,3 +155,60 @@ def test_toolkit_run_refuses_a_count_below_one(option, capsys):
 
     assert main(["run", "sunspots_ar", option, "0"]) == 2
     assert f"{option} must be at least 1, got 0" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- fits: torch within the budget
+def test_host_physical_cores_counts_cores_not_hyperthreads(tmp_path):
+    for cpu, (package, core) in enumerate([(0, 0), (0, 0), (0, 1), (0, 1), (1, 0), (1, 0)]):
+        topology = tmp_path / f"cpu{cpu}" / "topology"
+        topology.mkdir(parents=True)
+        (topology / "physical_package_id").write_text(f"{package}\n")
+        (topology / "core_id").write_text(f"{core}\n")
+    (tmp_path / "cpufreq").mkdir()  # not a CPU
+    assert host_physical_cores(tmp_path) == 3
+    assert host_physical_cores(tmp_path / "no_sysfs") == os.cpu_count()
+
+
+class ThreadsSeen:
+    """A training callback that records torch's intra-op threads at each epoch."""
+
+    def __init__(self):
+        self.threads = []
+
+    def on_epoch_end(self, net, history):
+        import torch
+
+        self.threads.append(torch.get_num_threads())
+
+
+@pytest.mark.parametrize(
+    ("torch_set_by", "inside"),
+    [("torch itself", 1), ("the user's torch.set_num_threads", 2), ("OMP_NUM_THREADS", 2)],
+)
+def test_a_fit_keeps_torchs_own_thread_count_within_the_budget_and_a_users_count_wins(
+    torch_set_by, inside, monkeypatch
+):
+    import numpy as np
+    import torch
+
+    from toolkit import _cpu_budget
+    from toolkit.neural_network import MLPClassifier
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    # torch sized itself from a host of 2 physical cores (else the user chose 2), in a budget of 1
+    monkeypatch.setattr(_cpu_budget, "host_physical_cores", lambda: 2 if torch_set_by == "torch itself" else 8)
+    monkeypatch.setattr(_cpu_budget, "cpu_budget", lambda: CpuBudget(1, "a test's"))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    if torch_set_by == "OMP_NUM_THREADS":
+        monkeypatch.setattr(_cpu_budget, "host_physical_cores", lambda: 2)
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    seen = ThreadsSeen()
+    try:
+        X = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+        MLPClassifier(hidden_layer_sizes=(4,), max_epochs=2, callbacks=[seen]).fit(X, X[:, 0] > 0)
+        assert seen.threads == [inside, inside]
+        assert torch.get_num_threads() == 2  # restored after the fit
+    finally:
+        torch.set_num_threads(before)

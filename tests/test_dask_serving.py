@@ -1,6 +1,7 @@
 """toolkit.serving.dask: batch scoring on a 2-process LocalCluster equals OnnxModel in memory,
 one session per worker, no torch or scikit-learn on the workers."""
 
+import os
 import sys
 import warnings
 
@@ -50,6 +51,10 @@ def rows():
 # on the worker by reference, and this module imports torch).
 loaded_modules = lambda: sorted(m for m in ("torch", "sklearn", "toolkit.onnx") if m in sys.modules)  # noqa: E731
 cached_sessions = lambda: {k[0]: id(v[1].session) for k, v in sys.modules["toolkit.serving.dask"]._sessions.items()}  # noqa: E731
+session_threads = lambda: [  # noqa: E731
+    (model.session.get_session_options().intra_op_num_threads, sys.modules["toolkit._cpu_budget"].cpu_budget().source)
+    for _, model in sys.modules["toolkit.serving.dask"]._sessions.values()
+]
 
 
 def test_scoring_a_dask_dataframe_equals_the_in_memory_model_and_keeps_the_index(client, folder, rows):
@@ -81,6 +86,15 @@ def test_each_worker_makes_one_session_and_imports_no_torch_or_sklearn(client, f
     assert client.run(cached_sessions) == first
     assert all(len(sessions) == 1 for sessions in first.values())
     assert client.run(loaded_modules) == {worker: [] for worker in first}
+
+
+def test_a_workers_sessions_take_its_cpu_budget(client, folder, rows):
+    """Dask's nanny gives each worker process OMP_NUM_THREADS=1 (one thread per worker thread):
+    its sessions take that budget, not the host's cores (on a host of one CPU, onnxruntime's own
+    choice, 0, is that already)."""
+    scoring.predict(dd.from_pandas(rows, npartitions=4), folder).compute()
+    expected = [(1 if os.cpu_count() > 1 else 0, "OMP_NUM_THREADS=1")]
+    assert all(threads == expected for threads in client.run(session_threads).values())
 
 
 def test_bad_input_is_named(client, folder, rows):

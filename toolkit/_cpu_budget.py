@@ -10,18 +10,24 @@ the process's affinity mask, and the quota rounded down (never below 1: a quota 
 gives 1 thread, so that no thread waits on the quota). An explicit ``OMP_NUM_THREADS`` is the
 user's choice and wins. The quota is read along the process's cgroup path, up to the root
 (the tightest limit on the way applies), as the JVM and Go's automaxprocs read it.
+
+Fits apply it to torch with :func:`torch_threads_within_budget`; ``toolkit run`` (its pipelines'
+threads), ``OnnxModel`` (onnxruntime's pool) and the DDP launcher read it themselves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
+CPU_ROOT = Path("/sys/devices/system/cpu")
 
 
 @dataclass(frozen=True)
@@ -131,3 +137,35 @@ def _v1_limits(root: Path, controllers: str, path: str) -> list[tuple[float, str
         if limits:
             break
     return limits
+
+
+def host_physical_cores(cpu_root: Path = CPU_ROOT) -> int:
+    """The host's physical cores (distinct package and core ids in sysfs; ``os.cpu_count()`` where
+    sysfs does not say): the count torch gives its intra-op pool unless told otherwise (cpuinfo's
+    cores, all the host's, whatever this process's affinity or quota)."""
+    cores = set()
+    for topology in cpu_root.glob("cpu[0-9]*/topology"):
+        with contextlib.suppress(OSError):
+            cores.add(((topology / "physical_package_id").read_text(), (topology / "core_id").read_text()))
+    return len(cores) or os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def torch_threads_within_budget():
+    """Inside the block (a fit), torch's intra-op threads at most the CPU budget when torch sized
+    them itself from the host (its count is still the host's physical cores, and no
+    ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` is set) and the budget is below that; torch's count
+    is restored after. A count the user set with ``torch.set_num_threads`` is theirs and is left
+    alone, as is everything when torch is not imported (no torch work happens then)."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else 0
+    untouched = not {"OMP_NUM_THREADS", "MKL_NUM_THREADS"} & set(os.environ) and before == host_physical_cores()
+    budget = cpu_budget().threads if untouched else before
+    if budget >= before:
+        yield
+        return
+    torch.set_num_threads(budget)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -1,9 +1,12 @@
-"""Fits that fail leave no half-fitted estimator behind (shared by every family; no torch here)."""
+"""A fit's scope, shared by every family: a fit that fails leaves no half-fitted estimator
+behind, and torch works within the CPU budget (no torch import here)."""
 
 from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
+
+from toolkit._cpu_budget import torch_threads_within_budget
 
 
 @contextmanager
@@ -26,3 +29,11 @@ def restored_on_failure(estimator):
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)
         raise
+
+
+@contextmanager
+def fitting(estimator):
+    """The block of a fit: :func:`restored_on_failure` for ``estimator``, and torch's threads
+    within the CPU budget (:func:`toolkit._cpu_budget.torch_threads_within_budget`)."""
+    with torch_threads_within_budget(), restored_on_failure(estimator):
+        yield

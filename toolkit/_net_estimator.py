@@ -56,7 +56,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from toolkit._distributed import in_launched_worker, launch_data_parallel, process_group
 from toolkit._export_spec import InferenceSpec
-from toolkit._fit_state import restored_on_failure
+from toolkit._fit_state import fitting
 from toolkit._input_checks import check_features
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._training import (
@@ -393,7 +393,7 @@ class SupervisedNet(BaseNeuralNet):
         self
         """
         self._check_parameters()
-        with restored_on_failure(self):
+        with fitting(self):
             continuing = self.warm_start and hasattr(self, "module_")
             X, targets = self._training_data(X, y, reset=not continuing)
             if not continuing:
@@ -404,7 +404,7 @@ class SupervisedNet(BaseNeuralNet):
     def _partial_fit(self, X, y, classes=None):
         """One epoch on (X, y), from the fitted weights (or fresh ones on the first call)."""
         self._check_parameters()
-        with restored_on_failure(self):
+        with fitting(self):
             first = not hasattr(self, "module_")
             X, targets = self._training_data(X, y, reset=first, classes=classes)
             if first:

@@ -17,7 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from toolkit._fit_state import restored_on_failure
+from toolkit._fit_state import fitting
 from toolkit._input_checks import image_net_shape
 from toolkit._net_estimator import BaseNeuralNet, StepBudget
 from toolkit._param_validation import Interval
@@ -77,7 +77,7 @@ class BaseGenerativeNet(StepBudget, BaseNeuralNet):
         self
         """
         self._check_parameters()
-        with restored_on_failure(self):
+        with fitting(self):
             continuing = self.warm_start and hasattr(self, "module_")
             X = self._check_X(X, reset=not continuing)
             if len(X) < 2:

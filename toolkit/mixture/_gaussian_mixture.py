@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from toolkit._dask import is_dask_collection
-from toolkit._fit_state import restored_on_failure
+from toolkit._fit_state import fitting
 from toolkit._input_checks import reject_non_numeric_columns
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._progress import progress_bar
@@ -312,7 +312,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             A dask array (lazy) when X is a dask collection.
         """
         self._validate_params()
-        with restored_on_failure(self):  # a failed fit leaves the estimator as it was (fitted or not)
+        with fitting(self):  # a failed fit leaves the estimator as it was (fitted or not)
             return self._fit_predict(X)
 
     def _fit_predict(self, X):

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from toolkit._dask import is_dask_collection
 from toolkit._export_spec import InferenceSpec
-from toolkit._fit_state import restored_on_failure
+from toolkit._fit_state import fitting
 from toolkit._param_validation import Interval, StrOptions
 from toolkit.timeseries._ar_export import forecast_from_windows, forecaster_spec
 from toolkit.timeseries._ar_math import forecast_recursion
@@ -171,7 +171,7 @@ class ARForecaster(BaseEstimator):
         self
         """
         self._validate_params()
-        with restored_on_failure(self):
+        with fitting(self):
             if is_dask_collection(y) or isinstance(y, LongPanel):
                 if X is not None:
                     raise NotImplementedError(
