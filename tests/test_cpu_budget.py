@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from tests._warnings import SHORT_TRAINING
 from toolkit._cpu_budget import CpuBudget, cgroup_quota, cpu_budget, host_physical_cores
 
 AFFINITY = len(os.sched_getaffinity(0))
@@ -181,6 +182,7 @@ class ThreadsSeen:
         self.threads.append(torch.get_num_threads())
 
 
+@SHORT_TRAINING
 @pytest.mark.parametrize(
     ("torch_set_by", "inside"),
     [("torch itself", 1), ("the user's torch.set_num_threads", 2), ("OMP_NUM_THREADS", 2)],

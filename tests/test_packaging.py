@@ -50,12 +50,13 @@ def test_every_import_of_the_package_is_declared_and_every_package_dependency_im
     assert declared - imported - IMPORTED_BY_A_DEPENDENCY == set(), "declared for the package but never imported by it"
 
 
-def test_what_only_pipelines_tests_and_benchmarks_use_is_an_extra_of_its_own():
+def test_what_only_pipelines_tests_docs_and_benchmarks_use_is_an_extra_of_its_own():
     extras = PYPROJECT["project"]["optional-dependencies"]
     assert requirement_names(extras["pipelines"]) == {"statsmodels"}
     assert "statsmodels" not in package_imports()
     assert "matplotlib" in requirement_names(extras["train"])  # toolkit run's report draws with it
-    assert extras["dev"][0] == "toolkit[train,serve,pipelines,dask]"
+    assert extras["dev"][0] == "toolkit[train,serve,pipelines,dask,docs]"
+    assert "sphinx" in requirement_names(extras["docs"])  # the tests build the documentation
 
 
 def test_scikit_learns_private_parameter_validation_is_where_toolkit_expects_it():

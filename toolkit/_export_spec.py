@@ -80,7 +80,7 @@ class InferenceSpec:
     """An estimator's inference computation as a torch module, with its interface.
 
     ``module`` maps one input (``dtype``, float32 unless stated) named ``input_name`` of shape
-    (batch, *sample_shape) (``None`` marks a free axis, e.g. the time axis of a sequence), and
+    ``(batch, *sample_shape)`` (``None`` marks a free axis, e.g. the time axis of a sequence), and
     any ``extra_inputs`` after it, to the outputs in order. When ``classes`` is set the
     module's first output is a class index, which the exporter maps to the labels in
     ``classes`` inside the graph.

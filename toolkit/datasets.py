@@ -17,6 +17,8 @@ from sklearn.utils import check_random_state
 
 from toolkit._text import tokenize
 
+__all__ = ["make_gaussian_ring", "make_shape_scenes", "parse_shape_caption", "score_shape_captions"]
+
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {"red": (0.85, 0.12, 0.1), "green": (0.1, 0.65, 0.15), "blue": (0.12, 0.25, 0.9)}
 SIZES = {"small": 0.11, "large": 0.2}  # radius as a share of the image side

@@ -16,10 +16,10 @@ from toolkit.jobs._outcome import Outcome
 
 PIPELINE_THREADS = 1
 """torch threads per pipeline unless ``--threads`` says otherwise. These nets are small: a second
-thread shortens a pipeline run alone on an idle machine by 0-25 % (digits_vae on 2 cores: 37.0 s
-with two, 37.1 s with one), but once other work shares the cores, torch's OpenMP threads spin
-while they wait for a descheduled sibling, and the same run takes 3-6x as long (119 s with two
-threads against 51 s with one, beside 2 CPU-bound processes: benchmarks/cpu_load.py). The budget
+thread shortens a pipeline run alone on an idle machine by 0-25 % (digits_vae on 2 cores: 29.8 s
+with two, 34.8 s with one), but once other work shares the cores, torch's OpenMP threads spin
+while they wait for a descheduled sibling, and the same run takes 3-6x as long (159.5 s with two
+threads against 56.0 s with one, beside 2 CPU-bound processes: benchmarks/cpu_load.py). The budget
 decides instead how many pipelines run at once."""
 
 

@@ -8,7 +8,7 @@ from torch import nn
 
 
 class InputReshape(nn.Module):
-    """Reshape (B, *sample_shape) inputs to (B, *net_shape), e.g. flat pixel rows to images."""
+    """Reshape ``(B, *sample_shape)`` inputs to ``(B, *net_shape)``, e.g. flat pixel rows to images."""
 
     def __init__(self, net_shape: tuple[int, ...]) -> None:
         super().__init__()

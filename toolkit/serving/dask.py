@@ -21,12 +21,14 @@ import pandas as pd
 from toolkit.serving._format import METADATA_FILE
 from toolkit.serving._model import OnnxModel
 
+__all__ = ["predict"]
+
 METHODS = ("predict", "predict_proba", "transform", "inverse_transform", "run")
 _sessions: dict[tuple, OnnxModel] = {}
 _sessions_lock = threading.Lock()
 
 
-def worker_model(folder: str, graph: str | None, intra_op_num_threads: int) -> OnnxModel:
+def _worker_model(folder: str, graph: str | None, intra_op_num_threads: int) -> OnnxModel:
     """This process's OnnxModel of ``folder`` (created once, reused; a new one when model.json changed)."""
     folder = str(Path(folder).resolve())
     stamp = os.stat(Path(folder) / METADATA_FILE).st_mtime_ns
@@ -52,9 +54,9 @@ def _as_frame(outputs: dict[str, np.ndarray], index) -> pd.DataFrame:
     return pd.DataFrame(columns, index=index)
 
 
-def score_partition(part, folder: str, method: str, graph: str | None, intra_op_num_threads: int):
+def _score_partition(part, folder: str, method: str, graph: str | None, intra_op_num_threads: int):
     """``method`` of the worker's model on one partition (a pandas frame or a numpy block)."""
-    model = worker_model(folder, graph, intra_op_num_threads)
+    model = _worker_model(folder, graph, intra_op_num_threads)
     if method != "run":
         return getattr(model, method)(part)
     outputs = model.run(part)
@@ -98,18 +100,18 @@ def predict(data, folder, method: str = "predict", *, graph: str | None = None, 
     arguments = (folder, method, local.graph, intra_op_num_threads)
     if isinstance(data, dd.DataFrame):
         sample = data._meta_nonempty
-        meta = score_partition(sample, *arguments).iloc[:0]
-        return data.map_partitions(score_partition, *arguments, meta=meta)
+        meta = _score_partition(sample, *arguments).iloc[:0]
+        return data.map_partitions(_score_partition, *arguments, meta=meta)
     if isinstance(data, da.Array):
         if data.ndim < 2:
             raise ValueError(f"Expected a dask array of rows (n_samples, ...), got shape {data.shape}")
         rows = data.rechunk({axis: -1 for axis in range(1, data.ndim)})
         sample = np.ones((1, *rows.shape[1:]), dtype=rows.dtype)
-        example = score_partition(sample, *arguments)
+        example = _score_partition(sample, *arguments)
         chunks = (rows.chunks[0], *((size,) for size in example.shape[1:]))
         drop = tuple(range(example.ndim, rows.ndim)) or None
         return rows.map_blocks(
-            score_partition,
+            _score_partition,
             *arguments,
             chunks=chunks,
             drop_axis=drop,
