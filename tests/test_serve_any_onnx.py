@@ -134,3 +134,20 @@ def test_toolkit_serve_serves_one_onnx_file_by_its_name(graphs, tmp_path):
     finally:
         stop_server(process, client)
     assert "iris_scores: features FP32 [-1, 4] -> scores FP32 [-1, 3]" in (tmp_path / "serve.log").read_text()
+
+
+def test_one_folder_is_served_alone_by_its_name_or_the_one_given(graphs, capsys):
+    """As KServe mounts one model's folder and passes the InferenceService's name."""
+    from toolkit.cli import main
+    from toolkit.serving._repository import ModelRepository
+
+    root, _ = graphs
+    assert list(ModelRepository(root / "iris_skl2onnx").models) == ["iris_skl2onnx"]
+    versions = ModelRepository(root / "iris_torch", model_name="flowers")  # a folder of versions
+    assert list(versions.models) == ["flowers"] and versions.models["flowers"].versions == ["1", "2"]
+    expected = in_process(root / "iris_torch" / "2" / "model.onnx", {"features": IRIS[:3]})
+    np.testing.assert_array_equal(versions.get("flowers").model.run(IRIS[:3])["scores"], expected["scores"])
+    with pytest.raises(ValueError, match="a model name is for one model served alone"):
+        ModelRepository(root, model_name="flowers")
+    assert main(["serve", str(root), "--model-name", "flowers"]) == 2
+    assert "is a folder of models, each served by its folder's name" in capsys.readouterr().err

@@ -160,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
         "default: 30)",
     )
     serve.add_argument(
+        "--model-name",
+        default=None,
+        help="the name of a model served alone (DIRECTORY is one export folder or .onnx file; default: its "
+        "folder's name), as KServe passes an InferenceService's name",
+    )
+    serve.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         default="info",
@@ -202,10 +208,18 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     import dataclasses
 
+    from toolkit.serving._repository import is_one_model
     from toolkit.serving._server import ServerSettings, serve
 
     if not (args.directory.is_dir() or (args.directory.is_file() and args.directory.suffix == ".onnx")):
         print(f"toolkit: {args.directory} is neither a folder of models nor an .onnx file to serve", file=sys.stderr)
+        return 2
+    if args.model_name is not None and not is_one_model(args.directory):
+        print(
+            f"toolkit: --model-name names a model served alone (an export folder or an .onnx file); "
+            f"{args.directory} is a folder of models, each served by its folder's name",
+            file=sys.stderr,
+        )
         return 2
     settings = ServerSettings(**{field.name: getattr(args, field.name) for field in dataclasses.fields(ServerSettings)})
     serve(

@@ -272,5 +272,6 @@ def create_app(directory: str | Path, settings: ServerSettings | None = None) ->
         prepare=prepare,
         poll=settings.model_control_mode == "poll",
         shared=None if shared is None else SharedState(shared),
+        model_name=settings.model_name,
     )
     return V2App(DataPlane(repository, settings), metrics, settings)

@@ -212,9 +212,17 @@ def _stamp(folder: Path) -> tuple | None:
     return status.st_ino, status.st_mtime_ns
 
 
+def is_one_model(path: Path) -> bool:
+    """Whether ``path`` is one model to serve alone (an ``.onnx`` file, an export folder, a
+    folder of versions) rather than a directory of models."""
+    return path.is_file() or marker(path) is not None or bool(_version_folders(path))
+
+
 def served_name(path: Path) -> str:
-    """The name one ``.onnx`` file is served by: its folder's for ``model.onnx`` (Triton names a
-    model by its folder), its own stem for any other."""
+    """The name a model served alone is served by: a folder's own, and for one ``.onnx`` file its
+    folder's for ``model.onnx`` (Triton names a model by its folder), its own stem for any other."""
+    if path.is_dir():
+        return path.name
     if path.name != GRAPH_FILE:
         return path.stem
     return path.parent.parent.name if path.parent.name.isdigit() else path.parent.name
@@ -235,8 +243,9 @@ class ModelRepository:
     the V2 model-repository extension's index, load and unload.
 
     A folder holding ``model.onnx`` and no model.json (a graph made elsewhere) is served with
-    the inputs and outputs its graph declares; ``directory`` may also be one ``.onnx`` file,
-    served alone under its folder's name (``model.onnx``) or its own stem.
+    the inputs and outputs its graph declares. ``directory`` may also be one model served alone:
+    an export folder (or a folder of versions) under its own name, or one ``.onnx`` file under
+    its folder's name (``model.onnx``) or its own stem; ``model_name`` names it otherwise.
 
     A folder that keeps versions (no model.json of its own, export folders named by number
     inside: ``digits_cnn/1``, ``digits_cnn/2``) serves each version, the highest by default. A
@@ -262,14 +271,21 @@ class ModelRepository:
         prepare=None,
         poll: bool = True,
         shared: SharedState | None = None,
+        model_name: str | None = None,
     ) -> None:
         path = Path(directory).resolve()
-        self.file = path if path.is_file() else None  # one .onnx file served alone
-        self.root = path.parent if self.file else path
-        if self.file is not None and path.suffix != ".onnx":
+        if path.is_file() and path.suffix != ".onnx":
             raise ValueError(f"{directory} is a file but no .onnx graph; give a directory of models or an .onnx file")
+        self.single = path if is_one_model(path) else None
+        self.root = path.parent if self.single else path
         if not self.root.is_dir():
             raise FileNotFoundError(f"{directory} is not a directory of exported models")
+        if model_name is not None and self.single is None:
+            raise ValueError(
+                f"a model name is for one model served alone (an export folder or an .onnx file); {directory} "
+                "is a directory of models, each served by its folder's name"
+            )
+        self.single_name = model_name or (None if self.single is None else served_name(self.single))
         self.intra_op_num_threads, self.prepare, self.poll = intra_op_num_threads, prepare, poll
         self.scanned = time.monotonic()  # when the directory was last listed for new folders
         self.models: dict[str, ServedModel] = {}  # name: its highest version
@@ -320,13 +336,13 @@ class ModelRepository:
     def listing(self) -> set[str]:
         """The names of the model folders (and folders of versions) directly under the directory
         (or the one file's name)."""
-        if self.file is not None:
-            return {served_name(self.file)}
+        if self.single is not None:
+            return {self.single_name}
         return {path.name for path in self.root.iterdir() if path.is_dir() and (marker(path) or _version_folders(path))}
 
     def path_of(self, folder_name: str) -> Path:
         """Where a listed folder name's model is on disk (the one file, when the server has one)."""
-        return self.file if self.file is not None else self.root / folder_name
+        return self.single if self.single is not None else self.root / folder_name
 
     def folder_of(self, name: str) -> str:
         """The folder a model or folder name refers to (``<folder>.<graph>`` names a graph of

@@ -49,6 +49,10 @@ class ServerSettings:
         The address gRPC listens on (``toolkit serve`` gives it HTTP's).
     drain_seconds : int
         On shutdown (SIGTERM), how long gRPC calls in flight may take to finish.
+    model_name : str, optional
+        The name of a model served alone (the directory given is one export folder, a folder of
+        versions, or one ``.onnx`` file): by default its folder's name (a file's stem unless it
+        is ``model.onnx``). KServe passes the InferenceService's name this way.
     """
 
     max_rows: int = 10_000
@@ -61,6 +65,7 @@ class ServerSettings:
     grpc_port: int | None = None
     grpc_host: str = "127.0.0.1"
     drain_seconds: int = 30
+    model_name: str | None = None
 
     def __post_init__(self):
         if self.model_control_mode not in MODEL_CONTROL_MODES:
@@ -82,7 +87,7 @@ class ServerSettings:
         """(settings, directory) from the variables :meth:`to_environment` wrote (a field
         without its variable keeps its default)."""
         values = {
-            field.name: value if isinstance(field.default, str) else int(value)
+            field.name: value if "str" in str(field.type) else int(value)
             for field in dataclasses.fields(cls)
             if (value := environ.get(PREFIX + field.name.upper())) is not None
         }
