@@ -18,6 +18,7 @@ threads), ``OnnxModel`` (onnxruntime's pool) and the DDP launcher read it themse
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import sys
@@ -139,10 +140,12 @@ def _v1_limits(root: Path, controllers: str, path: str) -> list[tuple[float, str
     return limits
 
 
+@functools.cache
 def host_physical_cores(cpu_root: Path = CPU_ROOT) -> int:
     """The host's physical cores (distinct package and core ids in sysfs; ``os.cpu_count()`` where
     sysfs does not say): the count torch gives its intra-op pool unless told otherwise (cpuinfo's
-    cores, all the host's, whatever this process's affinity or quota)."""
+    cores, all the host's, whatever this process's affinity or quota). Read once per process (a
+    fit asks at each call)."""
     cores = set()
     for topology in cpu_root.glob("cpu[0-9]*/topology"):
         with contextlib.suppress(OSError):
