@@ -143,11 +143,24 @@ def test_toolkit_run_gives_each_pipeline_one_torch_thread_and_runs_as_many_as_th
     with _workers.job_executor(1, threads=3) as (executor, slots):  # --threads 3
         assert executor.submit(torch.get_num_threads).result() == 3
     monkeypatch.setattr(_workers, "cpu_budget", lambda: CpuBudget(4, "a test's"))
+    monkeypatch.setattr(_workers, "available_memory", lambda: 64 * 2**30)
     assert (_workers.default_jobs(), _workers.default_jobs(threads=2), _workers.default_jobs(threads=8)) == (4, 2, 1)
+    monkeypatch.setattr(_workers, "available_memory", lambda: 3.5 * 2**30)  # room for two pipelines' peaks
+    assert _workers.default_jobs() == 2
+    monkeypatch.setattr(_workers, "available_memory", lambda: 2**30)
+    assert _workers.default_jobs() == 1
     with _workers.job_executor(2) as (executor, slots):  # two workers, one thread each
         assert executor.submit(torch.get_num_threads).result() == 1 and slots == 2
     with _workers.job_executor(2, threads=2) as (executor, slots):
         assert executor.submit(torch.get_num_threads).result() == 2
+
+
+def test_available_memory_reads_memavailable(tmp_path):
+    from toolkit.jobs._workers import available_memory
+
+    (tmp_path / "meminfo").write_text("MemTotal:       24000000 kB\nMemAvailable:    2000000 kB\n")
+    assert available_memory(tmp_path / "meminfo") == 2_000_000 * 1024
+    assert available_memory(tmp_path / "none") is None
 
 
 @pytest.mark.parametrize("option", ["--jobs", "--threads"])

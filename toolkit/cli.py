@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="pipelines run at a time, each in a worker process (default: as many as the CPU budget holds at "
-        "--threads each, so 2 on 2 CPUs; 1: one after the other in this process, with progress bars)",
+        "--threads each and the available memory at 1.5 GB each, so 2 on 2 CPUs; 1: one after the other in this "
+        "process, with progress bars)",
     )
     run.add_argument(
         "--threads",

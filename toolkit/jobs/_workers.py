@@ -10,6 +10,7 @@ import os
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 from toolkit._cpu_budget import cpu_budget
 from toolkit.jobs._outcome import Outcome
@@ -23,10 +24,31 @@ threads against 56.0 s with one, beside 2 CPU-bound processes: benchmarks/cpu_lo
 decides instead how many pipelines run at once."""
 
 
+PIPELINE_MEMORY = 1.5 * 2**30
+"""Memory a pipeline's worker may take at its peak: the largest in a quick ``toolkit run`` reached
+1.46 GB."""
+
+
+def available_memory(meminfo: Path = Path("/proc/meminfo")) -> float | None:
+    """Bytes of memory available for new work (``MemAvailable``); None where the file does not say."""
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return float(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def default_jobs(threads: int = PIPELINE_THREADS) -> int:
     """Pipelines run at a time: as many as the CPU budget (``toolkit._cpu_budget``: the CPUs this
-    process may use, not the host's) holds at ``threads`` torch threads each, at least one."""
-    return max(1, cpu_budget().threads // threads)
+    process may use, not the host's) holds at ``threads`` torch threads each, and no more than
+    the available memory holds at :data:`PIPELINE_MEMORY` each; at least one."""
+    jobs = cpu_budget().threads // threads
+    memory = available_memory()
+    if memory is not None:
+        jobs = min(jobs, int(memory // PIPELINE_MEMORY))
+    return max(1, jobs)
 
 
 class InProcess:
