@@ -89,6 +89,12 @@ def serve_two_workers(exports, tmp_path, monkeypatch, *options):
     metrics.mkdir()
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics))
     process, client = start_server(repository, tmp_path / "serve.log", "--workers", "2", "--quiet", *options)
+    # start_server returns once one worker answers; the other may still be starting (a test that
+    # killed it then would wait for a third start that never comes)
+    deadline = time.time() + 60
+    while metric(client.get("/metrics").text, "toolkit_worker_starts_total", 0.0) < 2:
+        assert time.time() < deadline, "the second worker did not start"
+        time.sleep(0.1)
     return process, client, repository, metrics
 
 
