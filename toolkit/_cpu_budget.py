@@ -164,10 +164,21 @@ def torch_threads_within_budget():
     before = torch.get_num_threads() if torch is not None else 0
     untouched = not {"OMP_NUM_THREADS", "MKL_NUM_THREADS"} & set(os.environ) and before == host_physical_cores()
     budget = cpu_budget().threads if untouched else before
-    if budget >= before:
+    with torch_threads(budget) if budget < before else contextlib.nullcontext():
+        yield
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """torch's intra-op threads set to ``threads`` inside the block, torch's own count after
+    (nothing when torch is not installed: the base install has none)."""
+    try:
+        import torch
+    except ImportError:
         yield
         return
-    torch.set_num_threads(budget)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         yield
     finally:

@@ -12,7 +12,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from toolkit._cpu_budget import cpu_budget
+from toolkit._cpu_budget import cpu_budget, torch_threads
 from toolkit.jobs._outcome import Outcome
 
 PIPELINE_THREADS = 1
@@ -89,22 +89,6 @@ def set_torch_threads(threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """torch's intra-op threads set to ``threads`` inside the block, its own count after."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class WorkerPool:
