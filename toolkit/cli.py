@@ -215,12 +215,10 @@ def serve(args: argparse.Namespace) -> int:
     if not (args.directory.is_dir() or (args.directory.is_file() and args.directory.suffix == ".onnx")):
         print(f"toolkit: {args.directory} is neither a folder of models nor an .onnx file to serve", file=sys.stderr)
         return 2
-    if args.model_name is not None and not is_one_model(args.directory):
-        print(
-            f"toolkit: --model-name names a model served alone (an export folder or an .onnx file); "
-            f"{args.directory} is a folder of models, each served by its folder's name",
-            file=sys.stderr,
-        )
+    try:
+        is_one_model(args.directory, args.model_name)
+    except ValueError as error:
+        print(f"toolkit: --model-name: {error}", file=sys.stderr)
         return 2
     settings = ServerSettings(**{field.name: getattr(args, field.name) for field in dataclasses.fields(ServerSettings)})
     serve(

@@ -212,10 +212,17 @@ def _stamp(folder: Path) -> tuple | None:
     return status.st_ino, status.st_mtime_ns
 
 
-def is_one_model(path: Path) -> bool:
+def is_one_model(path: Path, model_name: str | None = None) -> bool:
     """Whether ``path`` is one model to serve alone (an ``.onnx`` file, an export folder, a
-    folder of versions) rather than a directory of models."""
-    return path.is_file() or marker(path) is not None or bool(_version_folders(path))
+    folder of versions) rather than a directory of models; ValueError when ``model_name`` is
+    given for a directory of models (each is served by its folder's name)."""
+    one = path.is_file() or marker(path) is not None or bool(_version_folders(path))
+    if model_name is not None and not one:
+        raise ValueError(
+            f"a model name is for one model served alone (an export folder or an .onnx file); {path} "
+            "is a folder of models, each served by its folder's name"
+        )
+    return one
 
 
 def served_name(path: Path) -> str:
@@ -280,11 +287,7 @@ class ModelRepository:
         self.root = path.parent if self.single else path
         if not self.root.is_dir():
             raise FileNotFoundError(f"{directory} is not a directory of exported models")
-        if model_name is not None and self.single is None:
-            raise ValueError(
-                f"a model name is for one model served alone (an export folder or an .onnx file); {directory} "
-                "is a directory of models, each served by its folder's name"
-            )
+        is_one_model(path, model_name)  # refuses a model name for a directory of models
         self.single_name = model_name or (None if self.single is None else served_name(self.single))
         self.intra_op_num_threads, self.prepare, self.poll = intra_op_num_threads, prepare, poll
         self.scanned = time.monotonic()  # when the directory was last listed for new folders
