@@ -3,7 +3,6 @@ command, and that command, run here on an export folder as KServe mounts it, ser
 under the InferenceService's name to tritonclient over HTTP and gRPC."""
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from sklearn.datasets import load_wine
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from tests._server import free_port
 from toolkit.mixture import GaussianMixture
 from toolkit.onnx import export
 from toolkit.serving import OnnxModel
@@ -35,12 +35,6 @@ def dockerfile_instruction(name: str) -> list[str]:
 
 def manifests() -> dict[str, dict]:
     return {document["kind"]: document for document in yaml.safe_load_all((DEPLOY / "kserve.yaml").read_text())}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_runtime_runs_the_images_command_with_the_inference_services_name():

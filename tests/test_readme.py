@@ -5,12 +5,13 @@ the documentation's gallery, which its build runs: tests/test_docs.py.)"""
 import json
 import re
 import shlex
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
+
+from tests._server import free_port
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SERVING = README.parent / "docs" / "user_guide" / "serving.md"
@@ -33,12 +34,6 @@ def test_the_architecture_names_every_package_folder():
     package = README.parent / "toolkit"
     folders = sorted(p.parent.name for p in package.glob("*/__init__.py"))
     assert folders and all(re.search(rf"\b{folder}/", layers) for folder in folders), folders
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def commands(block: str) -> list[str]:
