@@ -25,6 +25,17 @@ import numpy as np
 if TYPE_CHECKING:
     from torch import nn
 
+# The ONNX opset every graph is built at (torch's exporter, the graphs toolkit writes itself); an
+# export at another opset converts the finished graph (toolkit.onnx's ``target_opset``).
+OPSET = 20
+# The lowest opset a graph of torch's exporter alone may be converted to, unless its spec says lower:
+# torch's exporter builds at opset 18 and converts from there.
+TORCH_EXPORTER_OPSET = 18
+# The lowest opset onnx's version converter takes toolkit's torch-exported graphs to (linear layers,
+# convolutions, activations, softmax, reductions): it has no adapters below 14 (Relu-14, Shape-15 ...),
+# tested for every family that states it.
+CONVERTED_MIN_OPSET = 14
+
 
 @dataclass(frozen=True)
 class OutputSpec:
@@ -96,6 +107,9 @@ class InferenceSpec:
     written as files of their own (a captioner's encoder and one decoding step, which its
     build joins into one graph with a Loop). ``allow_nan``: the estimator's X may hold missing
     values (NaN), which the graph handles; the loader and the server then accept them.
+    ``min_opset``: the lowest ONNX opset this graph may be exported at (the graphs of an export at a
+    lower ``target_opset`` are refused before any is made); a family that tested its graphs lower
+    says so here.
     """
 
     module: nn.Module | None
@@ -114,6 +128,7 @@ class InferenceSpec:
     build: Callable[[dict], object] | None = None
     parts: tuple[InferenceSpec, ...] = ()
     allow_nan: bool = False
+    min_opset: int = TORCH_EXPORTER_OPSET
 
     @property
     def inputs(self) -> list[dict]:

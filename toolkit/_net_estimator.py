@@ -55,7 +55,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from toolkit._distributed import in_launched_worker, launch_data_parallel, process_group
-from toolkit._export_spec import InferenceSpec
+from toolkit._export_spec import CONVERTED_MIN_OPSET, InferenceSpec
 from toolkit._fit_state import fitting
 from toolkit._input_checks import check_features
 from toolkit._param_validation import Interval, StrOptions
@@ -449,4 +449,5 @@ class PredictorNet(SupervisedNet):
             example=np.zeros((2, *self.input_shape_), dtype=np.float32),
             classes=getattr(self, "classes_", None),
             feature_names=[str(c) for c in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None,
+            min_opset=CONVERTED_MIN_OPSET,
         )

@@ -7,7 +7,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from toolkit._export_spec import InferenceSpec, OutputSpec
+from toolkit._export_spec import CONVERTED_MIN_OPSET, InferenceSpec, OutputSpec
 from toolkit._training import inference_batches
 from toolkit.generative._latent import BaseAutoEncoder
 from toolkit.nn.heads import InputReshape
@@ -254,6 +254,7 @@ class AutoEncoder(BaseAutoEncoder):
                 example=np.zeros((2, *self.input_shape_), dtype=np.float32),
                 feature_names=feature_names,
                 graph="encoder",
+                min_opset=CONVERTED_MIN_OPSET,
             ),
             InferenceSpec(
                 module=decoder.eval(),
@@ -263,5 +264,6 @@ class AutoEncoder(BaseAutoEncoder):
                 input_name="Z",
                 graph="decoder",
                 input_method=self.transform,
+                min_opset=CONVERTED_MIN_OPSET,
             ),
         ]

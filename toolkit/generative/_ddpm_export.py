@@ -10,6 +10,8 @@ from toolkit._export_spec import InferenceSpec, InputSpec, OutputSpec
 from toolkit.generative._sampler import DiffusionSampler
 from toolkit.generative._sampler_graph import sampler_graph
 
+# LayerNormalization, which the denoiser's blocks use, is an operator of opset 17
+DENOISER_MIN_OPSET = 17
 VALIDATION_SAMPLES = 8  # the sampler graph runs every step per batch: a few samples check it
 
 
@@ -60,6 +62,7 @@ def diffusion_specs(ddpm, denoiser: nn.Module, reverse: DiffusionSampler, settin
             extra_inputs=(InputSpec("t", (), np.zeros(2, dtype=np.int64)),),
             graph="denoiser",
             input_method=ddpm.diffuse,
+            min_opset=DENOISER_MIN_OPSET,
         ),
         InferenceSpec(
             module=None,
@@ -82,5 +85,6 @@ def diffusion_specs(ddpm, denoiser: nn.Module, reverse: DiffusionSampler, settin
             input_method=seeded_noise,
             input_kwargs={"n_sampling_steps": settings["n_sampling_steps"]},
             build=build,
+            min_opset=DENOISER_MIN_OPSET,
         ),
     ]

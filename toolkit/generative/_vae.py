@@ -11,7 +11,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from toolkit._export_spec import InferenceSpec, OutputSpec
+from toolkit._export_spec import CONVERTED_MIN_OPSET, InferenceSpec, OutputSpec
 from toolkit._param_validation import Interval, StrOptions
 from toolkit._training import inference_batches
 from toolkit.generative._latent import BaseAutoEncoder
@@ -418,6 +418,7 @@ class VAE(BaseAutoEncoder):
                 example=np.zeros((2, *self.input_shape_), dtype=np.float32),
                 feature_names=feature_names,
                 graph="encoder",
+                min_opset=CONVERTED_MIN_OPSET,
             ),
             InferenceSpec(
                 module=decoder.eval(),
@@ -427,6 +428,7 @@ class VAE(BaseAutoEncoder):
                 input_name="Z",
                 graph="decoder",
                 input_method=self.transform,
+                min_opset=CONVERTED_MIN_OPSET,
             ),
         ]
 

@@ -467,7 +467,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def __onnx_spec__(self):
         """Component, posterior and log-density as a module in the fit's dtype (skl2onnx's
         output names ``label``, ``probabilities``, ``score_samples``)."""
-        from toolkit._export_spec import InferenceSpec, OutputSpec
+        from toolkit._export_spec import CONVERTED_MIN_OPSET, InferenceSpec, OutputSpec
 
         check_is_fitted(self, "weights_")
         module = self._density().cpu()
@@ -485,6 +485,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             classes=np.arange(self.n_components),
             feature_names=[str(c) for c in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None,
             dtype=self.dtype,
+            min_opset=CONVERTED_MIN_OPSET,
         )
 
     def _n_parameters(self) -> int:

@@ -53,5 +53,6 @@ def caption_specs(captioner, net: CaptionNet) -> list[InferenceSpec]:
             feature_names=None if names is None else [str(c) for c in names],
             parts=(encoder,),
             build=build,
+            min_opset=20,  # the captions are joined by StringConcat, an operator of opset 20
         )
     ]

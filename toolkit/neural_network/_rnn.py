@@ -150,7 +150,8 @@ class _RNNBase(PredictorNet):
         )
         core = recurrent_graph(net, spec.sample_shape, self.net_shape_[1], input_name=spec.input_name)
         build = lambda parts: with_head(core, parts["head"])  # noqa: E731
-        return dataclasses.replace(spec, module=None, parts=(head,), build=build)
+        # onnx converts the layers' Identity no lower than its version 16
+        return dataclasses.replace(spec, module=None, parts=(head,), build=build, min_opset=16)
 
     def _build_net(self, net_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
         return RecurrentNet(

@@ -24,9 +24,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
+from toolkit._export_spec import OPSET
 from toolkit.nn.rnn import RecurrentNet
 
-OPSET = 20
 OPERATORS = {nn.RNN: "RNN", nn.LSTM: "LSTM", nn.GRU: "GRU"}
 GATES = {nn.RNN: [0], nn.LSTM: [0, 3, 1, 2], nn.GRU: [1, 0, 2]}  # torch's gate blocks in ONNX's order
 

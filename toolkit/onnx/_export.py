@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 from toolkit._export_spec import InferenceSpec, inference_specs
 from toolkit._version import __version__
 from toolkit.onnx._files import atomic_write_files, json_bytes
+from toolkit.onnx._opset import at_opset, check_target_opset, lowest_opset, one_import_per_domain
 from toolkit.onnx._pipeline import is_toolkit, pipeline_graph
 from toolkit.onnx._torch_graph import spec_to_onnx
 from toolkit.serving._format import METADATA_FILE, file_digest, read_metadata
@@ -49,17 +50,21 @@ class Graph:
     outputs: list
 
 
-def estimator_graphs(estimator, options: dict) -> list[Graph]:
-    """The graphs of a toolkit estimator: torch exports, or built from the ones before."""
+def estimator_graphs(estimator, options: dict, target_opset: int | None) -> list[Graph]:
+    """The graphs of a toolkit estimator: torch exports, or built from the ones before (at
+    toolkit's opset), each converted to ``target_opset``."""
+    specs = inference_specs(estimator, options)
+    opset = check_target_opset(target_opset, lowest_opset(specs), type(estimator).__name__)
     built: dict[str, onnx.ModelProto] = {}
     graphs = []
-    for spec in inference_specs(estimator, options):
-        model = built[spec.graph] = spec_to_onnx(spec, built)
+    for spec in specs:
+        built[spec.graph] = spec_to_onnx(spec, built)
+        model = at_opset(built[spec.graph], opset, f"the {type(estimator).__name__}'s graph {spec.graph!r}")
         graphs.append(Graph(spec.graph, model, spec, spec.inputs, spec.feature_names, spec.outputs))
     return graphs
 
 
-def pipeline_graphs(pipeline: Pipeline, options: dict) -> list[Graph]:
+def pipeline_graphs(pipeline: Pipeline, options: dict, target_opset: int | None) -> list[Graph]:
     """ONE graph for a fitted Pipeline (see :mod:`toolkit.onnx._pipeline`), with the outputs
     of its last step that the Pipeline itself offers (it forwards predict, transform, ...
     but not, say, a VAE's ``encode``)."""
@@ -73,7 +78,7 @@ def pipeline_graphs(pipeline: Pipeline, options: dict) -> list[Graph]:
             )
     elif not any(is_toolkit(step) for _, step in pipeline.steps):
         raise TypeError("the Pipeline has no toolkit estimator; export it with skl2onnx directly")
-    graph = pipeline_graph(pipeline, spec)
+    graph = pipeline_graph(pipeline, spec, target_opset)
     # each output compared with the Pipeline's method of the same name (the whole chain, not the step)
     outputs = [
         replace(o, method=getattr(pipeline, o.method_name))
@@ -120,7 +125,7 @@ def _previous_graph_files(folder: Path) -> set[str]:
         return set()
 
 
-def export(estimator, folder: str | Path, **options) -> ExportResult:
+def export(estimator, folder: str | Path, *, target_opset: int | None = None, **options) -> ExportResult:
     """Export a fitted toolkit estimator, or a fitted Pipeline ending in one, to ``folder``.
 
     Writes one ONNX graph per part of the estimator (``model.onnx`` for most; e.g.
@@ -139,6 +144,11 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
     estimator : fitted toolkit estimator or sklearn.pipeline.Pipeline
     folder : str or Path
         Created when missing.
+    target_opset : int, optional
+        The ONNX opset of the graphs (for an older onnxruntime); default 20. Each family states
+        the lowest it exports at (``InferenceSpec.min_opset``), and a lower one is refused with
+        that figure; the newest is 23. A Pipeline's scikit-learn steps are converted by skl2onnx
+        at this opset. ``model.json`` records each graph's opset.
     **options
         Export-time settings of the estimator's family, e.g. ``horizon`` and ``coverage``
         for a forecaster; recorded in ``model.json``.
@@ -150,7 +160,9 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
     folder = Path(folder)
     check_is_fitted(estimator)
     graphs = (
-        pipeline_graphs(estimator, options) if isinstance(estimator, Pipeline) else estimator_graphs(estimator, options)
+        pipeline_graphs(estimator, options, target_opset)
+        if isinstance(estimator, Pipeline)
+        else estimator_graphs(estimator, options, target_opset)
     )
     entries: dict[str, dict] = {}
     files: dict[str, bytes] = {}
@@ -158,6 +170,7 @@ def export(estimator, folder: str | Path, **options) -> ExportResult:
     for graph in graphs:
         model = graph.model
         model.producer_name, model.producer_version = "toolkit", __version__
+        one_import_per_domain(model)
         onnx.checker.check_model(model, full_check=True)
         spec = graph.spec
         extra_metadata |= spec.metadata

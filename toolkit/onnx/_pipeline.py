@@ -15,16 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-import onnx.version_converter
 from onnx import TensorProto, helper
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from toolkit._export_spec import InferenceSpec, OutputSpec, SupportsOnnxExport, inference_specs
 from toolkit.onnx._missing_values import missing_value_inputs
-from toolkit.onnx._torch_graph import OPSET, spec_to_onnx
+from toolkit.onnx._opset import at_opset, check_target_opset, lowest_opset, ml_opset
+from toolkit.onnx._torch_graph import spec_to_onnx
 
-ML_OPSET = 3
 # skl2onnx's output names and the Pipeline methods they equal.
 SKLEARN_OUTPUTS = {"label": ("predict", 1, True), "probabilities": ("predict_proba", 2, False)}
 
@@ -67,9 +66,10 @@ def column_inputs(pipeline: Pipeline, numeric_dtype: str) -> list[dict] | None:
     ]
 
 
-def sklearn_to_onnx(steps: Pipeline, inputs: list[dict], classifier_options: bool) -> onnx.ModelProto:
-    """Convert a run of scikit-learn steps with skl2onnx, at our opset."""
-    from skl2onnx import convert_sklearn
+def sklearn_to_onnx(steps: Pipeline, inputs: list[dict], classifier_options: bool, opset: int) -> onnx.ModelProto:
+    """Convert a run of scikit-learn steps with skl2onnx at ``opset`` (and the ai.onnx.ml opset
+    that goes with it)."""
+    from skl2onnx import convert_sklearn, get_latest_tested_opset_version
     from skl2onnx.common.data_types import (
         DoubleTensorType,
         FloatTensorType,
@@ -85,16 +85,20 @@ def sklearn_to_onnx(steps: Pipeline, inputs: list[dict], classifier_options: boo
     }
     initial_types = [(spec["name"], types[spec["dtype"]](list(spec["shape"]))) for spec in inputs]
     options = {id(steps.steps[-1][1]): {"zipmap": False}} if classifier_options else None
+    # above the newest opset skl2onnx was tested at, its graph is converted up from that one
+    written = min(opset, get_latest_tested_opset_version())
     try:
         model = convert_sklearn(
-            steps, initial_types=initial_types, target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET}, options=options
+            steps,
+            initial_types=initial_types,
+            target_opset={"": written, "ai.onnx.ml": ml_opset(written)},
+            options=options,
         )
     except Exception as error:  # skl2onnx raises several types for unsupported steps
         names = [f"{name} ({type(step).__name__})" for name, step in steps.steps]
-        raise TypeError(f"skl2onnx cannot convert the Pipeline steps {names}: {error}") from error
-    if {e.domain: e.version for e in model.opset_import}.get("", OPSET) != OPSET:
-        model = onnx.version_converter.convert_version(model, OPSET)
-    return model
+        raise TypeError(f"skl2onnx cannot convert the Pipeline steps {names} at opset {opset}: {error}") from error
+    # skl2onnx writes the lowest opset its operators need: raised to the Pipeline's, which its other parts have
+    return at_opset(model, opset, f"the Pipeline steps {[name for name, _ in steps.steps]}")
 
 
 def _elem_type(model: onnx.ModelProto, name: str, *, output: bool) -> int:
@@ -182,8 +186,9 @@ class PipelineGraph:
     feature_names: list[str] | None
 
 
-def pipeline_graph(pipeline: Pipeline, final_spec: InferenceSpec | None) -> PipelineGraph:
-    """ONE graph for a fitted Pipeline whose steps mix scikit-learn and toolkit estimators.
+def pipeline_graph(pipeline: Pipeline, final_spec: InferenceSpec | None, target_opset: int | None) -> PipelineGraph:
+    """ONE graph for a fitted Pipeline whose steps mix scikit-learn and toolkit estimators, at
+    ``target_opset`` (None: toolkit's), refused below the lowest opset of its toolkit steps.
 
     ``final_spec`` is the last step's spec that reads X (None when the last step is a
     scikit-learn estimator).
@@ -198,6 +203,14 @@ def pipeline_graph(pipeline: Pipeline, final_spec: InferenceSpec | None) -> Pipe
         for k, (name, step) in enumerate(steps)
         if is_toolkit(step)
     }
+    lowest = {k: lowest_opset([spec]) for k, spec in specs.items()}
+    highest = max(lowest, key=lowest.get, default=None)
+    owner = (
+        "the Pipeline"
+        if highest is None
+        else f"the Pipeline's step {steps[highest][0]!r} ({type(steps[highest][1]).__name__})"
+    )
+    opset = check_target_opset(target_opset, lowest.get(highest, 1), owner)
     numeric = specs[min(specs)].dtype if specs else "float32"
     columns = column_inputs(pipeline, numeric)
     inputs = columns or [{"name": "X", "dtype": numeric, "shape": [None, pipeline.n_features_in_]}]
@@ -211,7 +224,7 @@ def pipeline_graph(pipeline: Pipeline, final_spec: InferenceSpec | None) -> Pipe
         if start in specs:
             last = start == len(steps) - 1
             step_spec = specs[start]
-            model = spec_to_onnx(step_spec)
+            model = at_opset(spec_to_onnx(step_spec), opset, f"Pipeline step {steps[start][0]!r}")
             output = None if last else next(o.name for o in step_spec.outputs if o.method_name == "transform")
             parts.append(Part(model, step_spec.input_name, output))
             start += 1
@@ -227,7 +240,7 @@ def pipeline_graph(pipeline: Pipeline, final_spec: InferenceSpec | None) -> Pipe
             run_inputs = [{"name": "X", "dtype": dtype, "shape": [None, _width(previous.model, previous.output_name)]}]
         run = Pipeline(steps[start:stop])
         is_final = stop == len(steps)
-        model = sklearn_to_onnx(run, run_inputs, classifier_options=is_final and hasattr(run, "predict_proba"))
+        model = sklearn_to_onnx(run, run_inputs, is_final and hasattr(run, "predict_proba"), opset)
         parts.append(Part(model, model.graph.input[0].name, None if is_final else model.graph.output[0].name))
         if is_final:
             spec = _sklearn_final_spec(pipeline, model)

@@ -14,9 +14,7 @@ import onnx
 import torch
 from onnx import helper, numpy_helper
 
-from toolkit._export_spec import InferenceSpec
-
-OPSET = 20
+from toolkit._export_spec import OPSET, InferenceSpec
 
 
 def torch_to_onnx(spec: InferenceSpec) -> onnx.ModelProto:

@@ -177,5 +177,6 @@ def forecaster_spec(
             "series": None if sample.single else [str(c) for c in sample.columns],
             "exog": results.exog_names,
         },
+        min_opset=15,  # onnx converts the window's Shape no lower than its version 15
         **kwargs,
     )
