@@ -109,7 +109,8 @@ class InferenceSpec:
     values (NaN), which the graph handles; the loader and the server then accept them.
     ``min_opset``: the lowest ONNX opset this graph may be exported at (the graphs of an export at a
     lower ``target_opset`` are refused before any is made); a family that tested its graphs lower
-    says so here.
+    says so here. ``full_precision``: why this graph's arithmetic must stay in its dtype; an int8
+    or float16 export is then refused with this reason.
     """
 
     module: nn.Module | None
@@ -129,6 +130,7 @@ class InferenceSpec:
     parts: tuple[InferenceSpec, ...] = ()
     allow_nan: bool = False
     min_opset: int = TORCH_EXPORTER_OPSET
+    full_precision: str | None = None
 
     @property
     def inputs(self) -> list[dict]:

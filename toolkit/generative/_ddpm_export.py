@@ -86,5 +86,9 @@ def diffusion_specs(ddpm, denoiser: nn.Module, reverse: DiffusionSampler, settin
             input_kwargs={"n_sampling_steps": settings["n_sampling_steps"]},
             build=build,
             min_opset=DENOISER_MIN_OPSET,
+            full_precision=(
+                "the sampler runs the denoiser once per step in a Loop and feeds each step's rounding into the "
+                "next, over as many steps as the schedule has"
+            ),
         ),
     ]

@@ -14,6 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from toolkit._dask import is_dask_collection
+from toolkit._export_spec import CONVERTED_MIN_OPSET, InferenceSpec, OutputSpec
 from toolkit._fit_state import fitting
 from toolkit._input_checks import reject_non_numeric_columns
 from toolkit._param_validation import Interval, StrOptions
@@ -467,8 +468,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def __onnx_spec__(self):
         """Component, posterior and log-density as a module in the fit's dtype (skl2onnx's
         output names ``label``, ``probabilities``, ``score_samples``)."""
-        from toolkit._export_spec import CONVERTED_MIN_OPSET, InferenceSpec, OutputSpec
-
         check_is_fitted(self, "weights_")
         module = self._density().cpu()
         tolerance = {"atol": 1e-5, "rtol": 1e-5} if self.dtype == "float64" else {"atol": 1e-4, "rtol": 1e-4}
@@ -486,6 +485,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             feature_names=[str(c) for c in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None,
             dtype=self.dtype,
             min_opset=CONVERTED_MIN_OPSET,
+            full_precision="its labels are differences of log-densities that int8 or float16 rounding changes",
         )
 
     def _n_parameters(self) -> int:

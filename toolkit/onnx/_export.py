@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pandas as pd
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
@@ -24,6 +25,7 @@ from toolkit._version import __version__
 from toolkit.onnx._files import atomic_write_files, json_bytes
 from toolkit.onnx._opset import at_opset, check_target_opset, lowest_opset, one_import_per_domain
 from toolkit.onnx._pipeline import is_toolkit, pipeline_graph
+from toolkit.onnx._precision import accuracy_budget_of, at_precision, check_precision
 from toolkit.onnx._torch_graph import spec_to_onnx
 from toolkit.serving._format import METADATA_FILE, file_digest, read_metadata
 
@@ -125,7 +127,39 @@ def _previous_graph_files(folder: Path) -> set[str]:
         return set()
 
 
-def export(estimator, folder: str | Path, *, target_opset: int | None = None, **options) -> ExportResult:
+def full_precision_reasons(estimator, options: dict) -> list[str]:
+    """Why the graphs of an estimator (or of a Pipeline's toolkit steps) must keep their dtype's
+    arithmetic: each spec's ``full_precision``."""
+    if isinstance(estimator, Pipeline):
+        specs = [spec for _, step in estimator.steps if is_toolkit(step) for spec in inference_specs(step, {})]
+    else:
+        specs = inference_specs(estimator, options)
+    return [spec.full_precision for spec in specs if spec.full_precision]
+
+
+def calibration_feed(graph: Graph, X) -> dict[str, np.ndarray]:
+    """A graph's inputs for the calibration rows X (the estimator's X): per column when the graph
+    reads a DataFrame's columns, else what its spec makes of X."""
+    if isinstance(X, pd.DataFrame) and len(graph.inputs) > 1:
+        values = [X[spec["name"]].to_numpy().reshape(-1, 1) for spec in graph.inputs]
+    else:
+        values = graph.spec.graph_inputs(X)
+    return {
+        spec["name"]: np.asarray(value, dtype=object if spec["dtype"] == "string" else spec["dtype"])
+        for spec, value in zip(graph.inputs, values)
+    }
+
+
+def export(
+    estimator,
+    folder: str | Path,
+    *,
+    target_opset: int | None = None,
+    precision: str = "float32",
+    calibration=None,
+    accuracy_budget: dict | None = None,
+    **options,
+) -> ExportResult:
     """Export a fitted toolkit estimator, or a fitted Pipeline ending in one, to ``folder``.
 
     Writes one ONNX graph per part of the estimator (``model.onnx`` for most; e.g.
@@ -149,6 +183,22 @@ def export(estimator, folder: str | Path, *, target_opset: int | None = None, **
         the lowest it exports at (``InferenceSpec.min_opset``), and a lower one is refused with
         that figure; the newest is 23. A Pipeline's scikit-learn steps are converted by skl2onnx
         at this opset. ``model.json`` records each graph's opset.
+    precision : {"float32", "int8", "float16"}, default="float32"
+        The nets' graphs in reduced precision, made by onnxruntime's tools: ``"int8"`` quantizes
+        the matrix products large enough to run faster in int8 (dynamically: int8 weights,
+        activations quantized per batch), ``"float16"`` stores weights and computes in float16 with
+        float32 inputs and outputs. The statistical graphs (GaussianMixture, ARForecaster, a DDPM's
+        sampler) refuse both, saying why. :func:`validate` then reports what the precision costs
+        against ``accuracy_budget``.
+    calibration : array-like or DataFrame, optional
+        Rows of X (a few hundred) whose activation ranges calibrate a static (QDQ) int8
+        quantization, which quantizes the convolutions too; int8 only.
+    accuracy_budget : dict, optional
+        What a reduced-precision export may cost, recorded in ``model.json`` for
+        :func:`validate`: ``label_agreement`` (least share of labels equal to the estimator's,
+        default 0.99), ``score_drop`` (most the estimator's score may drop, as a fraction: default
+        0.005, half a point) and ``relative_error`` (most mean absolute difference of a value output
+        relative to the estimator's mean absolute value, for graphs without labels: default 0.02).
     **options
         Export-time settings of the estimator's family, e.g. ``horizon`` and ``coverage``
         for a forecaster; recorded in ``model.json``.
@@ -159,6 +209,9 @@ def export(estimator, folder: str | Path, *, target_opset: int | None = None, **
     """
     folder = Path(folder)
     check_is_fitted(estimator)
+    owner = type(estimator).__name__
+    check_precision(precision, calibration, full_precision_reasons(estimator, options), owner)
+    budget = accuracy_budget_of(accuracy_budget) if precision != "float32" else None
     graphs = (
         pipeline_graphs(estimator, options, target_opset)
         if isinstance(estimator, Pipeline)
@@ -168,7 +221,8 @@ def export(estimator, folder: str | Path, *, target_opset: int | None = None, **
     files: dict[str, bytes] = {}
     extra_metadata: dict = {}
     for graph in graphs:
-        model = graph.model
+        feed = None if calibration is None else calibration_feed(graph, calibration)
+        model, reduction = at_precision(graph.model, precision, feed, f"the {owner}'s graph {graph.name!r}")
         model.producer_name, model.producer_version = "toolkit", __version__
         one_import_per_domain(model)
         onnx.checker.check_model(model, full_check=True)
@@ -196,6 +250,8 @@ def export(estimator, folder: str | Path, *, target_opset: int | None = None, **
                 for o in graph.outputs
             ],
             "opset": {entry.domain or "ai.onnx": entry.version for entry in model.opset_import},
+            "precision": precision,
+            **({"reduction": reduction} if reduction else {}),
         }
     metadata = {
         "toolkit_version": __version__,
@@ -203,6 +259,8 @@ def export(estimator, folder: str | Path, *, target_opset: int | None = None, **
         "estimator": json_safe(estimator),
         "graphs": entries,
         "options": json_safe(options),
+        "precision": precision,
+        "accuracy_budget": budget,
         **extra_metadata,
         "validation": None,
     }

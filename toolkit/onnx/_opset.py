@@ -73,13 +73,13 @@ def check_target_opset(target_opset, lowest: int, owner: str) -> int:
     return target_opset
 
 
-def _nodes(graph: onnx.GraphProto):
+def graph_nodes(graph: onnx.GraphProto):
     """Every node of a graph, those of its Loop / Scan / If bodies included."""
     for node in graph.node:
         yield node
         for attribute in node.attribute:
             for body in [attribute.g] if attribute.HasField("g") else attribute.graphs:
-                yield from _nodes(body)
+                yield from graph_nodes(body)
 
 
 def _without_reduce_default(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -87,7 +87,7 @@ def _without_reduce_default(model: onnx.ModelProto) -> onnx.ModelProto:
     the attribute (its default, 0, is what the earlier versions do), and onnx's adapters that move
     a Reduce's axes back to an attribute keep it, which the earlier versions reject."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
-    for node in _nodes(model.graph):
+    for node in graph_nodes(model.graph):
         if node.op_type.startswith("Reduce"):
             kept = [a for a in node.attribute if not (a.name == "noop_with_empty_axes" and a.i == 0)]
             del node.attribute[:]

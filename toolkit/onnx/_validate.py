@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.pipeline import Pipeline
 
 from toolkit._export_spec import OutputSpec, inference_specs
 from toolkit.onnx._files import atomic_write_files, json_bytes
+from toolkit.onnx._precision import accuracy_budget_of
 from toolkit.serving import METADATA_FILE, OnnxModel, read_metadata
 
 DEFAULT_TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
@@ -29,7 +31,11 @@ class OutputCheck:
     """How one output of the graph compares with the estimator's method.
 
     Passed when every element satisfies |onnx - estimator| <= max(atol, rtol * |estimator|)
-    (floats) or when all elements are equal (``exact`` outputs such as labels).
+    (floats) or when all elements are equal (``exact`` outputs such as labels). For a
+    reduced-precision export the accuracy budget decides instead: ``agreement`` (the share of
+    equal labels) for exact outputs, ``relative_error`` (mean absolute difference over the
+    estimator's mean absolute value) for the values of a graph without labels; the values beside
+    labels (probabilities) are reported, the labels and the score decide.
     """
 
     name: str
@@ -41,6 +47,9 @@ class OutputCheck:
     max_rel_error: float
     mismatches: int
     passed: bool
+    mean_abs_error: float = 0.0
+    agreement: float | None = None
+    relative_error: float | None = None
 
 
 @dataclass
@@ -52,10 +61,14 @@ class ValidationReport:
     n_rows: int
     outputs: dict[str, OutputCheck] = field(default_factory=dict)
     missing_value_rows: int = 0
+    precision: str = "float32"
+    budget: dict | None = None
+    score: dict | None = None
 
     @property
     def passed(self) -> bool:
-        return all(check.passed for check in self.outputs.values())
+        score_kept = self.score is None or self.score["drop"] <= self.budget["score_drop"]
+        return score_kept and all(check.passed for check in self.outputs.values())
 
     @property
     def max_abs_error(self) -> float:
@@ -70,20 +83,38 @@ class ValidationReport:
             "n_rows": self.n_rows,
             "missing_value_rows": self.missing_value_rows,
             "outputs": {name: asdict(check) for name, check in self.outputs.items()},
+            "precision": self.precision,
+            "accuracy_budget": self.budget,
+            "score": self.score,
         }
 
     def __str__(self) -> str:
         lines = [
             f"validation {'passed' if self.passed else 'FAILED'} on {self.provider}, batch sizes {self.batch_sizes}"
             + (f", {self.missing_value_rows} rows with missing values" if self.missing_value_rows else "")
+            + (f", {self.precision} against the float32 estimator, budget {self.budget}" if self.budget else "")
         ]
         for c in self.outputs.values():
-            detail = (
-                f"{c.mismatches} mismatches"
-                if c.exact
-                else f"max abs {c.max_abs_error:.3g} (atol {c.atol:g}), max rel {c.max_rel_error:.3g} (rtol {c.rtol:g})"
-            )
+            if c.agreement is not None and self.budget:
+                detail = f"{c.agreement:.2%} of labels agree ({c.mismatches} differ)"
+            elif c.exact:
+                detail = f"{c.mismatches} mismatches"
+            elif self.budget:
+                detail = f"max abs {c.max_abs_error:.3g}, mean abs {c.mean_abs_error:.3g}" + (
+                    f", relative {c.relative_error:.3g}" if c.relative_error is not None else ""
+                )
+            else:
+                detail = (
+                    f"max abs {c.max_abs_error:.3g} (atol {c.atol:g}), max rel {c.max_rel_error:.3g} (rtol {c.rtol:g})"
+                )
             lines.append(f"  {c.name} vs {c.method}: {detail} -> {'ok' if c.passed else 'FAIL'}")
+        if self.score:
+            s = self.score
+            kept = s["drop"] <= self.budget["score_drop"]
+            lines.append(
+                f"  {s['metric']}: estimator {s['estimator']:.4f}, graph {s['graph']:.4f} (drop {s['drop']:.4f}) "
+                f"-> {'ok' if kept else 'FAIL'}"
+            )
         return "\n".join(lines)
 
 
@@ -96,7 +127,8 @@ def compare(name: str, method: str, exact: bool, got: np.ndarray, want: np.ndarr
         mismatches = (
             int((got.astype(str) != want.astype(str)).sum()) if want.dtype.kind in "OUS" else int((got != want).sum())
         )
-        return OutputCheck(name, method, True, 0.0, 0.0, 0.0, 0.0, mismatches, mismatches == 0)
+        agreement = 1.0 - mismatches / max(want.size, 1)
+        return OutputCheck(name, method, True, 0.0, 0.0, 0.0, 0.0, mismatches, mismatches == 0, agreement=agreement)
     got64, want64 = got.astype(np.float64), want.astype(np.float64)
     error = np.abs(got64 - want64)
     both_missing = np.isnan(got64) & np.isnan(want64)
@@ -116,7 +148,24 @@ def compare(name: str, method: str, exact: bool, got: np.ndarray, want: np.ndarr
         float(rel.max(initial=0.0)),
         failures,
         failures == 0,
+        mean_abs_error=float(error.mean()) if error.size else 0.0,
     )
+
+
+def within_budget(check: OutputCheck, want: np.ndarray, budget: dict, graph_has_labels: bool) -> OutputCheck:
+    """The check of a reduced-precision output judged by the accuracy budget (see OutputCheck)."""
+    if check.exact:
+        return replace(check, passed=check.agreement >= budget["label_agreement"])
+    if graph_has_labels:
+        return replace(check, passed=True)
+    scale = float(np.nanmean(np.abs(np.asarray(want, dtype=np.float64)))) if np.size(want) else 0.0
+    relative = check.mean_abs_error / max(scale, np.finfo(np.float64).tiny)
+    return replace(check, relative_error=relative, passed=relative <= budget["relative_error"])
+
+
+def score_of(y, predictions: np.ndarray, exact: bool) -> float:
+    """Accuracy of labels, R^2 of values, against y."""
+    return float(accuracy_score(y, predictions) if exact else r2_score(y, predictions))
 
 
 @dataclass
@@ -202,11 +251,13 @@ def validate(
     estimator,
     folder: str | Path,
     X,
+    y=None,
     *,
     tolerances: dict[str, dict] | None = None,
     batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES,
     providers: list[str] | None = None,
     raise_on_failure: bool = True,
+    accuracy_budget: dict | None = None,
 ) -> ValidationReport:
     """Check that the ONNX graphs in ``folder`` agree with ``estimator`` on X.
 
@@ -228,6 +279,10 @@ def validate(
         The export folder.
     X : array-like or DataFrame
         Inputs as the estimator takes them.
+    y : array-like, optional
+        Targets of X. For a reduced-precision export (int8, float16) the estimator's score
+        (accuracy of its labels, R^2 of its values) is compared with the graph's, and the drop
+        must stay within the budget's ``score_drop``.
     tolerances : dict, optional
         {output name: {"atol": float, "rtol": float}} ("graph.output" when the folder holds
         several graphs); default: the output's own tolerance in ``model.json`` when the
@@ -238,6 +293,12 @@ def validate(
         onnxruntime providers (default CUDA when available, then CPU).
     raise_on_failure : bool, default=True
         Raise :class:`ValidationError` with the numbers when an output fails.
+    accuracy_budget : dict, optional
+        For a reduced-precision export: what it may cost (``label_agreement``, ``score_drop``,
+        ``relative_error``; see :func:`toolkit.onnx.export`), over the budget ``model.json``
+        records. The report gives, per output, the label agreement or the max and mean absolute
+        differences, and the scores; it passes when every figure is within the budget. A float32
+        export is held to the tolerances instead.
 
     Returns
     -------
@@ -250,6 +311,12 @@ def validate(
         raise ValueError("validate needs at least one row of X")
     several = len(metadata["graphs"]) > 1
     checks_by_graph = graph_checks(estimator, metadata)
+    precision = metadata.get("precision", "float32")
+    budget = None
+    if precision != "float32":
+        budget = accuracy_budget_of((metadata.get("accuracy_budget") or {}) | (accuracy_budget or {}))
+    if y is not None and len(y) != len(X):
+        raise ValueError(f"y has {len(y)} values for {len(X)} rows of X")
     report = None
     for graph in metadata["graphs"]:
         model = OnnxModel(folder, graph=graph, providers=providers)
@@ -259,8 +326,9 @@ def validate(
         n_rows = len(inputs[0])
         sizes = sorted({min(size, n_rows) for size in batch_sizes})
         if report is None:
-            report = ValidationReport(provider=model.provider, batch_sizes=sizes, n_rows=n_rows)
+            report = ValidationReport(model.provider, sizes, n_rows, precision=precision, budget=budget)
         report.missing_value_rows = max(report.missing_value_rows, missing)
+        has_labels = any(check.outputs[name].exact for name in model.outputs)
         for name in model.outputs:
             output = check.outputs[name]
             want = output.method(*inputs, **output.kwargs)
@@ -271,7 +339,7 @@ def validate(
                 **(output.tolerance or {}),
                 **(tolerances or {}).get(key, {}),
             }
-            checks = []
+            checks, scores = [], []
             for size in sizes:
                 got = np.concatenate(
                     [
@@ -279,8 +347,16 @@ def validate(
                         for a in range(0, n_rows, size)
                     ]
                 )
-                checks.append(compare(name, output.method_name, output.exact, got, want, tolerance))
+                result = compare(name, output.method_name, output.exact, got, want, tolerance)
+                checks.append(result if budget is None else within_budget(result, want, budget, has_labels))
+                if budget is not None and y is not None and check.reads_x and output.method_name == "predict":
+                    scores.append(score_of(y, got[: len(y)], output.exact))
             report.outputs[key] = max(checks, key=lambda c: (not c.passed, c.mismatches, c.max_abs_error))
+            if scores:
+                estimator_score = score_of(y, want[: len(y)], output.exact)
+                metric = "accuracy" if output.exact else "r2"
+                drop = estimator_score - min(scores)
+                report.score = {"metric": metric, "estimator": estimator_score, "graph": min(scores), "drop": drop}
     metadata["validation"] = report.to_dict()
     atomic_write_files(folder, {METADATA_FILE: json_bytes(metadata)})
     if raise_on_failure and not report.passed:

@@ -121,6 +121,17 @@ class OnnxModel:
         return estimator["class"] if estimator else None
 
     @property
+    def precision(self) -> str:
+        """The graph's arithmetic as exported: "float32" (float64 for the statistical families' own
+        dtype), "int8" or "float16"; "float32" for a graph made elsewhere."""
+        return self.entry.get("precision") or self.metadata.get("precision") or "float32"
+
+    @property
+    def opset(self) -> int | None:
+        """The graph's ai.onnx opset, as model.json records it (None for a graph made elsewhere)."""
+        return (self.entry.get("opset") or {}).get("ai.onnx")
+
+    @property
     def provider(self) -> str:
         """The execution provider that runs the graph (the session's first)."""
         return self.session.get_providers()[0]

@@ -148,6 +148,8 @@ class ServedModel:
             "parameters": {
                 "estimator": self.model.estimator_class,
                 "feature_names": self.model.entry.get("feature_names"),
+                "precision": self.model.precision,
+                "opset": self.model.opset,
             },
         }
 

@@ -178,5 +178,9 @@ def forecaster_spec(
             "exog": results.exog_names,
         },
         min_opset=15,  # onnx converts the window's Shape no lower than its version 15
+        full_precision=(
+            "a forecast feeds each step's value into the next, so rounding grows over the horizon, and its "
+            "intervals are float64 sums of squared MA(infinity) weights; the graph has no matrix products to speed up"
+        ),
         **kwargs,
     )

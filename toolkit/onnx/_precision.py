@@ -1,0 +1,173 @@
+"""Reduced-precision exports (``export(..., precision="int8" | "float16")``), made by
+onnxruntime's own tools rather than by hand: ``onnxruntime.quantization`` for int8 and
+``onnxruntime.transformers.float16`` for float16.
+
+What is quantized is chosen by what runs faster under onnxruntime on a CPU (measured on this
+project's nets with one thread, at batch sizes 1 and 64; ``benchmarks/precision.py``):
+
+- dynamically (int8 weights, each batch's activations quantized as it runs): the matrix products
+  (MatMul, Gemm) only, since a dynamically quantized Conv becomes ConvInteger, several times
+  slower than the float Conv; statically (QDQ, activation ranges calibrated on rows the user
+  gives, ``calibration=X``): the convolutions too;
+- and of those, only the nodes whose weight has at least :data:`MIN_QUANTIZED_WEIGHTS` values:
+  quantizing the activations costs a few microseconds per node, which a small product does not
+  win back (a 64 x 128 Gemm breaks even, 512 x 512 runs 2.3x faster at batch 64; a 3 x 3 Conv of
+  32 to 64 channels runs 1.3x slower in QDQ, 64 to 128 1.5x faster).
+
+A net with no such node exports its float32 graph, with a warning that says so. A float16 graph
+keeps float32 inputs and outputs (casts inside), so that clients and ``toolkit serve`` requests do
+not change; onnxruntime's CPU provider runs the operators it has no float16 kernel for in float32.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from toolkit.onnx._opset import graph_nodes
+
+PRECISIONS = ("float32", "int8", "float16")
+DYNAMIC_OPS = ["MatMul", "Gemm"]
+STATIC_OPS = ["Conv", "MatMul", "Gemm"]
+MIN_QUANTIZED_WEIGHTS = 32768
+
+
+def _initializers(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    found = {tensor.name: tensor for tensor in graph.initializer}
+    for node in graph.node:
+        for attribute in node.attribute:
+            for body in [attribute.g] if attribute.HasField("g") else attribute.graphs:
+                found |= _initializers(body)
+    return found
+
+
+def worth_quantizing(model: onnx.ModelProto, op_types: list[str]) -> list[onnx.NodeProto]:
+    """The nodes of ``op_types`` whose weight (a constant second input) holds at least
+    :data:`MIN_QUANTIZED_WEIGHTS` values."""
+    weights = _initializers(model.graph)
+    chosen = []
+    for node in graph_nodes(model.graph):
+        weight = weights.get(node.input[1]) if node.op_type in op_types and len(node.input) > 1 else None
+        if weight is not None and int(np.prod(weight.dims)) >= MIN_QUANTIZED_WEIGHTS:
+            chosen.append(node)
+    return chosen
+
+
+DEFAULT_BUDGET = {"label_agreement": 0.99, "score_drop": 0.005, "relative_error": 0.02}
+
+
+def accuracy_budget_of(budget: dict | None) -> dict:
+    """The accuracy budget of a reduced-precision export: the defaults, updated by ``budget``;
+    a ValueError names an unknown key or a value outside [0, 1]."""
+    budget = dict(budget or {})
+    unknown = sorted(set(budget) - set(DEFAULT_BUDGET))
+    if unknown:
+        raise ValueError(f"accuracy_budget has unknown keys {unknown}; it takes {sorted(DEFAULT_BUDGET)}")
+    wrong = {key: value for key, value in budget.items() if not (isinstance(value, (int, float)) and 0 <= value <= 1)}
+    if wrong:
+        raise ValueError(f"accuracy_budget values are fractions between 0 and 1, got {wrong}")
+    return DEFAULT_BUDGET | {key: float(value) for key, value in budget.items()}
+
+
+def check_precision(precision: str, calibration, reasons: list[str], owner: str) -> None:
+    """Refuse an unknown precision, calibration rows without int8, and a reduced precision for a
+    graph whose spec says why its arithmetic must stay as it is (``reasons``)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if calibration is not None and precision != "int8":
+        raise ValueError(f"calibration rows are for static int8 quantization; precision is {precision!r}")
+    if precision != "float32" and reasons:
+        raise ValueError(f"{owner} cannot be exported at {precision}: {reasons[0]}")
+
+
+class _Rows:
+    """onnxruntime's CalibrationDataReader protocol over feeds of a few rows each."""
+
+    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        self._feeds = iter(feeds)
+
+    def get_next(self) -> dict | None:
+        return next(self._feeds, None)
+
+
+def calibration_feeds(feed: dict[str, np.ndarray], batch: int = 32) -> list[dict[str, np.ndarray]]:
+    """A graph's calibration inputs cut into batches."""
+    n = len(next(iter(feed.values())))
+    return [{name: value[a : a + batch] for name, value in feed.items()} for a in range(0, n, batch)]
+
+
+def at_precision(
+    model: onnx.ModelProto, precision: str, calibration: dict[str, np.ndarray] | None, what: str
+) -> tuple[onnx.ModelProto, dict]:
+    """(``model`` at ``precision``, what model.json records of how): int8 (dynamic, or static QDQ
+    over the ``calibration`` feed), float16 (float32 inputs and outputs kept), or itself for
+    float32. ``what`` names the graph in a warning."""
+    if precision == "float32":
+        return model, {}
+    if precision == "float16":
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+        from onnxruntime.transformers.onnx_model import OnnxModel
+
+        converted = OnnxModel(convert_float_to_float16(model, keep_io_types=True))
+        converted.topological_sort()  # the converter appends the output casts after the nodes that read them
+        return converted.model, {"method": "float16 weights and arithmetic"}
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    op_types = DYNAMIC_OPS if calibration is None else STATIC_OPS
+    chosen = worth_quantizing(model, op_types)
+    nodes = [node.name for node in chosen]
+    if calibration is None:  # the dynamic quantizer first replaces each Gemm by a MatMul named after it
+        nodes += [f"{node.name}_MatMul" for node in chosen if node.op_type == "Gemm"]
+    how = {
+        "method": "dynamic (int8 weights, activations quantized per batch)"
+        if calibration is None
+        else "static QDQ (int8 weights and activations, ranges calibrated)",
+        "op_types": op_types,
+        "min_weights": MIN_QUANTIZED_WEIGHTS,
+        "quantized_nodes": [node.name for node in chosen],
+        "calibration_rows": None if calibration is None else len(next(iter(calibration.values()))),
+    }
+    if not nodes:
+        warnings.warn(
+            f"{what}: no {' / '.join(op_types)} node has {MIN_QUANTIZED_WEIGHTS} weights or more, the size where int8 "
+            "runs faster than float32 on a CPU; the int8 export is the float32 graph",
+            UserWarning,
+            stacklevel=3,
+        )
+        return model, how
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())  # the quantizers move its weights to files
+    with tempfile.TemporaryDirectory() as tmp:
+        output = Path(tmp) / "int8.onnx"
+        # Loop / Scan bodies too (a caption decoder's step, a recurrent net's Elman layers)
+        extra = {"EnableSubgraph": True}
+        try:
+            if calibration is None:
+                quantize_dynamic(
+                    model,
+                    output,
+                    op_types_to_quantize=op_types,
+                    nodes_to_quantize=nodes,
+                    weight_type=QuantType.QInt8,
+                    extra_options=extra,
+                )
+            else:
+                quantize_static(
+                    model,
+                    output,
+                    _Rows(calibration_feeds(calibration)),
+                    quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=op_types,
+                    nodes_to_quantize=nodes,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    per_channel=True,
+                    extra_options=extra,
+                )
+        except Exception as error:  # the quantizers raise several types
+            raise ValueError(f"onnxruntime could not quantize {what}: {error}") from error
+        return onnx.load(output), how
