@@ -11,8 +11,10 @@ project's nets with one thread, at batch sizes 1 and 64; ``benchmarks/precision.
   gives, ``calibration=X``): the convolutions too;
 - and of those, only the nodes whose weight has at least :data:`MIN_QUANTIZED_WEIGHTS` values:
   quantizing the activations costs a few microseconds per node, which a small product does not
-  win back (a 64 x 128 Gemm breaks even, 512 x 512 runs 2.3x faster at batch 64; a 3 x 3 Conv of
-  32 to 64 channels runs 1.3x slower in QDQ, 64 to 128 1.5x faster).
+  win back (a 64 x 128 Gemm breaks even, 512 x 512 runs 2.3x faster at batch 64; a CNN whose
+  3 x 3 convolutions go from 32 to 64 channels runs 1.3x slower in QDQ, one of 64 to 128 1.45x
+  faster); statically, once one node qualifies, every Conv of the graph with it
+  (:func:`worth_quantizing`).
 
 A net with no such node exports its float32 graph, with a warning that says so. A float16 graph
 keeps float32 inputs and outputs (casts inside), so that clients and ``toolkit serve`` requests do
@@ -21,6 +23,8 @@ not change; onnxruntime's CPU provider runs the operators it has no float16 kern
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -45,16 +49,23 @@ def _initializers(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
     return found
 
 
-def worth_quantizing(model: onnx.ModelProto, op_types: list[str]) -> list[onnx.NodeProto]:
-    """The nodes of ``op_types`` whose weight (a constant second input) holds at least
-    :data:`MIN_QUANTIZED_WEIGHTS` values."""
+def worth_quantizing(model: onnx.ModelProto, static: bool) -> list[onnx.NodeProto]:
+    """The nodes to quantize: of the op types of the kind (dynamic or static), those whose weight
+    (a constant second input) holds at least :data:`MIN_QUANTIZED_WEIGHTS` values; statically,
+    once one has, every Conv with them: onnxruntime runs a chain of QDQ convolutions as integer
+    kernels end to end, and a float Conv left between quantized ones makes the chain slower than
+    float32 (a 64-128 channel CNN: 1.45x faster with both convolutions quantized, 1.5x slower with
+    the larger alone)."""
     weights = _initializers(model.graph)
-    chosen = []
-    for node in graph_nodes(model.graph):
-        weight = weights.get(node.input[1]) if node.op_type in op_types and len(node.input) > 1 else None
-        if weight is not None and int(np.prod(weight.dims)) >= MIN_QUANTIZED_WEIGHTS:
-            chosen.append(node)
-    return chosen
+    candidates = [
+        node
+        for node in graph_nodes(model.graph)
+        if node.op_type in (STATIC_OPS if static else DYNAMIC_OPS) and len(node.input) > 1 and node.input[1] in weights
+    ]
+    large = [node for node in candidates if int(np.prod(weights[node.input[1]].dims)) >= MIN_QUANTIZED_WEIGHTS]
+    if static and large:
+        return [node for node in candidates if node.op_type == "Conv" or any(node is chosen for chosen in large)]
+    return large
 
 
 DEFAULT_BUDGET = {"label_agreement": 0.99, "score_drop": 0.005, "relative_error": 0.02}
@@ -82,6 +93,24 @@ def check_precision(precision: str, calibration, reasons: list[str], owner: str)
         raise ValueError(f"calibration rows are for static int8 quantization; precision is {precision!r}")
     if precision != "float32" and reasons:
         raise ValueError(f"{owner} cannot be exported at {precision}: {reasons[0]}")
+
+
+class _WithoutPreprocessingAdvice(logging.Filter):
+    """onnxruntime's quantizers log, on the root logger, advice to run their shape-inference
+    pre-processing first; the graphs toolkit hands them are inferred and checked already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_quantizer():
+    advice = _WithoutPreprocessingAdvice()
+    logging.getLogger().addFilter(advice)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(advice)
 
 
 class _Rows:
@@ -118,7 +147,7 @@ def at_precision(
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     op_types = DYNAMIC_OPS if calibration is None else STATIC_OPS
-    chosen = worth_quantizing(model, op_types)
+    chosen = worth_quantizing(model, static=calibration is not None)
     nodes = [node.name for node in chosen]
     if calibration is None:  # the dynamic quantizer first replaces each Gemm by a MatMul named after it
         nodes += [f"{node.name}_MatMul" for node in chosen if node.op_type == "Gemm"]
@@ -146,28 +175,29 @@ def at_precision(
         # Loop / Scan bodies too (a caption decoder's step, a recurrent net's Elman layers)
         extra = {"EnableSubgraph": True}
         try:
-            if calibration is None:
-                quantize_dynamic(
-                    model,
-                    output,
-                    op_types_to_quantize=op_types,
-                    nodes_to_quantize=nodes,
-                    weight_type=QuantType.QInt8,
-                    extra_options=extra,
-                )
-            else:
-                quantize_static(
-                    model,
-                    output,
-                    _Rows(calibration_feeds(calibration)),
-                    quant_format=QuantFormat.QDQ,
-                    op_types_to_quantize=op_types,
-                    nodes_to_quantize=nodes,
-                    activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8,
-                    per_channel=True,
-                    extra_options=extra,
-                )
+            with _quiet_quantizer():
+                if calibration is None:
+                    quantize_dynamic(
+                        model,
+                        output,
+                        op_types_to_quantize=op_types,
+                        nodes_to_quantize=nodes,
+                        weight_type=QuantType.QInt8,
+                        extra_options=extra,
+                    )
+                else:
+                    quantize_static(
+                        model,
+                        output,
+                        _Rows(calibration_feeds(calibration)),
+                        quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=op_types,
+                        nodes_to_quantize=nodes,
+                        activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8,
+                        per_channel=True,
+                        extra_options=extra,
+                    )
         except Exception as error:  # the quantizers raise several types
             raise ValueError(f"onnxruntime could not quantize {what}: {error}") from error
         return onnx.load(output), how
