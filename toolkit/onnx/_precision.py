@@ -5,16 +5,16 @@ onnxruntime's own tools rather than by hand: ``onnxruntime.quantization`` for in
 What is quantized is chosen by what runs faster under onnxruntime on a CPU (measured on this
 project's nets with one thread, at batch sizes 1 and 64; ``benchmarks/precision.py``):
 
-- dynamically (int8 weights, each batch's activations quantized as it runs): the matrix products
-  (MatMul, Gemm) only, since a dynamically quantized Conv becomes ConvInteger, several times
-  slower than the float Conv; statically (QDQ, activation ranges calibrated on rows the user
-  gives, ``calibration=X``): the convolutions too;
-- and of those, only the nodes whose weight has at least :data:`MIN_QUANTIZED_WEIGHTS` values:
-  quantizing the activations costs a few microseconds per node, which a small product does not
-  win back (a 64 x 128 Gemm breaks even, 512 x 512 runs 2.3x faster at batch 64; a CNN whose
-  3 x 3 convolutions go from 32 to 64 channels runs 1.3x slower in QDQ, one of 64 to 128 1.45x
-  faster); statically, once one node qualifies, every Conv of the graph with it
-  (:func:`worth_quantizing`).
+- the matrix products (MatMul, Gemm) dynamically (int8 weights, each batch's activations
+  quantized as it runs), which beat static QDQ at both batch sizes (an MLP of 512 x 512: 1.7x /
+  2.3x faster than float32 against 1.1x / 1.9x);
+- the convolutions only statically (QDQ, activation ranges calibrated on rows the user gives,
+  ``calibration=X``): a dynamically quantized Conv becomes ConvInteger, several times slower than
+  the float Conv;
+- and only nodes whose weight has at least :data:`MIN_QUANTIZED_WEIGHTS` values: quantizing the
+  activations costs a few microseconds per node, which a small product does not win back (a
+  64 x 128 Gemm breaks even, 512 x 512 runs 2.3x faster at batch 64); a graph's convolutions are
+  quantized all together once one qualifies (:func:`worth_quantizing`).
 
 A net with no such node exports its float32 graph, with a warning that says so. A float16 graph
 keeps float32 inputs and outputs (casts inside), so that clients and ``toolkit serve`` requests do
@@ -36,7 +36,6 @@ from toolkit.onnx._opset import graph_nodes
 
 PRECISIONS = ("float32", "int8", "float16")
 DYNAMIC_OPS = ["MatMul", "Gemm"]
-STATIC_OPS = ["Conv", "MatMul", "Gemm"]
 MIN_QUANTIZED_WEIGHTS = 32768
 
 
@@ -49,23 +48,22 @@ def _initializers(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
     return found
 
 
-def worth_quantizing(model: onnx.ModelProto, static: bool) -> list[onnx.NodeProto]:
-    """The nodes to quantize: of the op types of the kind (dynamic or static), those whose weight
-    (a constant second input) holds at least :data:`MIN_QUANTIZED_WEIGHTS` values; statically,
-    once one has, every Conv with them: onnxruntime runs a chain of QDQ convolutions as integer
-    kernels end to end, and a float Conv left between quantized ones makes the chain slower than
-    float32 (a 64-128 channel CNN: 1.45x faster with both convolutions quantized, 1.5x slower with
-    the larger alone)."""
+def worth_quantizing(model: onnx.ModelProto) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto]]:
+    """(convolutions, matrix products) to quantize: the MatMul / Gemm nodes whose weight (a
+    constant second input) holds at least :data:`MIN_QUANTIZED_WEIGHTS` values, and, once one Conv
+    has, every Conv: onnxruntime runs a chain of QDQ convolutions as integer kernels end to end,
+    and a float Conv left between quantized ones makes the chain slower than float32 (a CNN of 64
+    and 128 channels: 1.45x faster with both convolutions quantized, 1.5x slower with the larger
+    alone)."""
     weights = _initializers(model.graph)
-    candidates = [
-        node
-        for node in graph_nodes(model.graph)
-        if node.op_type in (STATIC_OPS if static else DYNAMIC_OPS) and len(node.input) > 1 and node.input[1] in weights
-    ]
-    large = [node for node in candidates if int(np.prod(weights[node.input[1]].dims)) >= MIN_QUANTIZED_WEIGHTS]
-    if static and large:
-        return [node for node in candidates if node.op_type == "Conv" or any(node is chosen for chosen in large)]
-    return large
+
+    def large(node: onnx.NodeProto) -> bool:
+        return int(np.prod(weights[node.input[1]].dims)) >= MIN_QUANTIZED_WEIGHTS
+
+    weighted = [node for node in graph_nodes(model.graph) if len(node.input) > 1 and node.input[1] in weights]
+    convolutions = [node for node in weighted if node.op_type == "Conv"]
+    products = [node for node in weighted if node.op_type in DYNAMIC_OPS and large(node)]
+    return (convolutions if any(large(node) for node in convolutions) else []), products
 
 
 DEFAULT_BUDGET = {"label_agreement": 0.99, "score_drop": 0.005, "relative_error": 0.02}
@@ -146,58 +144,58 @@ def at_precision(
         return converted.model, {"method": "float16 weights and arithmetic"}
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
-    op_types = DYNAMIC_OPS if calibration is None else STATIC_OPS
-    chosen = worth_quantizing(model, static=calibration is not None)
-    nodes = [node.name for node in chosen]
-    if calibration is None:  # the dynamic quantizer first replaces each Gemm by a MatMul named after it
-        nodes += [f"{node.name}_MatMul" for node in chosen if node.op_type == "Gemm"]
+    convolutions, products = worth_quantizing(model)
+    if calibration is None:
+        convolutions = []  # a dynamically quantized Conv (ConvInteger) is slower than the float one
     how = {
         "method": "dynamic (int8 weights, activations quantized per batch)"
-        if calibration is None
-        else "static QDQ (int8 weights and activations, ranges calibrated)",
-        "op_types": op_types,
+        + ("; convolutions static QDQ (activation ranges calibrated)" if convolutions else ""),
         "min_weights": MIN_QUANTIZED_WEIGHTS,
-        "quantized_nodes": [node.name for node in chosen],
+        "quantized_nodes": [node.name for node in convolutions + products],
         "calibration_rows": None if calibration is None else len(next(iter(calibration.values()))),
     }
-    if not nodes:
+    if not convolutions and not products:
+        kinds = "MatMul / Gemm" + (" / Conv" if calibration is not None else "")
         warnings.warn(
-            f"{what}: no {' / '.join(op_types)} node has {MIN_QUANTIZED_WEIGHTS} weights or more, the size where int8 "
-            "runs faster than float32 on a CPU; the int8 export is the float32 graph",
+            f"{what}: no {kinds} node has {MIN_QUANTIZED_WEIGHTS} weights or more, the size where int8 runs faster "
+            "than float32 on a CPU; the int8 export is the float32 graph",
             UserWarning,
             stacklevel=3,
         )
         return model, how
+    try:
+        with _quiet_quantizer(), tempfile.TemporaryDirectory() as tmp:
+            if convolutions:
+                model = _quantized(
+                    quantize_static,
+                    model,
+                    Path(tmp) / "static.onnx",
+                    calibration_data_reader=_Rows(calibration_feeds(calibration)),
+                    quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=["Conv"],
+                    nodes_to_quantize=[node.name for node in convolutions],
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    per_channel=True,
+                )
+            if products:
+                model = _quantized(
+                    quantize_dynamic,
+                    model,
+                    Path(tmp) / "dynamic.onnx",
+                    op_types_to_quantize=DYNAMIC_OPS,
+                    # the dynamic quantizer first replaces each Gemm by a MatMul named after it
+                    nodes_to_quantize=[name for node in products for name in (node.name, f"{node.name}_MatMul")],
+                    weight_type=QuantType.QInt8,
+                )
+    except Exception as error:  # the quantizers raise several types
+        raise ValueError(f"onnxruntime could not quantize {what}: {error}") from error
+    return model, how
 
-    model = onnx.ModelProto.FromString(model.SerializeToString())  # the quantizers move its weights to files
-    with tempfile.TemporaryDirectory() as tmp:
-        output = Path(tmp) / "int8.onnx"
-        # Loop / Scan bodies too (a caption decoder's step, a recurrent net's Elman layers)
-        extra = {"EnableSubgraph": True}
-        try:
-            with _quiet_quantizer():
-                if calibration is None:
-                    quantize_dynamic(
-                        model,
-                        output,
-                        op_types_to_quantize=op_types,
-                        nodes_to_quantize=nodes,
-                        weight_type=QuantType.QInt8,
-                        extra_options=extra,
-                    )
-                else:
-                    quantize_static(
-                        model,
-                        output,
-                        _Rows(calibration_feeds(calibration)),
-                        quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=op_types,
-                        nodes_to_quantize=nodes,
-                        activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8,
-                        per_channel=True,
-                        extra_options=extra,
-                    )
-        except Exception as error:  # the quantizers raise several types
-            raise ValueError(f"onnxruntime could not quantize {what}: {error}") from error
-        return onnx.load(output), how
+
+def _quantized(quantize, model: onnx.ModelProto, output: Path, **settings) -> onnx.ModelProto:
+    """``quantize`` (one of onnxruntime's quantizers) run on a copy of ``model`` (they move its
+    weights to files), its Loop / Scan bodies included (a caption decoder's step)."""
+    copy = onnx.ModelProto.FromString(model.SerializeToString())
+    quantize(copy, output, extra_options={"EnableSubgraph": True}, **settings)
+    return onnx.load(output)
