@@ -28,3 +28,20 @@ def test_cuda_training_matches_cpu_predictions_closely(digits, make):
 def test_auto_device_picks_cuda():
     model = MLPClassifier((4,), max_epochs=1).fit(np.eye(4), [0, 1, 0, 1])
     assert model.device_.type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.parametrize("precision", ["float16", "int8"])
+def test_reduced_precision_exports_validate_on_the_cuda_provider(digits, precision, tmp_path):
+    """A float16 graph runs whole in float16 on CUDA (the CPU provider falls back to float32 for
+    some operators), so it is validated there too; onnxruntime's CUDA provider must be installed."""
+    import onnxruntime as ort
+
+    from toolkit.onnx import export, validate
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("onnxruntime has no CUDA provider here (onnxruntime-gpu is not installed)")
+    X, y = digits
+    model = MLPClassifier((512, 512), max_epochs=5, random_state=0, device="cuda").fit(X[:1000], y[:1000])
+    export(model, tmp_path, precision=precision)
+    report = validate(model, tmp_path, X[1000:], y[1000:], providers=["CUDAExecutionProvider"])
+    assert report.provider == "CUDAExecutionProvider" and report.passed, report

@@ -62,6 +62,14 @@ def test_int8_quantizes_the_large_matrix_products_and_reports_its_cost(wide_mlp,
     assert load(tmp_path / "int8").precision == "int8" and load(tmp_path / "float32").precision == "float32"
 
 
+def test_int8_at_the_lowest_opset_of_its_family(wide_mlp, digits, tmp_path):
+    _, X_test, _, y_test = digits
+    result = export(wide_mlp, tmp_path, precision="int8", target_opset=14)
+    assert result.metadata["graphs"]["model"]["opset"]["ai.onnx"] == 14
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= graph_ops(tmp_path / "model.onnx")
+    assert validate(wide_mlp, tmp_path, X_test, y_test).passed
+
+
 def test_static_int8_quantizes_a_large_convolution_with_calibration_rows(digits, tmp_path):
     X, X_test, y, y_test = digits
     images = X.reshape(-1, 8, 8)
