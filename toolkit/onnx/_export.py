@@ -181,7 +181,8 @@ def export(
     target_opset : int, optional
         The ONNX opset of the graphs (for an older onnxruntime); default 20. Each family states
         the lowest it exports at (``InferenceSpec.min_opset``), and a lower one is refused with
-        that figure; the newest is 23. A Pipeline's scikit-learn steps are converted by skl2onnx
+        that figure; the newest is the installed onnx's (28 with onnx 1.23, the newest tested). A
+        Pipeline's scikit-learn steps are converted by skl2onnx
         at this opset. ``model.json`` records each graph's opset.
     precision : {"float32", "int8", "float16"}, default="float32"
         The nets' graphs in reduced precision, made by onnxruntime's tools: ``"int8"`` quantizes
