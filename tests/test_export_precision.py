@@ -181,3 +181,24 @@ def test_float32_and_int8_served_side_by_side_as_two_versions(wide_mlp, digits, 
         assert 0 < np.abs(answers["2"]["probabilities"] - answers["1"]["probabilities"]).max() < 0.1
     finally:
         stop_server(process, client)
+
+
+def test_a_pipeline_with_column_inputs_exports_int8_calibrated_on_its_dataframe(tmp_path):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.datasets import load_wine
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    frame = X.iloc[:, :6].copy()
+    frame["region"] = np.where(X["alcohol"] > 13, "north", "south")
+    prepare = ColumnTransformer(
+        [("numbers", StandardScaler(), list(frame.columns[:6])), ("region", OneHotEncoder(), ["region"])]
+    )
+    pipeline = make_pipeline(prepare, MLPClassifier((512, 512), max_epochs=10, random_state=0)).fit(frame, y)
+    result = export(pipeline, tmp_path, precision="int8", calibration=frame)
+    reduction = result.metadata["graphs"]["model"]["reduction"]
+    assert len(reduction["quantized_nodes"]) == 1 and reduction["calibration_rows"] == len(frame)  # the 512 x 512
+    assert [spec["name"] for spec in load(tmp_path).inputs] == list(frame.columns)
+    report = validate(pipeline, tmp_path, frame, y)
+    assert report.passed and report.outputs["label"].agreement >= 0.99, report

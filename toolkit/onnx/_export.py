@@ -222,10 +222,10 @@ def export(
     files: dict[str, bytes] = {}
     extra_metadata: dict = {}
     for graph in graphs:
+        one_import_per_domain(graph.model)  # onnxruntime's quantizers, too, want each domain once
         feed = None if calibration is None else calibration_feed(graph, calibration)
         model, reduction = at_precision(graph.model, precision, feed, f"the {owner}'s graph {graph.name!r}")
         model.producer_name, model.producer_version = "toolkit", __version__
-        one_import_per_domain(model)
         onnx.checker.check_model(model, full_check=True)
         spec = graph.spec
         extra_metadata |= spec.metadata
