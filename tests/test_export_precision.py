@@ -103,6 +103,7 @@ def test_float16_nets_keep_float32_inputs_and_outputs_and_validate(name, tmp_pat
             for value in [*proto.graph.input, *proto.graph.output]
         )
         assert entry["precision"] == "float16"
+        assert all(o["tolerance"] == {"atol": 1e-2, "rtol": 1e-2} for o in entry["outputs"] if not o["exact"])
     report = validate(model, tmp_path, small.rows(model, data))
     assert report.passed, report
 

@@ -25,7 +25,7 @@ from toolkit._version import __version__
 from toolkit.onnx._files import atomic_write_files, json_bytes
 from toolkit.onnx._opset import at_opset, check_target_opset, lowest_opset, one_import_per_domain
 from toolkit.onnx._pipeline import is_toolkit, pipeline_graph
-from toolkit.onnx._precision import accuracy_budget_of, at_precision, check_precision
+from toolkit.onnx._precision import FLOAT16_TOLERANCE, accuracy_budget_of, at_precision, check_precision
 from toolkit.onnx._torch_graph import spec_to_onnx
 from toolkit.serving._format import METADATA_FILE, file_digest, read_metadata
 
@@ -190,7 +190,8 @@ def export(
         activations quantized per batch), ``"float16"`` stores weights and computes in float16 with
         float32 inputs and outputs. The statistical graphs (GaussianMixture, ARForecaster, a DDPM's
         sampler) refuse both, saying why. :func:`validate` then reports what the precision costs
-        against ``accuracy_budget``.
+        against ``accuracy_budget`` (a float16 graph's values against atol = rtol = 1e-2, the
+        tolerance ``model.json`` states for them).
     calibration : array-like or DataFrame, optional
         Rows of X (a few hundred) whose activation ranges calibrate a static (QDQ) int8
         quantization, which quantizes the convolutions too; int8 only.
@@ -246,7 +247,7 @@ def export(
                     "ndim": o.ndim,
                     "exact": o.exact,
                     "kwargs": json_safe(o.kwargs),
-                    "tolerance": o.tolerance,
+                    "tolerance": FLOAT16_TOLERANCE if precision == "float16" and not o.exact else o.tolerance,
                 }
                 for o in graph.outputs
             ],

@@ -66,6 +66,9 @@ def worth_quantizing(model: onnx.ModelProto) -> tuple[list[onnx.NodeProto], list
     return (convolutions if any(large(node) for node in convolutions) else []), products
 
 
+# A float16 graph's values against the float32 estimator's: float16 keeps 11 significant bits
+# (a relative step of 1e-3), and a few layers of sums widen that.
+FLOAT16_TOLERANCE = {"atol": 1e-2, "rtol": 1e-2}
 DEFAULT_BUDGET = {"label_agreement": 0.99, "score_drop": 0.005, "relative_error": 0.02}
 
 

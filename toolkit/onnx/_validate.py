@@ -13,7 +13,7 @@ from sklearn.pipeline import Pipeline
 
 from toolkit._export_spec import OutputSpec, inference_specs
 from toolkit.onnx._files import atomic_write_files, json_bytes
-from toolkit.onnx._precision import accuracy_budget_of
+from toolkit.onnx._precision import FLOAT16_TOLERANCE, accuracy_budget_of
 from toolkit.serving import METADATA_FILE, OnnxModel, read_metadata
 
 DEFAULT_TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
@@ -35,7 +35,8 @@ class OutputCheck:
     reduced-precision export the accuracy budget decides instead: ``agreement`` (the share of
     equal labels) for exact outputs, ``relative_error`` (mean absolute difference over the
     estimator's mean absolute value) for the values of a graph without labels; the values beside
-    labels (probabilities) are reported, the labels and the score decide.
+    labels (probabilities) are reported, the labels and the score decide. A float16 graph's values
+    are held to the float16 tolerance ``model.json`` states (atol = rtol = 1e-2).
     """
 
     name: str
@@ -99,7 +100,7 @@ class ValidationReport:
                 detail = f"{c.agreement:.2%} of labels agree ({c.mismatches} differ)"
             elif c.exact:
                 detail = f"{c.mismatches} mismatches"
-            elif self.budget:
+            elif self.budget and self.precision != "float16":
                 detail = f"max abs {c.max_abs_error:.3g}, mean abs {c.mean_abs_error:.3g}" + (
                     f", relative {c.relative_error:.3g}" if c.relative_error is not None else ""
                 )
@@ -152,10 +153,15 @@ def compare(name: str, method: str, exact: bool, got: np.ndarray, want: np.ndarr
     )
 
 
-def within_budget(check: OutputCheck, want: np.ndarray, budget: dict, graph_has_labels: bool) -> OutputCheck:
-    """The check of a reduced-precision output judged by the accuracy budget (see OutputCheck)."""
+def within_budget(
+    check: OutputCheck, want: np.ndarray, budget: dict, graph_has_labels: bool, precision: str
+) -> OutputCheck:
+    """The check of a reduced-precision output judged by the accuracy budget (see OutputCheck);
+    a float16 graph's values keep their check against the float16 tolerance."""
     if check.exact:
         return replace(check, passed=check.agreement >= budget["label_agreement"])
+    if precision == "float16":
+        return check
     if graph_has_labels:
         return replace(check, passed=True)
     scale = float(np.nanmean(np.abs(np.asarray(want, dtype=np.float64)))) if np.size(want) else 0.0
@@ -337,6 +343,7 @@ def validate(
             tolerance = {
                 **PROVIDER_TOLERANCE.get(model.provider, DEFAULT_TOLERANCE),
                 **(output.tolerance or {}),
+                **(FLOAT16_TOLERANCE if precision == "float16" else {}),
                 **(tolerances or {}).get(key, {}),
             }
             checks, scores = [], []
@@ -348,7 +355,9 @@ def validate(
                     ]
                 )
                 result = compare(name, output.method_name, output.exact, got, want, tolerance)
-                checks.append(result if budget is None else within_budget(result, want, budget, has_labels))
+                if budget is not None:
+                    result = within_budget(result, want, budget, has_labels, precision)
+                checks.append(result)
                 if budget is not None and y is not None and check.reads_x and output.method_name == "predict":
                     scores.append(score_of(y, got[: len(y)], output.exact))
             report.outputs[key] = max(checks, key=lambda c: (not c.passed, c.mismatches, c.max_abs_error))
