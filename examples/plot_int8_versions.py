@@ -10,6 +10,7 @@ probabilities moved, and the score with and without it. ``toolkit serve`` then s
 exports as versions 1 and 2 of one model (Triton's layout), so they can be compared live.
 """
 
+import atexit
 import socket
 import subprocess
 import sys
@@ -64,14 +65,23 @@ def free_port() -> int:
 
 
 port = free_port()
-server = subprocess.Popen([sys.executable, "-m", "toolkit.cli", "serve", str(root), "--port", str(port), "--quiet"])
+server = subprocess.Popen(
+    [sys.executable, "-m", "toolkit.cli", "serve", str(root), "--port", str(port), "--quiet"],
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+)
+atexit.register(server.terminate)  # stopped however this script ends
 client = triton_http.InferenceServerClient(f"127.0.0.1:{port}")
-for _ in range(300):
+deadline = time.monotonic() + 120
+while True:
     try:
         if client.is_model_ready("digits"):
             break
     except Exception:  # not listening yet
-        time.sleep(0.1)
+        pass
+    if server.poll() is not None or time.monotonic() > deadline:
+        raise RuntimeError("toolkit serve did not come up")
+    time.sleep(0.2)
 rows = triton_http.InferInput("X", [10, 64], "FP32")
 rows.set_data_from_numpy(X_test[:10])
 answers = {}

@@ -10,6 +10,7 @@ missing values too. ``toolkit serve`` then answers the Open Inference Protocol (
 gRPC, so NVIDIA's ``tritonclient`` works unchanged, and takes DataFrame records at ``/predict``.
 """
 
+import atexit
 import socket
 import subprocess
 import sys
@@ -68,15 +69,22 @@ def free_port() -> int:
 http_port, grpc_port = free_port(), free_port()
 server = subprocess.Popen(
     [sys.executable, "-m", "toolkit.cli", "serve", str(root), "--port", str(http_port), "--grpc-port", str(grpc_port)]
-    + ["--quiet"]
+    + ["--quiet"],
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
 )
+atexit.register(server.terminate)  # stopped however this script ends
 client = triton_http.InferenceServerClient(f"127.0.0.1:{http_port}")
-for _ in range(300):
+deadline = time.monotonic() + 120
+while True:
     try:
         if client.is_model_ready("people"):
             break
     except Exception:  # not listening yet
-        time.sleep(0.1)
+        pass
+    if server.poll() is not None or time.monotonic() > deadline:
+        raise RuntimeError("toolkit serve did not come up")
+    time.sleep(0.2)
 metadata = client.get_model_metadata("people")
 print([(tensor["name"], tensor["datatype"], tensor["shape"]) for tensor in metadata["inputs"]])
 

@@ -12,6 +12,8 @@ are converted by skl2onnx at the target opset directly.
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import onnx
 import onnx.version_converter
 from onnx import helper
@@ -63,14 +65,15 @@ def check_target_opset(target_opset, lowest: int, owner: str) -> int:
     integer between ``lowest`` and :data:`NEWEST_OPSET`; a ValueError naming the limit otherwise."""
     if target_opset is None:
         return max(OPSET, lowest)
-    if isinstance(target_opset, bool) or not isinstance(target_opset, int):
+    if isinstance(target_opset, bool) or not isinstance(target_opset, Integral):
         raise TypeError(f"target_opset must be an integer opset version, got {target_opset!r}")
+    target_opset = int(target_opset)
     if target_opset < lowest:
         raise ValueError(f"{owner} exports at opset {lowest} at the lowest; target_opset={target_opset} is below it")
     if target_opset > NEWEST_OPSET:
         raise ValueError(
-            f"target_opset={target_opset} is above opset {NEWEST_OPSET}, the newest that toolkit's exports "
-            "are tested at"
+            f"target_opset={target_opset} is above opset {NEWEST_OPSET}, the newest that this onnx "
+            f"({onnx.__version__}) writes and toolkit's exports are tested at"
         )
     return target_opset
 

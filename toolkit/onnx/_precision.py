@@ -92,6 +92,8 @@ def check_precision(precision: str, calibration, reasons: list[str], owner: str)
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     if calibration is not None and precision != "int8":
         raise ValueError(f"calibration rows are for static int8 quantization; precision is {precision!r}")
+    if calibration is not None and len(calibration) == 0:
+        raise ValueError("calibration has no rows; give a few hundred rows of X")
     if precision != "float32" and reasons:
         raise ValueError(f"{owner} cannot be exported at {precision}: {reasons[0]}")
 
