@@ -22,6 +22,9 @@ import toolkit
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
+# One build, in one xdist worker: the build writes into the documentation's sources (the API pages,
+# the gallery), so two workers building at once would trip over each other (``--dist loadgroup``).
+pytestmark = pytest.mark.xdist_group("docs")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PUBLIC_MODULES = (
     "toolkit",
