@@ -274,7 +274,11 @@ def test_models_answer_over_grpc_as_over_http(servers, repository):
 
 def test_concurrent_calls_on_one_channel_are_batched_and_each_gets_its_own_answer(servers):
     """grpc.aio hands the server one call per turn of its loop; calls in flight together still
-    meet in the batcher (they wait on a thread's run, about 5 ms here), and batching changes no answer."""
+    meet in the batcher (they wait on a thread's run, about 5 ms here), and batching changes no answer.
+
+    Whether 48 calls sent at once are in flight together depends on the client thread keeping up;
+    on a loaded machine one burst (in one CI run of four) arrived one call at a time and ran as 48
+    batches. So up to three bursts are sent, and one must batch."""
     http, client, _ = servers
     rows = np.random.default_rng(0).normal(size=(48, 4096)).astype(np.float32)
     expected = http_outputs(http_infer(http, "slow", {"x": ("FP32", rows)}), np.float32)["y"][1]
@@ -283,24 +287,33 @@ def test_concurrent_calls_on_one_channel_are_batched_and_each_gets_its_own_answe
         text = http.get("/metrics").text
         return tuple(metric(text, f'toolkit_batch_requests_{part}{{model="slow"}}', 0.0) for part in ("count", "sum"))
 
-    before = batches()
-    answers, done = {}, threading.Event()
+    def burst() -> tuple[float, float]:
+        """(batches, requests) of 48 one-row calls sent at once, each answer checked."""
+        before = batches()
+        answers, done = {}, threading.Event()
 
-    def answered(index, result, error):
-        answers[index] = error or result.as_numpy("y")
-        if len(answers) == len(rows):
-            done.set()
+        def answered(index, result, error):
+            answers[index] = error or result.as_numpy("y")
+            if len(answers) == len(rows):
+                done.set()
 
-    for index in range(len(rows)):
-        call = functools.partial(answered, index)
-        client.async_infer("slow", grpc_inputs({"x": ("FP32", rows[index : index + 1])}), callback=call)
-    assert done.wait(60), f"{len(answers)} of {len(rows)} calls answered"
-    for index in range(len(rows)):
-        np.testing.assert_array_equal(answers[index], expected[index : index + 1])
-    after = batches()
-    n_batches, n_requests = after[0] - before[0], after[1] - before[1]
-    # one call at a time each would run alone, as all 48 did before calls in flight were told to wait
-    assert n_requests == len(rows) and n_batches < n_requests, (n_batches, n_requests)
+        for index in range(len(rows)):
+            call = functools.partial(answered, index)
+            client.async_infer("slow", grpc_inputs({"x": ("FP32", rows[index : index + 1])}), callback=call)
+        assert done.wait(60), f"{len(answers)} of {len(rows)} calls answered"
+        for index in range(len(rows)):
+            np.testing.assert_array_equal(answers[index], expected[index : index + 1])
+        after = batches()
+        return after[0] - before[0], after[1] - before[1]
+
+    seen = []
+    for _ in range(3):
+        n_batches, n_requests = burst()
+        assert n_requests == len(rows), n_requests
+        seen.append(n_batches)
+        if n_batches < n_requests:
+            break
+    assert min(seen) < len(rows), seen
 
 
 def test_bad_requests_get_status_codes_with_the_messages_http_gives(servers, repository):
