@@ -108,13 +108,31 @@ def test_float16_nets_keep_float32_inputs_and_outputs_and_validate(name, tmp_pat
     assert report.passed, report
 
 
-def test_int8_of_a_net_with_no_large_product_is_its_float32_graph_and_says_so(tmp_path):
-    small = SMALL["RNNClassifier"]
-    model = small.make().fit(*small.fit_data())
+def test_int8_vae_reports_each_graphs_values_against_the_relative_error_budget(digits, tmp_path):
+    """A VAE's graphs have no labels: each value output is judged by its mean difference relative
+    to the estimator's mean absolute value (its 512-wide layers are quantized, in both graphs)."""
+    from toolkit.generative import VAE
+
+    X, X_test, _, _ = digits
+    model = VAE(2, hidden=(512,), max_epochs=5, random_state=0).fit(X)
+    result = export(model, tmp_path, precision="int8")
+    assert all(entry["reduction"]["quantized_nodes"] for entry in result.metadata["graphs"].values())
+    report = validate(model, tmp_path, X_test, raise_on_failure=False)
+    assert set(report.outputs) == {"encoder.mean", "encoder.log_var", "decoder.reconstruction"}
+    for check in report.outputs.values():
+        assert 0 < check.relative_error and check.passed == (check.relative_error <= 0.02)
+    assert report.passed == all(check.relative_error <= 0.02 for check in report.outputs.values())
+
+
+@pytest.mark.parametrize("name", ["RNNClassifier", "CaptionGenerator"])
+def test_int8_of_a_net_with_no_large_product_is_its_float32_graph_and_says_so(name, tmp_path):
+    small = SMALL[name]
+    data = small.fit_data()
+    model = small.make().fit(*data)
     with pytest.warns(UserWarning, match=f"no MatMul / Gemm node has {MIN_QUANTIZED_WEIGHTS} weights"):
         result = export(model, tmp_path, precision="int8")
-    assert result.metadata["graphs"]["model"]["reduction"]["quantized_nodes"] == []
-    assert validate(model, tmp_path, small.fit_data()[0]).passed
+    assert all(entry["reduction"]["quantized_nodes"] == [] for entry in result.metadata["graphs"].values())
+    assert validate(model, tmp_path, small.rows(model, data)).passed
 
 
 @pytest.mark.parametrize(
