@@ -78,13 +78,18 @@ def check_target_opset(target_opset, lowest: int, owner: str) -> int:
     return target_opset
 
 
+def subgraphs(graph: onnx.GraphProto):
+    """The bodies of a graph's Loop / Scan / If nodes (one level down)."""
+    for node in graph.node:
+        for attribute in node.attribute:
+            yield from [attribute.g] if attribute.HasField("g") else attribute.graphs
+
+
 def graph_nodes(graph: onnx.GraphProto):
     """Every node of a graph, those of its Loop / Scan / If bodies included."""
-    for node in graph.node:
-        yield node
-        for attribute in node.attribute:
-            for body in [attribute.g] if attribute.HasField("g") else attribute.graphs:
-                yield from graph_nodes(body)
+    yield from graph.node
+    for body in subgraphs(graph):
+        yield from graph_nodes(body)
 
 
 def _without_reduce_default(model: onnx.ModelProto) -> onnx.ModelProto:

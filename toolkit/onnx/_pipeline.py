@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from toolkit._export_spec import InferenceSpec, OutputSpec, SupportsOnnxExport, inference_specs
 from toolkit.onnx._missing_values import missing_value_inputs
-from toolkit.onnx._opset import at_opset, check_target_opset, lowest_opset, ml_opset
+from toolkit.onnx._opset import at_opset, check_target_opset, graph_nodes, lowest_opset, ml_opset, subgraphs
 from toolkit.onnx._torch_graph import spec_to_onnx
 
 # skl2onnx's output names and the Pipeline methods they equal.
@@ -160,19 +160,9 @@ def _prefixed(model: onnx.ModelProto, prefix: str) -> onnx.ModelProto:
     outer = {init.name for init in model.graph.initializer}
     model = onnx.compose.add_prefix(model, prefix, rename_inputs=True, rename_outputs=False)
 
-    def bodies(graph: onnx.GraphProto):
-        for node in graph.node:
-            for attribute in node.attribute:
-                yield from [attribute.g] if attribute.HasField("g") else attribute.graphs
-
-    def rename_in(body: onnx.GraphProto) -> None:
-        for node in body.node:
+    for body in subgraphs(model.graph):
+        for node in graph_nodes(body):
             node.input[:] = [prefix + name if name in outer else name for name in node.input]
-        for inner in bodies(body):
-            rename_in(inner)
-
-    for body in bodies(model.graph):
-        rename_in(body)
     return model
 
 

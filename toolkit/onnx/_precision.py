@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from toolkit.onnx._opset import graph_nodes
+from toolkit.onnx._opset import graph_nodes, subgraphs
 
 PRECISIONS = ("float32", "int8", "float16")
 DYNAMIC_OPS = ["MatMul", "Gemm"]
@@ -40,11 +40,10 @@ MIN_QUANTIZED_WEIGHTS = 32768
 
 
 def _initializers(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    """A graph's constants by name, those of its Loop / Scan / If bodies included."""
     found = {tensor.name: tensor for tensor in graph.initializer}
-    for node in graph.node:
-        for attribute in node.attribute:
-            for body in [attribute.g] if attribute.HasField("g") else attribute.graphs:
-                found |= _initializers(body)
+    for body in subgraphs(graph):
+        found |= _initializers(body)
     return found
 
 
