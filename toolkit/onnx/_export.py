@@ -52,10 +52,9 @@ class Graph:
     outputs: list
 
 
-def estimator_graphs(estimator, options: dict, target_opset: int | None) -> list[Graph]:
-    """The graphs of a toolkit estimator: torch exports, or built from the ones before (at
-    toolkit's opset), each converted to ``target_opset``."""
-    specs = inference_specs(estimator, options)
+def estimator_graphs(estimator, specs: list[InferenceSpec], target_opset: int | None) -> list[Graph]:
+    """The graphs of a toolkit estimator's ``specs``: torch exports, or built from the ones before
+    (at toolkit's opset), each converted to ``target_opset``."""
     opset = check_target_opset(target_opset, lowest_opset(specs), type(estimator).__name__)
     built: dict[str, onnx.ModelProto] = {}
     graphs = []
@@ -127,13 +126,11 @@ def _previous_graph_files(folder: Path) -> set[str]:
         return set()
 
 
-def full_precision_reasons(estimator, options: dict) -> list[str]:
-    """Why the graphs of an estimator (or of a Pipeline's toolkit steps) must keep their dtype's
-    arithmetic: each spec's ``full_precision``."""
-    if isinstance(estimator, Pipeline):
+def full_precision_reasons(estimator, specs: list[InferenceSpec] | None) -> list[str]:
+    """Why the graphs of an estimator (its ``specs``), or of a Pipeline's toolkit steps (``specs``
+    None), must keep their dtype's arithmetic: each spec's ``full_precision``."""
+    if specs is None:
         specs = [spec for _, step in estimator.steps if is_toolkit(step) for spec in inference_specs(step, {})]
-    else:
-        specs = inference_specs(estimator, options)
     return [spec.full_precision for spec in specs if spec.full_precision]
 
 
@@ -212,12 +209,13 @@ def export(
     folder = Path(folder)
     check_is_fitted(estimator)
     owner = type(estimator).__name__
-    check_precision(precision, calibration, full_precision_reasons(estimator, options), owner)
+    specs = None if isinstance(estimator, Pipeline) else inference_specs(estimator, options)
+    check_precision(precision, calibration, full_precision_reasons(estimator, specs), owner)
     budget = accuracy_budget_of(accuracy_budget) if precision != "float32" else None
     graphs = (
         pipeline_graphs(estimator, options, target_opset)
-        if isinstance(estimator, Pipeline)
-        else estimator_graphs(estimator, options, target_opset)
+        if specs is None
+        else estimator_graphs(estimator, specs, target_opset)
     )
     entries: dict[str, dict] = {}
     files: dict[str, bytes] = {}
