@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.serving._batching import Batcher
+from toolkit.serving._fast_path import input_plans
 from toolkit.serving._format import GRAPH_FILE, graph_folder, marker, read_metadata
 from toolkit.serving._model import OnnxModel
 from toolkit.serving._shared_state import SharedState
@@ -60,6 +61,12 @@ class ServedModel:
     def output_index(self) -> dict[str, int]:
         """Each output's position among ``output_names``."""
         return {name: position for position, name in enumerate(self.output_names)}
+
+    @cached_property
+    def input_plans(self) -> dict | None:
+        """What JSON requests in the common form must be to feed the graph (None: it has an
+        input the fast path does not take): :func:`~toolkit.serving._fast_path.input_plans`."""
+        return input_plans(self.model.inputs)
 
     @property
     def batchable(self) -> bool:
