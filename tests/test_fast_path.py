@@ -153,7 +153,8 @@ def test_the_forms_clients_send_take_the_fast_path(label, payload):
     "payload",
     [
         {"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]},  # another width: cast
-        {"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1, 2]}], "outputs": [{"name": "y"}]},
+        {"inputs": [{"name": "X", "shape": [2, 2], "datatype": "FP32", "data": [1, 2]}]},  # a fixed axis of 4
+        {"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [0] * 4}], "outputs": [{"name": "y"}]},
         {"inputs": [{"name": "X", "shape": [6, 4], "datatype": "FP32", "data": [0] * 24}]},  # over max_rows
         {"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4], "parameters": {}}]},
     ],
