@@ -33,6 +33,7 @@ from toolkit.serving._settings import ServerSettings
 from toolkit.serving._shared_state import STATE_VARIABLE, SharedState
 
 JSON = "application/json"
+JSON_BYTES = JSON.encode()
 
 
 class Answer(NamedTuple):
@@ -146,10 +147,11 @@ class V2App:
             return  # nothing to answer
         self.record("infer", name, answer.status, started)
         raw_headers = [
-            (b"content-type", answer.media_type.encode()),
+            (b"content-type", JSON_BYTES if answer.media_type == JSON else answer.media_type.encode()),
             (b"content-length", str(len(answer.content)).encode()),
         ]
-        raw_headers += [(key.lower().encode(), value.encode()) for key, value in (answer.headers or {}).items()]
+        if answer.headers:
+            raw_headers += [(key.lower().encode(), value.encode()) for key, value in answer.headers.items()]
         await send({"type": "http.response.start", "status": answer.status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": answer.content})
 

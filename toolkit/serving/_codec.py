@@ -311,7 +311,7 @@ def encode_tensor(name: str, value: np.ndarray) -> dict:
     return {
         "name": name,
         "datatype": datatype,
-        "shape": list(value.shape),
+        "shape": value.shape,  # orjson writes a tuple as an array
         "data": [str(v) for v in flat.tolist()] if datatype == "BYTES" else np.ascontiguousarray(flat),
     }
 
