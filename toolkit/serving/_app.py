@@ -34,6 +34,7 @@ from toolkit.serving._shared_state import STATE_VARIABLE, SharedState
 
 JSON = "application/json"
 JSON_BYTES = JSON.encode()
+BINARY_HEADER_BYTES = BINARY_HEADER.encode()  # ASGI headers are bytes, lower-case
 
 
 class Answer(NamedTuple):
@@ -138,7 +139,7 @@ class V2App:
         try:
             declared = headers.get(b"content-length")
             body = await read_body(receive, declared.decode() if declared else None, self.settings.max_body_bytes)
-            binary = headers.get(BINARY_HEADER.encode())
+            binary = headers.get(BINARY_HEADER_BYTES)
             payload = parse_request(body, None if binary is None else binary.decode())
             answer = self._encode(await self.dataplane.infer(name, version, payload), payload)
         except RequestError as error:
