@@ -38,7 +38,7 @@ class QueueFull(Exception):
     """The model's batching queue holds ``max_queue_size`` requests already."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Pending:
     feed: dict[str, np.ndarray]
     rows: int

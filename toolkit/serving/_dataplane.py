@@ -150,8 +150,16 @@ class DataPlane:
         transport that hands the loop one call per turn are in flight (Batcher.submit)."""
         served = self.lookup(name, version)
         feed, names = self._feed(served, payload, typed)
-        if served.batcher is not None:
-            outputs = await self._run_batched(served, feed, names, concurrent)
+        if served.batcher is not None:  # stacked with other checked requests into one run
+            try:
+                outputs = await served.batcher.submit(feed, concurrent=concurrent)
+            except QueueFull as error:
+                message = f"model {served.name!r} is busy: {error}; retry shortly"
+                raise RequestError(503, message, retry_after=1) from None
+            except Exception as error:  # onnxruntime refused it (a refused batch is rerun request by request)
+                raise RequestError(400, f"the model could not run on these inputs: {error}") from None
+            if names is not served.output_names:  # the outputs requested, of all the graph's
+                outputs = [outputs[served.output_index[name]] for name in names]
         elif sum(value.size for value in feed.values()) <= INLINE_ELEMENTS:
             outputs = run_graph(served, feed, names)
         else:
@@ -209,19 +217,6 @@ class DataPlane:
             kinds = "".join(f"; {n!r} is a {other[n]}, which the protocol cannot carry" for n in wrong if n in other)
             raise RequestError(400, f"outputs {wrong} are not among the model's {available}{kinds}")
         return feed, names
-
-    @staticmethod
-    async def _run_batched(
-        served: ServedModel, feed: dict[str, np.ndarray], names: list[str], concurrent: bool
-    ) -> list[np.ndarray]:
-        """The request's outputs from its model's batcher: run stacked with other checked requests."""
-        try:
-            outputs = await served.batcher.submit(feed, concurrent=concurrent)
-        except QueueFull as error:
-            raise RequestError(503, f"model {served.name!r} is busy: {error}; retry shortly", retry_after=1) from None
-        except Exception as error:  # onnxruntime refused this request (a refused batch is rerun request by request)
-            raise RequestError(400, f"the model could not run on these inputs: {error}") from None
-        return [outputs[served.output_index[name]] for name in names]
 
     async def predict_records(self, name: str, payload: dict) -> dict:
         """``{"records": [{column: value}]}`` through a model of named columns: every output."""
