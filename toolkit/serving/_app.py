@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from toolkit.serving._codec import BINARY_HEADER, binary_outputs, infer_answer, json_bytes, parse_body
-from toolkit.serving._dataplane import DataPlane, Inference, RequestError
+from toolkit.serving._codec import BINARY_HEADER, binary_outputs, infer_answer, json_bytes
+from toolkit.serving._dataplane import DataPlane, Inference, RequestError, parse_request
 from toolkit.serving._metrics import Metrics
 from toolkit.serving._repository import ModelRepository, ServedModel
 from toolkit.serving._settings import ServerSettings
@@ -74,14 +74,6 @@ async def read_body(receive, declared: str | None, limit: int) -> bytearray:
             raise RequestError(413, f"request body is over this server's limit of {limit} bytes")
         if not message.get("more_body", False):
             return body
-
-
-def parse_request(body: bytearray, binary_header: str | None) -> dict:
-    """The body as the protocol's JSON object; its problems are 400s."""
-    try:
-        return parse_body(body, binary_header)
-    except ValueError as error:
-        raise RequestError(400, str(error)) from None
 
 
 class V2App:
@@ -140,8 +132,10 @@ class V2App:
             declared = headers.get(b"content-length")
             body = await read_body(receive, declared.decode() if declared else None, self.settings.max_body_bytes)
             binary = headers.get(BINARY_HEADER_BYTES)
-            payload = parse_request(body, None if binary is None else binary.decode())
-            answer = self._encode(await self.dataplane.infer(name, version, payload), payload)
+            inference, payload = await self.dataplane.infer_json(
+                name, version, body, None if binary is None else binary.decode()
+            )
+            answer = self._encode(inference, payload)
         except RequestError as error:
             answer = error_answer(error)
         except ClientGone:

@@ -19,8 +19,7 @@ import pandas as pd
 
 from toolkit._version import __version__
 from toolkit.serving._batching import INLINE_ELEMENTS, QueueFull
-from toolkit.serving._codec import decode_tensor, request_problem
-from toolkit.serving._fast_path import fast_feed
+from toolkit.serving._codec import decode_tensor, parse_body, request_problem
 from toolkit.serving._model import column_mismatch
 from toolkit.serving._repository import ModelRepository, ServedModel
 from toolkit.serving._settings import ServerSettings
@@ -36,6 +35,14 @@ class RequestError(Exception):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+
+def parse_request(body: bytes | bytearray, binary_header: str | None) -> dict:
+    """A request body as the protocol's JSON object; its problems are 400s."""
+    try:
+        return parse_body(body, binary_header)
+    except ValueError as error:
+        raise RequestError(400, str(error)) from None
 
 
 @dataclass(slots=True)
@@ -150,6 +157,34 @@ class DataPlane:
         transport that hands the loop one call per turn are in flight (Batcher.submit)."""
         served = self.lookup(name, version)
         feed, names = self._feed(served, payload, typed)
+        return await self._run(served, feed, names, payload.get("id"), concurrent)
+
+    async def infer_json(
+        self, name: str, version: str | None, body: bytes | bytearray, binary_header: str | None = None
+    ) -> tuple[Inference, dict]:
+        """(inference, the request's JSON object) of a JSON request body: decoded by the model's
+        fast path (:mod:`toolkit.serving._fast_path`) when it takes it, else parsed and each field
+        checked in turn (``binary_header``: Triton's binary tensor extension, which takes the
+        latter way). A malformed body is named before an unknown model, as it always was."""
+        try:
+            served = self.lookup(name, version)
+        except RequestError:
+            parse_request(body, binary_header)
+            raise
+        fast = None if binary_header is not None else served.fast_path
+        decoded = None if fast is None else fast.decode(body, self.settings.max_rows)
+        if decoded is None:
+            payload = parse_request(body, binary_header)
+            feed, names = self._feed(served, payload)
+            return await self._run(served, feed, names, payload.get("id")), payload
+        feed, request_id = decoded
+        return await self._run(served, feed, served.output_names, request_id), {}
+
+    async def _run(
+        self, served: ServedModel, feed: dict, names: list[str], request_id: str | None, concurrent: bool = False
+    ) -> Inference:
+        """Run a checked feed (batched when the model batches) and name the answer's ``request_id``
+        (one of the server's when the request gave none)."""
         if served.batcher is not None:  # stacked with other checked requests into one run
             try:
                 outputs = await served.batcher.submit(feed, concurrent=concurrent)
@@ -164,24 +199,13 @@ class DataPlane:
             outputs = run_graph(served, feed, names)
         else:
             outputs = await asyncio.to_thread(run_graph, served, feed, names)
-        request_id = payload["id"] if "id" in payload else f"{self._id_prefix}-{next(self._counter)}"
+        if request_id is None:
+            request_id = f"{self._id_prefix}-{next(self._counter)}"
         return Inference(served.name, served.version, request_id, names, outputs)
 
     def _feed(self, served: ServedModel, payload: dict, typed: bool = False) -> tuple[dict, list[str]]:
-        """(feed for the graph, output names) from an inference request: the fast path's when it
-        takes the request (JSON in the common form), else each field checked in turn."""
-        plans = None if typed else served.input_plans
-        if plans is not None:
-            try:
-                feed = fast_feed(plans, payload, self.settings.max_rows)
-            except ValueError as error:
-                raise RequestError(400, str(error)) from None
-            if feed is not None:
-                return feed, served.output_names
-        return self._checked_feed(served, payload, typed)
-
-    def _checked_feed(self, served: ServedModel, payload: dict, typed: bool = False) -> tuple[dict, list[str]]:
-        """(feed, output names) with every field checked in turn, naming the first problem."""
+        """(feed for the graph, output names) from an inference request, each field checked in
+        turn, naming the first problem."""
         problem = None if typed else request_problem(payload)
         if problem:
             raise RequestError(400, problem)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.serving._batching import Batcher
-from toolkit.serving._fast_path import input_plans
+from toolkit.serving._fast_path import FastPath
 from toolkit.serving._format import GRAPH_FILE, graph_folder, marker, read_metadata
 from toolkit.serving._model import OnnxModel
 from toolkit.serving._shared_state import SharedState
@@ -63,10 +63,10 @@ class ServedModel:
         return {name: position for position, name in enumerate(self.output_names)}
 
     @cached_property
-    def input_plans(self) -> dict | None:
-        """What JSON requests in the common form must be to feed the graph (None: it has an
-        input the fast path does not take): :func:`~toolkit.serving._fast_path.input_plans`."""
-        return input_plans(self.model.inputs)
+    def fast_path(self) -> FastPath | None:
+        """The decoder of JSON requests in the common form (None: the graph has an input it does
+        not take): :class:`~toolkit.serving._fast_path.FastPath`."""
+        return FastPath.of(self.model.inputs)
 
     @property
     def batchable(self) -> bool:
