@@ -17,7 +17,7 @@ thorough way takes too and decodes to the same arrays (tested on generated reque
 
 Why msgspec and not orjson with checks of our own: the checks are what cost (a set of the element
 types, a sum of magnitudes, the fields' types), and msgspec does them during the parse: a one-row
-request decodes in ~3.5 us instead of ~6.
+digits request decodes in ~4 us instead of ~10.6 (~6 with orjson and the same checks in Python).
 """
 
 from __future__ import annotations
