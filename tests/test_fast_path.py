@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from toolkit.serving._codec import binary_outputs
 from toolkit.serving._dataplane import DataPlane, RequestError, parse_request
 from toolkit.serving._fast_path import FastPath
 from toolkit.serving._settings import ServerSettings
-from toolkit.serving._tensor_types import BY_NAME
+from toolkit.serving._tensor_types import BY_DATATYPE, BY_NAME
 
 MODELS = {
     "one float input": [{"name": "X", "dtype": "float32", "shape": [None, 4]}],
@@ -37,23 +38,28 @@ def served(specs: list[dict]) -> SimpleNamespace:
 PLANE = DataPlane(None, ServerSettings(max_rows=MAX_ROWS))
 
 
-def thorough(specs: list[dict], body: bytes):
-    """("ok", {name: (dtype, shape, bytes)}, id) or ("error", status, message) of the thorough way."""
+def arrays(feed: dict) -> dict:
+    return {name: (value.dtype, value.shape, value.tobytes()) for name, value in feed.items()}
+
+
+def thorough(specs: list[dict], body: bytes, header: str | None = None):
+    """("ok", arrays, id, the outputs answered as binary) or ("error", status, message) of the
+    thorough way."""
     try:
-        payload = parse_request(body, None)
+        payload = parse_request(body, header)
         feed, _ = PLANE._feed(served(specs), payload)
     except RequestError as error:
         return "error", error.status, str(error)
-    return "ok", {name: (value.dtype, value.shape, value.tobytes()) for name, value in feed.items()}, payload.get("id")
+    return "ok", arrays(feed), payload.get("id"), binary_outputs(payload, ["y"])
 
 
-def fast(specs: list[dict], body: bytes):
+def fast(specs: list[dict], body: bytes, header: str | None = None):
     """The fast path's decoding as ``thorough`` writes it, or None where it leaves the request."""
-    decoded = FastPath.of(specs).decode(body, MAX_ROWS)
+    decoded = FastPath.of(specs).decode(body, MAX_ROWS, header)
     if decoded is None:
         return None
-    feed, request_id = decoded
-    return "ok", {name: (value.dtype, value.shape, value.tobytes()) for name, value in feed.items()}, request_id
+    feed, fields = decoded
+    return "ok", arrays(feed), fields.get("id"), binary_outputs(fields, ["y"])
 
 
 NUMBERS = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=32), st.integers(-300, 300))
@@ -113,8 +119,46 @@ def request(draw, specs: list[dict]) -> dict:
     inputs = [draw(tensor(spec)) for spec in specs]
     if sometimes(draw):
         inputs = draw(st.sampled_from([inputs[:-1], inputs + inputs[:1], inputs[::-1], "x", []]))
-    extra = draw(st.sampled_from([{"id": 7}, {"outputs": [{"name": "y"}]}, {"parameters": {}}, {"id": "r-1"}]))
+    extra = draw(
+        st.sampled_from(
+            [
+                {"id": 7},
+                {"outputs": [{"name": "y"}]},
+                {"parameters": {}},
+                {"parameters": {"binary_data_output": True}},
+                {"parameters": {"binary_data_output": 1}},
+                {"parameters": {"binary_data_output": False, "priority": 1}},
+                {"id": "r-1"},
+            ]
+        )
+    )
     return {"inputs": inputs} | (extra if sometimes(draw) else {})
+
+
+@st.composite
+def binary_request(draw, specs: list[dict]) -> tuple[bytes, str]:
+    """(body, Inference-Header-Content-Length) with Triton's binary tensor extension, as
+    tritonclient.http sends it: each input's values as little-endian bytes of its datatype after
+    the JSON; or wrong in the JSON, the sizes, the bytes or the header."""
+    payload = draw(request(specs))
+    tails = []
+    for tensor in payload["inputs"] if isinstance(payload["inputs"], list) else []:
+        if not isinstance(tensor, dict) or "data" not in tensor or sometimes(draw):
+            continue  # stays JSON
+        data, kind = tensor.pop("data"), BY_DATATYPE.get(tensor.get("datatype"), None)
+        try:
+            with np.errstate(all="ignore"):
+                raw = np.array(data, dtype=kind.little_endian).tobytes()
+        except (AttributeError, TypeError, ValueError, OverflowError):  # not numbers of a numeric datatype
+            raw = draw(st.binary(max_size=24))
+        if sometimes(draw):
+            raw = draw(st.binary(max_size=24))  # NaN, infinity, sizes that do not fit
+        size = len(raw) + draw(st.sampled_from([-1, 1])) if sometimes(draw) else len(raw)
+        tensor["parameters"] = {"binary_data_size": size}
+        tails.append(raw)
+    header = orjson.dumps(payload)
+    body = header + b"".join(tails) + (b"\0" if sometimes(draw) else b"")
+    return body, draw(st.sampled_from([str(len(header) + 1), "x", "-1"])) if sometimes(draw) else str(len(header))
 
 
 @pytest.mark.parametrize("label", list(MODELS))
@@ -128,6 +172,30 @@ def test_what_the_fast_path_takes_is_decoded_as_the_thorough_way_decodes_it(labe
     taken = fast(specs, body)
     if taken is not None:
         assert taken == thorough(specs, body)
+
+
+@pytest.mark.parametrize("label", list(MODELS))
+@settings(
+    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(data=st.data())
+def test_what_the_fast_path_takes_in_binary_is_decoded_as_the_thorough_way_decodes_it(label, data):
+    specs = MODELS[label]
+    body, header = data.draw(binary_request(specs))
+    taken = fast(specs, body, header)
+    if taken is not None:
+        assert taken == thorough(specs, body, header)
+
+
+def test_what_tritonclient_http_sends_by_default_takes_the_fast_path():
+    """Binary inputs, binary outputs asked for: its body for a float32 [1, 4] input, byte for byte."""
+    values = np.array([[0.5, -1.0, 3.25, 7.0]], dtype=np.float32)
+    header = b'{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":16}}],'
+    header += b'"parameters":{"binary_data_output":true}}'
+    body = header + values.tobytes()
+    taken = fast(MODELS["one float input"], body, str(len(header)))
+    assert taken is not None and taken == thorough(MODELS["one float input"], body, str(len(header)))
+    assert taken[1]["X"][2] == values.tobytes() and taken[3] == {"y"}
 
 
 @pytest.mark.parametrize(
@@ -203,5 +271,5 @@ def test_strings_booleans_scalars_uint64_and_no_inputs_have_no_fast_path():
     assert FastPath.of([]) is None
     assert FastPath.of([{"name": "u", "dtype": "uint64", "shape": [None]}]) is None  # beyond msgspec's bounds
     body = {"inputs": [{"name": "X", "shape": [2, 1, 3], "datatype": "FP16", "data": [0.5] * 6}]}
-    feed, request_id = FastPath.of(MODELS["fixed rows"]).decode(orjson.dumps(body), MAX_ROWS)
-    assert feed["X"].dtype == np.float16 and feed["X"].shape == (2, 1, 3) and request_id is None
+    feed, fields = FastPath.of(MODELS["fixed rows"]).decode(orjson.dumps(body), MAX_ROWS)
+    assert feed["X"].dtype == np.float16 and feed["X"].shape == (2, 1, 3) and fields == {}

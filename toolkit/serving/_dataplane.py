@@ -162,23 +162,24 @@ class DataPlane:
     async def infer_json(
         self, name: str, version: str | None, body: bytes | bytearray, binary_header: str | None = None
     ) -> tuple[Inference, dict]:
-        """(inference, the request's JSON object) of a JSON request body: decoded by the model's
-        fast path (:mod:`toolkit.serving._fast_path`) when it takes it, else parsed and each field
-        checked in turn (``binary_header``: Triton's binary tensor extension, which takes the
-        latter way). A malformed body is named before an unknown model, as it always was."""
+        """(inference, the request's JSON object: what the answer's encoding reads of it) of an
+        HTTP request body, JSON or with Triton's binary tensors after its ``binary_header`` bytes of
+        JSON: decoded by the model's fast path (:mod:`toolkit.serving._fast_path`) when it takes
+        it, else parsed and each field checked in turn. A malformed body is named before an
+        unknown model, as it always was."""
         try:
             served = self.lookup(name, version)
         except RequestError:
             parse_request(body, binary_header)
             raise
-        fast = None if binary_header is not None else served.fast_path
-        decoded = None if fast is None else fast.decode(body, self.settings.max_rows)
+        fast = served.fast_path
+        decoded = None if fast is None else fast.decode(body, self.settings.max_rows, binary_header)
         if decoded is None:
             payload = parse_request(body, binary_header)
             feed, names = self._feed(served, payload)
             return await self._run(served, feed, names, payload.get("id")), payload
-        feed, request_id = decoded
-        return await self._run(served, feed, served.output_names, request_id), {}
+        feed, fields = decoded
+        return await self._run(served, feed, served.output_names, fields.get("id")), fields
 
     async def _run(
         self, served: ServedModel, feed: dict, names: list[str], request_id: str | None, concurrent: bool = False
