@@ -117,7 +117,9 @@ def servers(repository, tmp_path_factory):
     """(HTTP client, tritonclient.grpc client, a raw stub of tritonclient's generated service)."""
     port = free_port()
     log = tmp_path_factory.mktemp("grpc_server") / "serve.log"
-    process, http = start_server(repository[0], log, "--grpc-port", str(port), "--model-control-mode", "explicit")
+    # calls wait up to 3 ms for others to join their batch: see the batching test
+    options = ("--grpc-port", str(port), "--model-control-mode", "explicit", "--max-queue-delay-us", "3000")
+    process, http = start_server(repository[0], log, *options)
     client = triton_grpc.InferenceServerClient(f"127.0.0.1:{port}")
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     yield http, client, service_pb2_grpc.GRPCInferenceServiceStub(channel)
@@ -273,13 +275,16 @@ def test_models_answer_over_grpc_as_over_http(servers, repository):
 
 
 def test_concurrent_calls_on_one_channel_are_batched_and_each_gets_its_own_answer(servers):
-    """grpc.aio hands the server one call per turn of its loop; calls in flight together still
-    meet in the batcher (they wait on a thread's run, about 5 ms here), and batching changes no answer.
+    """Calls sent together on one channel meet in the batcher, and batching changes no answer.
 
-    Whether 48 calls sent at once are in flight together depends on the client thread keeping up;
-    on a loaded machine one burst (in one CI run of four) arrived one call at a time and ran as 48
-    batches, and once (beside another worker's server tests) three in a row did. So up to five
-    bursts are sent, and one must batch."""
+    grpc.aio hands the server one call per turn of its loop. With no queue delay (the default)
+    whether calls meet depends on timing: a call that finds others in flight waits for its batch on
+    a thread, and the calls accepted meanwhile join the next; but on a loaded machine (beside
+    another xdist worker's server tests) all 48 calls of five bursts in a row ran one by one, each
+    accepted only after the one before had ended, 50 to 140 us apart: as far apart as a lone
+    client's calls (65 us and up here), so nothing tells them apart. This server waits up to 3 ms
+    for a batch to fill (``--max-queue-delay-us``), far longer than those gaps; the in-flight hint
+    has its own test in test_batching.py. Up to five bursts are sent, and one must batch."""
     http, client, _ = servers
     rows = np.random.default_rng(0).normal(size=(48, 4096)).astype(np.float32)
     expected = http_outputs(http_infer(http, "slow", {"x": ("FP32", rows)}), np.float32)["y"][1]
