@@ -179,7 +179,7 @@ def decode_tensor(spec: dict, request_input: dict, max_rows: int) -> np.ndarray:
     elif expected.family == "bool":
         values = _booleans(data, name)
     else:
-        values = numeric_values(data, name, expected, spec.get("allow_nan", False) and expected.family == "float")
+        values = _numeric(data, name, expected, spec.get("allow_nan", False) and expected.family == "float")
     if values.size != math.prod(shape):
         raise ValueError(f"input {name!r}: shape {shape} holds {math.prod(shape)} values but data has {values.size}")
     if any(fixed is not None and fixed != size for fixed, size in zip(spec["shape"], shape)):
@@ -226,7 +226,7 @@ def _booleans(data: list | np.ndarray, name: str) -> np.ndarray:
     return np.array(flat, dtype=np.bool_)
 
 
-def numeric_values(data: list | np.ndarray, name: str, expected: TensorType, allow_nan: bool = False) -> np.ndarray:
+def _numeric(data: list | np.ndarray, name: str, expected: TensorType, allow_nan: bool = False) -> np.ndarray:
     """The flat values of a numeric input, in the numpy dtype of its ``expected`` type.
 
     JSON data is flattened and its element types looked at once (numbers only; ``null`` too, as a
