@@ -98,8 +98,9 @@ class FastPath:
 
     def __init__(self, specs: list[dict]) -> None:
         self.specs = {spec["name"]: spec for spec in specs}
-        self.json, self.names = _request_decoder(specs, binary=False)
-        self.binary, self.binary_names = _request_decoder(specs, binary=True)
+        self.json, json_names = _request_decoder(specs, binary=False)
+        self.binary, binary_names = _request_decoder(specs, binary=True)
+        self.names = json_names | binary_names  # each tensor struct's input name
 
     @classmethod
     def of(cls, specs: list[dict]) -> FastPath | None:
@@ -129,9 +130,8 @@ class FastPath:
         if len(request.inputs) != len(self.specs):
             return None
         feed, offset = {}, 0
-        names = self.names if tail is None else self.binary_names
         for tensor in request.inputs:
-            name = names[type(tensor)]
+            name = self.names[type(tensor)]
             spec, shape = self.specs[name], tensor.shape
             if name in feed or len(shape) != len(spec["shape"]) or shape[0] > max_rows:
                 return None
