@@ -161,27 +161,22 @@ def binary_request(draw, specs: list[dict]) -> tuple[bytes, str]:
     return body, draw(st.sampled_from([str(len(header) + 1), "x", "-1"])) if sometimes(draw) else str(len(header))
 
 
+# Each form of body, generated for an input signature: (body, Inference-Header-Content-Length).
+FORMS = {
+    "json": lambda specs: request(specs).map(lambda payload: (orjson.dumps(payload), None)),
+    "binary": binary_request,
+}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
 @pytest.mark.parametrize("label", list(MODELS))
 @settings(
     max_examples=400, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 @given(data=st.data())
-def test_what_the_fast_path_takes_is_decoded_as_the_thorough_way_decodes_it(label, data):
+def test_what_the_fast_path_takes_is_decoded_as_the_thorough_way_decodes_it(label, form, data):
     specs = MODELS[label]
-    body = orjson.dumps(data.draw(request(specs)))
-    taken = fast(specs, body)
-    if taken is not None:
-        assert taken == thorough(specs, body)
-
-
-@pytest.mark.parametrize("label", list(MODELS))
-@settings(
-    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
-)
-@given(data=st.data())
-def test_what_the_fast_path_takes_in_binary_is_decoded_as_the_thorough_way_decodes_it(label, data):
-    specs = MODELS[label]
-    body, header = data.draw(binary_request(specs))
+    body, header = data.draw(FORMS[form](specs))
     taken = fast(specs, body, header)
     if taken is not None:
         assert taken == thorough(specs, body, header)
